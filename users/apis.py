@@ -1,0 +1,307 @@
+"""Account endpoints: thin views over ``users.services``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework_simplejwt.views import TokenRefreshView
+
+from users import services
+from users.serializers import (
+    DetailSerializer,
+    EmailInputSerializer,
+    LoginInputSerializer,
+    LoginOutputSerializer,
+    PasswordChangeInputSerializer,
+    PasswordChangeOutputSerializer,
+    PasswordResetConfirmSerializer,
+    ProfileUpdateSerializer,
+    RefreshInputSerializer,
+    RegisteredUserSerializer,
+    RegisterInputSerializer,
+    TokenInputSerializer,
+    TokenPairSerializer,
+    TokenRefreshInputSerializer,
+    UserSerializer,
+)
+from users.throttles import ClientScopedThrottle
+from utils.schema import error_responses
+
+TAG = ["auth"]
+_USER_EXAMPLE = {
+    "id": 7,
+    "username": "ada",
+    "email": "ada@example.com",
+    "first_name": "Ada",
+    "last_name": "Lovelace",
+    "date_joined": "2026-11-21T09:30:00Z",
+    "is_verified": True,
+}
+_TOKENS_EXAMPLE = {"access": "eyJhbGciOiJIUzI1NiIs...", "refresh": "eyJhbGciOiJIUzI1NiIs..."}
+
+
+def _example(name: str, value: dict[str, Any], *, request: bool = False, status_code: int = 200) -> OpenApiExample:
+    if request:
+        return OpenApiExample(name, value=value, request_only=True)
+    return OpenApiExample(name, value=value, response_only=True, status_codes=[str(status_code)])
+
+
+class AnonymousApi(APIView):
+    """Base for the endpoints used before logging in: no auth, throttled per client address."""
+
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+    throttle_classes = [ClientScopedThrottle]
+
+
+class RegisterApi(AnonymousApi):
+    throttle_scope = "register"
+
+    @extend_schema(
+        tags=TAG,
+        summary="Create an account",
+        description="Creates an unverified account and mails a verification link.",
+        request=RegisterInputSerializer,
+        responses={201: RegisteredUserSerializer, **error_responses(400, 429)},
+        examples=[
+            _example(
+                "Register",
+                {"username": "ada", "email": "ada@example.com", "password": "c0rrect-horse-battery"},
+                request=True,
+            ),
+            _example("Created", {k: _USER_EXAMPLE[k] for k in ("id", "username", "email", "date_joined")}
+                     | {"is_verified": False}, status_code=201),
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = RegisterInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = services.user_register(**serializer.validated_data)
+        return Response(RegisteredUserSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class VerifyEmailApi(AnonymousApi):
+    throttle_scope = "account_token"
+
+    @extend_schema(
+        tags=TAG,
+        summary="Verify an email address with the mailed token",
+        request=TokenInputSerializer,
+        responses={200: UserSerializer, **error_responses(400, 429)},
+        examples=[_example("Token", {"token": "q8Xk...Zs"}, request=True), _example("Verified", _USER_EXAMPLE)],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = TokenInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = services.email_verify(raw_token=serializer.validated_data["token"])
+        return Response(UserSerializer(user).data)
+
+
+class VerifyEmailLinkApi(AnonymousApi):
+    """The link in the email: opening it (GET) or posting to it verifies the address."""
+
+    throttle_scope = "account_token"
+
+    @extend_schema(
+        tags=TAG,
+        summary="Verify an email address from the mailed link",
+        request=None,
+        responses={200: UserSerializer, **error_responses(400, 429)},
+        examples=[_example("Verified", _USER_EXAMPLE)],
+    )
+    def get(self, request: Request, token: str) -> Response:
+        user = services.email_verify(raw_token=token)
+        return Response(UserSerializer(user).data)
+
+    @extend_schema(
+        tags=TAG,
+        summary="Verify an email address from the mailed link",
+        request=None,
+        responses={200: UserSerializer, **error_responses(400, 429)},
+        examples=[_example("Verified", _USER_EXAMPLE)],
+    )
+    def post(self, request: Request, token: str) -> Response:
+        return self.get(request, token)
+
+
+_ACCEPTED = _example("Accepted", {"detail": "If an account matches, an email is on its way."}, status_code=202)
+
+
+class ResendVerificationApi(AnonymousApi):
+    throttle_scope = "account_token"
+
+    @extend_schema(
+        tags=TAG,
+        summary="Mail a new verification link",
+        description="Always 202, whether or not the address has an account (no account enumeration).",
+        request=EmailInputSerializer,
+        responses={202: DetailSerializer, **error_responses(400, 429)},
+        examples=[_example("Email", {"email": "ada@example.com"}, request=True), _ACCEPTED],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = EmailInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.verification_resend(email=serializer.validated_data["email"])
+        return Response(_ACCEPTED.value, status=status.HTTP_202_ACCEPTED)
+
+
+class LoginApi(AnonymousApi):
+    throttle_scope = "login"
+
+    @extend_schema(
+        tags=TAG,
+        summary="Log in with username or email",
+        request=LoginInputSerializer,
+        responses={
+            200: LoginOutputSerializer,
+            **error_responses(400, 429),
+            401: OpenApiResponse(DetailSerializer, description="Wrong credentials or inactive account."),
+            403: OpenApiResponse(DetailSerializer, description="Email not verified (`code: email_not_verified`)."),
+        },
+        examples=[
+            _example("By username", {"username": "ada", "password": "c0rrect-horse-battery"}, request=True),
+            _example("By email", {"email": "ada@example.com", "password": "c0rrect-horse-battery"}, request=True),
+            _example("Logged in", _TOKENS_EXAMPLE | {"user": _USER_EXAMPLE}),
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = LoginInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        user, pair = services.user_login(identifier=data["identifier"], password=data["password"], request=request)
+        return Response({"access": pair.access, "refresh": pair.refresh, "user": UserSerializer(user).data})
+
+
+class LogoutApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        tags=TAG,
+        summary="Revoke one refresh token",
+        request=RefreshInputSerializer,
+        responses={205: OpenApiResponse(description="Logged out."), **error_responses(400, 401)},
+        examples=[_example("Refresh", {"refresh": "eyJhbGciOiJIUzI1NiIs..."}, request=True)],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = RefreshInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.refresh_token_revoke(user=request.user, refresh=serializer.validated_data["refresh"])  # type: ignore[arg-type]
+        return Response(status=status.HTTP_205_RESET_CONTENT)
+
+
+class LogoutAllApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        tags=TAG,
+        summary="Revoke every refresh token of the caller",
+        description="Access tokens already issued stay valid until they expire (15 minutes by default).",
+        request=None,
+        responses={205: OpenApiResponse(description="Logged out everywhere."), **error_responses(401)},
+    )
+    def post(self, request: Request) -> Response:
+        services.refresh_tokens_revoke_all(user=request.user)  # type: ignore[arg-type]
+        return Response(status=status.HTTP_205_RESET_CONTENT)
+
+
+class ProfileApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(tags=TAG, summary="Your profile", responses={200: UserSerializer, **error_responses(401)},
+                   examples=[_example("Profile", _USER_EXAMPLE)])
+    def get(self, request: Request) -> Response:
+        return Response(UserSerializer(request.user).data)
+
+    @extend_schema(
+        tags=TAG,
+        summary="Update your name",
+        description="Only `first_name` and `last_name` can change; other fields are ignored.",
+        request=ProfileUpdateSerializer,
+        responses={200: UserSerializer, **error_responses(400, 401)},
+        examples=[_example("Rename", {"first_name": "Ada", "last_name": "King"}, request=True),
+                  _example("Profile", _USER_EXAMPLE | {"last_name": "King"})],
+    )
+    def patch(self, request: Request) -> Response:
+        serializer = ProfileUpdateSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        user = services.user_profile_update(user=request.user, **serializer.validated_data)  # type: ignore[arg-type]
+        return Response(UserSerializer(user).data)
+
+
+class PasswordChangeApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        tags=TAG,
+        summary="Change your password",
+        description="Revokes every refresh token of the account and returns a fresh pair for this client.",
+        request=PasswordChangeInputSerializer,
+        responses={200: PasswordChangeOutputSerializer, **error_responses(400, 401)},
+        examples=[
+            _example("Change", {"old_password": "c0rrect-horse-battery", "new_password": "n3w-staple-lantern"}, request=True),
+            _example("Changed", {"detail": "Password changed."} | _TOKENS_EXAMPLE),
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = PasswordChangeInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        pair = services.password_change(user=request.user, **serializer.validated_data)  # type: ignore[arg-type]
+        return Response({"detail": "Password changed.", "access": pair.access, "refresh": pair.refresh})
+
+
+class PasswordResetApi(AnonymousApi):
+    throttle_scope = "password_reset"
+
+    @extend_schema(
+        tags=TAG,
+        summary="Mail a password-reset token",
+        description="Always 202, whether or not the address has an account (no account enumeration).",
+        request=EmailInputSerializer,
+        responses={202: DetailSerializer, **error_responses(400, 429)},
+        examples=[_example("Email", {"email": "ada@example.com"}, request=True), _ACCEPTED],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = EmailInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.password_reset_request(email=serializer.validated_data["email"])
+        return Response(_ACCEPTED.value, status=status.HTTP_202_ACCEPTED)
+
+
+class PasswordResetConfirmApi(AnonymousApi):
+    throttle_scope = "account_token"
+
+    @extend_schema(
+        tags=TAG,
+        summary="Set a new password with the mailed token",
+        description="The token works once. Every refresh token of the account is revoked.",
+        request=PasswordResetConfirmSerializer,
+        responses={200: DetailSerializer, **error_responses(400, 429)},
+        examples=[
+            _example("Confirm", {"token": "q8Xk...Zs", "new_password": "n3w-staple-lantern"}, request=True),
+            _example("Done", {"detail": "Password has been reset; log in with the new password."}),
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = PasswordResetConfirmSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        services.password_reset_confirm(raw_token=data["token"], new_password=data["new_password"])
+        return Response({"detail": "Password has been reset; log in with the new password."})
+
+
+@extend_schema(
+    tags=TAG,
+    summary="Rotate a refresh token",
+    description="Returns a new access and refresh pair; the refresh token sent is blacklisted.",
+    request=RefreshInputSerializer,
+    responses={200: TokenPairSerializer, **error_responses(400, 401)},
+    examples=[_example("Refresh", {"refresh": "eyJhbGciOiJIUzI1NiIs..."}, request=True), _example("Rotated", _TOKENS_EXAMPLE)],
+)
+class TokenRefreshApi(TokenRefreshView):
+    serializer_class = TokenRefreshInputSerializer

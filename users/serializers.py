@@ -1,0 +1,121 @@
+"""Input and output shapes of the account API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.validators import UnicodeUsernameValidator
+from rest_framework import serializers
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.serializers import TokenRefreshSerializer
+
+from users.models import User
+
+
+class UserSerializer(serializers.ModelSerializer[User]):
+    class Meta:
+        model = User
+        fields = ["id", "username", "email", "first_name", "last_name", "date_joined", "is_verified"]
+        read_only_fields = fields
+
+
+class RegisterInputSerializer(serializers.Serializer[Any]):
+    username = serializers.CharField(max_length=150, validators=[UnicodeUsernameValidator()])
+    email = serializers.EmailField(max_length=254)
+    password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
+    password_confirm = serializers.CharField(max_length=128, write_only=True, required=False, trim_whitespace=False)
+    first_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+    last_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+
+    def validate_username(self, value: str) -> str:
+        if "@" in value:
+            # "@" marks an email address at login, so a username may not contain one.
+            raise serializers.ValidationError("A username may not contain '@'.")
+        if User.objects.filter(username__iexact=value).exists():
+            raise serializers.ValidationError("This username is already taken.")
+        return value
+
+    def validate_email(self, value: str) -> str:
+        if User.objects.filter(email__iexact=value).exists():
+            raise serializers.ValidationError("An account with this email already exists.")
+        return value.lower()
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        confirm = attrs.pop("password_confirm", None)
+        if confirm is not None and confirm != attrs["password"]:
+            raise serializers.ValidationError({"password_confirm": ["The two passwords do not match."]})
+        return attrs
+
+
+class RegisteredUserSerializer(serializers.ModelSerializer[User]):
+    class Meta:
+        model = User
+        fields = ["id", "username", "email", "date_joined", "is_verified"]
+        read_only_fields = fields
+
+
+class TokenInputSerializer(serializers.Serializer[Any]):
+    token = serializers.CharField(max_length=200)
+
+
+class EmailInputSerializer(serializers.Serializer[Any]):
+    email = serializers.EmailField(max_length=254)
+
+
+class LoginInputSerializer(serializers.Serializer[Any]):
+    username = serializers.CharField(max_length=254, required=False, help_text="Username or email address.")
+    email = serializers.CharField(max_length=254, required=False, help_text="Alternative to `username`.")
+    password = serializers.CharField(max_length=128, trim_whitespace=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        identifier = attrs.get("username") or attrs.get("email")
+        if not identifier:
+            raise serializers.ValidationError({"username": ["Give a username or an email address."]})
+        attrs["identifier"] = identifier
+        return attrs
+
+
+class TokenPairSerializer(serializers.Serializer[Any]):
+    access = serializers.CharField()
+    refresh = serializers.CharField()
+
+
+class LoginOutputSerializer(TokenPairSerializer):
+    user = UserSerializer()
+
+
+class RefreshInputSerializer(serializers.Serializer[Any]):
+    refresh = serializers.CharField(max_length=2000)
+
+
+class ProfileUpdateSerializer(serializers.Serializer[Any]):
+    first_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
+    last_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
+
+
+class PasswordChangeInputSerializer(serializers.Serializer[Any]):
+    old_password = serializers.CharField(max_length=128, trim_whitespace=False)
+    new_password = serializers.CharField(max_length=128, trim_whitespace=False)
+
+
+class PasswordChangeOutputSerializer(TokenPairSerializer):
+    detail = serializers.CharField()
+
+
+class PasswordResetConfirmSerializer(serializers.Serializer[Any]):
+    token = serializers.CharField(max_length=200)
+    new_password = serializers.CharField(max_length=128, trim_whitespace=False)
+
+
+class DetailSerializer(serializers.Serializer[Any]):
+    detail = serializers.CharField()
+
+
+class TokenRefreshInputSerializer(TokenRefreshSerializer):
+    """simplejwt's refresh, except a deleted user is a 401 rather than an uncaught DoesNotExist."""
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
+        try:
+            return super().validate(attrs)
+        except User.DoesNotExist as exc:
+            raise AuthenticationFailed(self.error_messages["no_active_account"], "no_active_account") from exc

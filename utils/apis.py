@@ -1,0 +1,79 @@
+"""Operational endpoints shared by every app."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from utils.health import run_checks
+
+_HealthSerializer = inline_serializer(
+    name="Health",
+    fields={
+        "status": serializers.ChoiceField(choices=["ok", "unavailable"]),
+        "down": serializers.ListField(child=serializers.CharField()),
+        "checks": serializers.DictField(
+            child=inline_serializer(
+                name="HealthCheck",
+                fields={
+                    "ok": serializers.BooleanField(),
+                    "latency_ms": serializers.FloatField(),
+                    "error": serializers.CharField(required=False),
+                },
+            )
+        ),
+    },
+)
+
+
+class HealthApi(APIView):
+    """Liveness and readiness: 200 when every component answers, 503 naming what is down."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list[type] = []
+
+    @extend_schema(
+        tags=["operations"],
+        summary="Service health",
+        responses={200: _HealthSerializer, 503: _HealthSerializer},
+        examples=[
+            OpenApiExample(
+                "All up",
+                value={
+                    "status": "ok",
+                    "down": [],
+                    "checks": {"database": {"ok": True, "latency_ms": 0.4}, "cache": {"ok": True, "latency_ms": 0.2}},
+                },
+                response_only=True,
+                status_codes=["200"],
+            ),
+            OpenApiExample(
+                "Cache down",
+                value={
+                    "status": "unavailable",
+                    "down": ["cache"],
+                    "checks": {
+                        "database": {"ok": True, "latency_ms": 0.4},
+                        "cache": {"ok": False, "latency_ms": 1001.2, "error": "ConnectionError: ..."},
+                    },
+                },
+                response_only=True,
+                status_codes=["503"],
+            ),
+        ],
+    )
+    def get(self, request: Request) -> Response:
+        results = run_checks()
+        checks: dict[str, dict[str, object]] = {}
+        for result in results:
+            entry: dict[str, object] = {"ok": result.ok, "latency_ms": result.latency_ms}
+            if result.error:
+                entry["error"] = result.error
+            checks[result.name] = entry
+        down = [result.name for result in results if not result.ok]
+        body = {"status": "unavailable" if down else "ok", "down": down, "checks": checks}
+        return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE if down else status.HTTP_200_OK)

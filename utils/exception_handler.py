@@ -1,0 +1,76 @@
+"""One DRF exception handler: every API error in the envelope ``{"detail", "code"[, "errors"]}``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import Http404
+from rest_framework import exceptions as drf_exceptions
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from utils.exceptions import ServiceError, ValidationFailed
+
+logger = logging.getLogger(__name__)
+
+
+def error_body(detail: str, code: str, errors: dict[str, Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"detail": detail, "code": code}
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def _validation_errors(data: Any) -> dict[str, Any]:
+    if isinstance(data, dict):
+        return data
+    return {"non_field_errors": data if isinstance(data, list) else [data]}
+
+
+def _from_drf(exc: drf_exceptions.APIException, response: Response) -> None:
+    if isinstance(exc, drf_exceptions.ValidationError):
+        response.data = error_body("Invalid input.", "invalid", _validation_errors(exc.detail))
+        return
+    detail = exc.detail
+    if isinstance(detail, dict):  # simplejwt's InvalidToken carries {"detail", "code", "messages"}
+        message = str(detail.get("detail", exc.default_detail))
+        code = str(detail.get("code", exc.default_code))
+    else:
+        message = str(detail)
+        code = str(getattr(detail, "code", None) or exc.default_code)
+    response.data = error_body(message, code)
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    """Render DRF, service and unexpected errors alike; 500s carry no traceback."""
+    if isinstance(exc, ServiceError):
+        errors = exc.errors if isinstance(exc, ValidationFailed) else None
+        return Response(error_body(exc.detail, exc.code, errors), status=exc.status_code)
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        logger.exception("Database unavailable while serving %s", context.get("request"))
+        return Response(
+            error_body("The database is unavailable; try again shortly.", "database_unavailable"),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+    if isinstance(exc, (Http404, PermissionDenied, drf_exceptions.APIException)):
+        response = drf_exception_handler(exc, context)
+        if response is not None:
+            drf_exc = exc
+            if isinstance(exc, Http404):
+                drf_exc = drf_exceptions.NotFound()
+            elif isinstance(exc, PermissionDenied):
+                drf_exc = drf_exceptions.PermissionDenied()
+            assert isinstance(drf_exc, drf_exceptions.APIException)
+            _from_drf(drf_exc, response)
+            return response
+    if isinstance(exc, DatabaseError):
+        logger.exception("Database error while serving %s", context.get("request"))
+    else:
+        logger.exception("Unhandled error while serving %s", context.get("request"))
+    return Response(
+        error_body("Internal server error.", "server_error"), status=status.HTTP_500_INTERNAL_SERVER_ERROR
+    )
