@@ -24,9 +24,13 @@ class UserAdmin(DjangoUserAdmin):
         count = queryset.update(is_verified=True)
         self.message_user(request, f"{count} user(s) marked verified.", messages.SUCCESS)
 
-    @admin.action(description="Deactivate selected users (they lose access at the next refresh)", permissions=["change"])
+    @admin.action(
+        description="Deactivate selected users (they lose access at the next refresh)", permissions=["change"]
+    )
     def deactivate(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        count = queryset.exclude(pk=request.user.pk).update(is_active=False)
+        own = request.user.pk
+        targets = queryset if own is None else queryset.exclude(pk=own)  # never lock yourself out
+        count = targets.update(is_active=False)
         self.message_user(request, f"{count} user(s) deactivated.", messages.SUCCESS)
 
 

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.views import TokenRefreshView
 
 from users import services
+from users.models import User
 from users.serializers import (
     DetailSerializer,
     EmailInputSerializer,
@@ -46,6 +47,12 @@ _USER_EXAMPLE = {
 _TOKENS_EXAMPLE = {"access": "eyJhbGciOiJIUzI1NiIs...", "refresh": "eyJhbGciOiJIUzI1NiIs..."}
 
 
+def _caller(request: Request) -> User:
+    """The authenticated user of a view guarded by ``IsAuthenticated``."""
+    assert isinstance(request.user, User)
+    return request.user
+
+
 def _example(name: str, value: dict[str, Any], *, request: bool = False, status_code: int = 200) -> OpenApiExample:
     if request:
         return OpenApiExample(name, value=value, request_only=True)
@@ -75,8 +82,11 @@ class RegisterApi(AnonymousApi):
                 {"username": "ada", "email": "ada@example.com", "password": "c0rrect-horse-battery"},
                 request=True,
             ),
-            _example("Created", {k: _USER_EXAMPLE[k] for k in ("id", "username", "email", "date_joined")}
-                     | {"is_verified": False}, status_code=201),
+            _example(
+                "Created",
+                {k: _USER_EXAMPLE[k] for k in ("id", "username", "email", "date_joined")} | {"is_verified": False},
+                status_code=201,
+            ),
         ],
     )
     def post(self, request: Request) -> Response:
@@ -111,6 +121,7 @@ class VerifyEmailLinkApi(AnonymousApi):
     @extend_schema(
         tags=TAG,
         summary="Verify an email address from the mailed link",
+        operation_id="auth_verify_email_link_open",
         request=None,
         responses={200: UserSerializer, **error_responses(400, 429)},
         examples=[_example("Verified", _USER_EXAMPLE)],
@@ -122,6 +133,7 @@ class VerifyEmailLinkApi(AnonymousApi):
     @extend_schema(
         tags=TAG,
         summary="Verify an email address from the mailed link",
+        operation_id="auth_verify_email_link_confirm",
         request=None,
         responses={200: UserSerializer, **error_responses(400, 429)},
         examples=[_example("Verified", _USER_EXAMPLE)],
@@ -191,7 +203,7 @@ class LogoutApi(APIView):
     def post(self, request: Request) -> Response:
         serializer = RefreshInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.refresh_token_revoke(user=request.user, refresh=serializer.validated_data["refresh"])  # type: ignore[arg-type]
+        services.refresh_token_revoke(user=_caller(request), refresh=serializer.validated_data["refresh"])
         return Response(status=status.HTTP_205_RESET_CONTENT)
 
 
@@ -206,17 +218,21 @@ class LogoutAllApi(APIView):
         responses={205: OpenApiResponse(description="Logged out everywhere."), **error_responses(401)},
     )
     def post(self, request: Request) -> Response:
-        services.refresh_tokens_revoke_all(user=request.user)  # type: ignore[arg-type]
+        services.refresh_tokens_revoke_all(user=_caller(request))
         return Response(status=status.HTTP_205_RESET_CONTENT)
 
 
 class ProfileApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(tags=TAG, summary="Your profile", responses={200: UserSerializer, **error_responses(401)},
-                   examples=[_example("Profile", _USER_EXAMPLE)])
+    @extend_schema(
+        tags=TAG,
+        summary="Your profile",
+        responses={200: UserSerializer, **error_responses(401)},
+        examples=[_example("Profile", _USER_EXAMPLE)],
+    )
     def get(self, request: Request) -> Response:
-        return Response(UserSerializer(request.user).data)
+        return Response(UserSerializer(_caller(request)).data)
 
     @extend_schema(
         tags=TAG,
@@ -224,13 +240,15 @@ class ProfileApi(APIView):
         description="Only `first_name` and `last_name` can change; other fields are ignored.",
         request=ProfileUpdateSerializer,
         responses={200: UserSerializer, **error_responses(400, 401)},
-        examples=[_example("Rename", {"first_name": "Ada", "last_name": "King"}, request=True),
-                  _example("Profile", _USER_EXAMPLE | {"last_name": "King"})],
+        examples=[
+            _example("Rename", {"first_name": "Ada", "last_name": "King"}, request=True),
+            _example("Profile", _USER_EXAMPLE | {"last_name": "King"}),
+        ],
     )
     def patch(self, request: Request) -> Response:
         serializer = ProfileUpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        user = services.user_profile_update(user=request.user, **serializer.validated_data)  # type: ignore[arg-type]
+        user = services.user_profile_update(user=_caller(request), **serializer.validated_data)
         return Response(UserSerializer(user).data)
 
 
@@ -244,14 +262,16 @@ class PasswordChangeApi(APIView):
         request=PasswordChangeInputSerializer,
         responses={200: PasswordChangeOutputSerializer, **error_responses(400, 401)},
         examples=[
-            _example("Change", {"old_password": "c0rrect-horse-battery", "new_password": "n3w-staple-lantern"}, request=True),
+            _example(
+                "Change", {"old_password": "c0rrect-horse-battery", "new_password": "n3w-staple-lantern"}, request=True
+            ),
             _example("Changed", {"detail": "Password changed."} | _TOKENS_EXAMPLE),
         ],
     )
     def post(self, request: Request) -> Response:
         serializer = PasswordChangeInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        pair = services.password_change(user=request.user, **serializer.validated_data)  # type: ignore[arg-type]
+        pair = services.password_change(user=_caller(request), **serializer.validated_data)
         return Response({"detail": "Password changed.", "access": pair.access, "refresh": pair.refresh})
 
 
@@ -301,7 +321,10 @@ class PasswordResetConfirmApi(AnonymousApi):
     description="Returns a new access and refresh pair; the refresh token sent is blacklisted.",
     request=RefreshInputSerializer,
     responses={200: TokenPairSerializer, **error_responses(400, 401)},
-    examples=[_example("Refresh", {"refresh": "eyJhbGciOiJIUzI1NiIs..."}, request=True), _example("Rotated", _TOKENS_EXAMPLE)],
+    examples=[
+        _example("Refresh", {"refresh": "eyJhbGciOiJIUzI1NiIs..."}, request=True),
+        _example("Rotated", _TOKENS_EXAMPLE),
+    ],
 )
 class TokenRefreshApi(TokenRefreshView):
     serializer_class = TokenRefreshInputSerializer

@@ -4,24 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.http import HttpRequest
+
+from users.models import User
 
 
 class UsernameOrEmailBackend(ModelBackend):
     def authenticate(
         self, request: HttpRequest | None, username: str | None = None, password: str | None = None, **kwargs: Any
-    ) -> AbstractBaseUser | None:
+    ) -> User | None:
         if not username or password is None:
             return None
-        user_model = get_user_model()
         field = "email__iexact" if "@" in username else "username__iexact"
-        user = user_model._default_manager.filter(**{field: username}).first()
+        user = User.objects.filter(**{field: username}).first()
         if user is None:
             # Hash anyway so that response time does not reveal whether the account exists.
-            user_model().set_password(password)
+            User().set_password(password)
             return None
         if user.check_password(password) and self.user_can_authenticate(user):
             return user

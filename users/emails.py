@@ -39,7 +39,8 @@ def send_verification_email(user: User, raw_token: str) -> None:
 def send_password_reset_email(user: User, raw_token: str) -> None:
     hours = settings.PASSWORD_RESET_TTL_HOURS
     if settings.PASSWORD_RESET_URL_TEMPLATE:
-        how = f"Open this link to choose a new password:\n\n{settings.PASSWORD_RESET_URL_TEMPLATE.format(token=raw_token)}"
+        link = settings.PASSWORD_RESET_URL_TEMPLATE.format(token=raw_token)
+        how = f"Open this link to choose a new password:\n\n{link}"
     else:
         how = (
             "Send this token with your new password to "

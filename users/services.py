@@ -15,6 +15,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -22,7 +23,7 @@ from users.emails import send_password_reset_email, send_verification_email
 from users.models import AccountToken, User
 from utils.exceptions import AuthenticationFailed, PermissionDeniedError, ValidationFailed
 
-INVALID_TOKEN = "This link or token is invalid, expired or already used."
+INVALID_TOKEN = "This link or token is invalid, expired or already used."  # noqa: S105 (a message)
 
 
 @dataclass(frozen=True)
@@ -123,14 +124,16 @@ def refresh_token_revoke(*, user: User, refresh: str) -> None:
         token = RefreshToken(refresh)  # type: ignore[arg-type]
     except TokenError as exc:
         raise ValidationFailed(str(exc), code="invalid_token", errors={"refresh": [str(exc)]}) from exc
-    if str(token.get(settings.SIMPLE_JWT.get("USER_ID_CLAIM", "user_id"))) != str(user.pk):
+    if str(token.get(jwt_settings.USER_ID_CLAIM)) != str(user.pk):
         raise ValidationFailed("This refresh token belongs to another user.", code="invalid_token")
     token.blacklist()
 
 
 def refresh_tokens_revoke_all(*, user: User) -> int:
     """Blacklist every refresh token the user holds; returns how many were newly revoked."""
-    outstanding = OutstandingToken.objects.filter(user=user, blacklistedtoken__isnull=True, expires_at__gt=timezone.now())
+    outstanding = OutstandingToken.objects.filter(
+        user=user, blacklistedtoken__isnull=True, expires_at__gt=timezone.now()
+    )
     revoked = BlacklistedToken.objects.bulk_create(
         [BlacklistedToken(token=token) for token in outstanding], ignore_conflicts=True
     )

@@ -13,7 +13,8 @@ class ClientScopedThrottle(ScopedRateThrottle):
 
     def get_rate(self) -> str | None:
         # Read at request time (DRF binds the rates at import), so settings changes take effect.
-        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+        rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope or "")
+        return str(rate) if rate else None
 
     def get_cache_key(self, request: Request, view: APIView) -> str:
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}

@@ -71,6 +71,4 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         logger.exception("Database error while serving %s", context.get("request"))
     else:
         logger.exception("Unhandled error while serving %s", context.get("request"))
-    return Response(
-        error_body("Internal server error.", "server_error"), status=status.HTTP_500_INTERNAL_SERVER_ERROR
-    )
+    return Response(error_body("Internal server error.", "server_error"), status=status.HTTP_500_INTERNAL_SERVER_ERROR)

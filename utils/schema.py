@@ -11,7 +11,7 @@ from rest_framework import serializers
 class ErrorSerializer(serializers.Serializer[Any]):
     detail = serializers.CharField()
     code = serializers.CharField()
-    errors = serializers.DictField(
+    errors = serializers.DictField(  # type: ignore[assignment]
         child=serializers.ListField(child=serializers.CharField()),
         required=False,
         help_text="Validation errors by field (400 only).",
@@ -19,8 +19,14 @@ class ErrorSerializer(serializers.Serializer[Any]):
 
 
 _EXAMPLES: dict[int, tuple[str, dict[str, Any]]] = {
-    400: ("Validation error", {"detail": "Invalid input.", "code": "invalid", "errors": {"field": ["This field is required."]}}),
-    401: ("Not authenticated", {"detail": "Authentication credentials were not provided.", "code": "not_authenticated"}),
+    400: (
+        "Validation error",
+        {"detail": "Invalid input.", "code": "invalid", "errors": {"field": ["This field is required."]}},
+    ),
+    401: (
+        "Not authenticated",
+        {"detail": "Authentication credentials were not provided.", "code": "not_authenticated"},
+    ),
     403: ("Forbidden", {"detail": "You do not have permission to perform this action.", "code": "permission_denied"}),
     404: ("Not found", {"detail": "Not found.", "code": "not_found"}),
     409: ("Conflict", {"detail": "The request conflicts with the current state.", "code": "conflict"}),

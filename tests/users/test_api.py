@@ -30,7 +30,7 @@ def register(client: APIClient, capture: Any, **overrides: Any) -> Any:
 
 
 def mailed_token(kind: str = "verify-email") -> str:
-    body = mail.outbox[-1].body
+    body = str(mail.outbox[-1].body)
     if kind == "verify-email":
         match = re.search(r"http://testserver/api/auth/verify-email/([\w-]+)/", body)
     else:
@@ -316,7 +316,9 @@ def test_password_reset_flow_is_single_use_and_revokes_tokens(anon_client, token
     weak = anon_client.post(url, {"token": token, "new_password": "123"}, format="json")
     assert "new_password" in assert_envelope(weak, 400)["errors"]
     assert anon_client.post(url, {"token": token, "new_password": STRONG}, format="json").status_code == 200
-    assert_envelope(anon_client.post(url, {"token": token, "new_password": STRONG}, format="json"), 400, "invalid_token")
+    assert_envelope(
+        anon_client.post(url, {"token": token, "new_password": STRONG}, format="json"), 400, "invalid_token"
+    )
     assert_envelope(anon_client.post(url, {"token": "forged", "new_password": STRONG}, format="json"), 400)
     assert login(anon_client, "ada", STRONG).status_code == 200
     assert_envelope(anon_client.post(REFRESH, {"refresh": tokens["refresh"]}, format="json"), 401)
