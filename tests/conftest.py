@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from django.core.cache import cache
@@ -25,12 +25,12 @@ def _fast_hashing_and_clean_cache(settings: Any) -> Iterator[None]:
 
 @pytest.fixture
 def user(db: None) -> User:
-    return cast(User, UserFactory())
+    return UserFactory.create()
 
 
 @pytest.fixture
 def staff_user(db: None) -> User:
-    return cast(User, UserFactory(is_staff=True))
+    return UserFactory.create(is_staff=True)
 
 
 @pytest.fixture

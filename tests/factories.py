@@ -9,7 +9,7 @@ from users.models import User
 DEFAULT_PASSWORD = "s3cure-Passphrase-42"
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+class UserFactory(factory.django.DjangoModelFactory[User]):
     class Meta:
         model = User
         skip_postgeneration_save = True

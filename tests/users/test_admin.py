@@ -13,14 +13,14 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def admin_client_() -> Client:
-    admin = UserFactory(is_staff=True, is_superuser=True)
+    admin = UserFactory.create(is_staff=True, is_superuser=True)
     client = Client()
     client.force_login(admin)
     return client
 
 
 def test_user_list_shows_verification(admin_client_):
-    UserFactory(username="pending", is_verified=False)
+    UserFactory.create(username="pending", is_verified=False)
     response = admin_client_.get("/admin/users/user/?is_verified__exact=0")
     assert response.status_code == 200
     html = response.content.decode()
@@ -31,7 +31,7 @@ def test_user_list_shows_verification(admin_client_):
     ("action", "field", "value"), [("mark_verified", "is_verified", True), ("deactivate", "is_active", False)]
 )
 def test_bulk_actions(admin_client_, action, field, value):
-    target = UserFactory(is_verified=False)
+    target = UserFactory.create(is_verified=False)
     response = admin_client_.post(
         "/admin/users/user/", {"action": action, "_selected_action": [target.pk]}, follow=True
     )

@@ -88,7 +88,7 @@ def test_register_validation_errors(anon_client, django_capture_on_commit_callba
 
 
 def test_register_duplicate_username_or_email_is_400(anon_client, django_capture_on_commit_callbacks):
-    UserFactory(username="Ada", email="ada@example.com")
+    UserFactory.create(username="Ada", email="ada@example.com")
     body = assert_envelope(register(anon_client, django_capture_on_commit_callbacks, email="x@example.com"), 400)
     assert "username" in body["errors"]
     body = assert_envelope(register(anon_client, django_capture_on_commit_callbacks, username="bob"), 400)
@@ -136,8 +136,8 @@ def test_verify_rejects_bad_expired_and_missing_tokens(anon_client, django_captu
 def test_resend_verification_is_202_for_everyone_but_mails_only_unverified(
     anon_client, django_capture_on_commit_callbacks
 ):
-    UserFactory(email="done@example.com", is_verified=True)
-    UserFactory(email="todo@example.com", is_verified=False)
+    UserFactory.create(email="done@example.com", is_verified=True)
+    UserFactory.create(email="todo@example.com", is_verified=False)
     for email in ("nobody@example.com", "done@example.com", "todo@example.com"):
         with django_capture_on_commit_callbacks(execute=True):
             response = anon_client.post("/api/auth/resend-verification/", {"email": email}, format="json")
@@ -150,7 +150,7 @@ def test_resend_verification_is_202_for_everyone_but_mails_only_unverified(
 
 
 def test_login_by_username_or_email_returns_tokens_and_user(anon_client):
-    UserFactory(username="ada", email="ada@example.com")
+    UserFactory.create(username="ada", email="ada@example.com")
     for identifier, field in (("ada", "username"), ("ADA@example.com", "username"), ("ada@example.com", "email")):
         response = login(anon_client, identifier, DEFAULT_PASSWORD, field)
         assert response.status_code == 200, response.content
@@ -162,9 +162,9 @@ def test_login_by_username_or_email_returns_tokens_and_user(anon_client):
 def test_login_wrong_credentials_unverified_inactive(anon_client, settings):
     rates = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {**rates, "login": "100/min"}}
-    UserFactory(username="ada")
-    UserFactory(username="new", is_verified=False)
-    UserFactory(username="gone", is_active=False)
+    UserFactory.create(username="ada")
+    UserFactory.create(username="new", is_verified=False)
+    UserFactory.create(username="gone", is_active=False)
     assert_envelope(login(anon_client, "ada", "wrong-password"), 401, "authentication_failed")
     assert_envelope(login(anon_client, "nobody", DEFAULT_PASSWORD), 401, "authentication_failed")
     assert_envelope(login(anon_client, "gone", DEFAULT_PASSWORD), 401, "authentication_failed")
@@ -175,7 +175,7 @@ def test_login_wrong_credentials_unverified_inactive(anon_client, settings):
 
 
 def test_sixth_login_in_a_minute_is_429_with_retry_after(anon_client):
-    UserFactory(username="ada")
+    UserFactory.create(username="ada")
     statuses = [login(anon_client, "ada", "wrong").status_code for _ in range(5)]
     assert statuses == [401] * 5
     response = login(anon_client, "ada", DEFAULT_PASSWORD)
@@ -201,7 +201,7 @@ def test_register_throttle_uses_rate_from_settings(anon_client, settings, django
 
 @pytest.fixture
 def tokens(anon_client) -> dict[str, str]:
-    UserFactory(username="ada")
+    UserFactory.create(username="ada")
     return login(anon_client, "ada", DEFAULT_PASSWORD).json()
 
 
@@ -233,7 +233,7 @@ def test_logout_revokes_that_refresh_token(anon_client, tokens):
 
 
 def test_logout_refuses_another_users_refresh_token(anon_client, tokens):
-    UserFactory(username="eve")
+    UserFactory.create(username="eve")
     eve = login(anon_client, "eve", DEFAULT_PASSWORD).json()
     auth = {"HTTP_AUTHORIZATION": f"Bearer {eve['access']}"}
     response = anon_client.post("/api/auth/logout/", {"refresh": tokens["refresh"]}, format="json", **auth)
