@@ -45,13 +45,15 @@ def password_validate(*, password: str, user: User, field: str = "password") -> 
 
 
 def account_token_issue(*, user: User, purpose: str) -> str:
-    """Create a single-use token and return the raw value (only its hash is stored)."""
+    """Create a single-use token, retiring earlier unused ones; return the raw value (only its hash is stored)."""
     hours = (
         settings.EMAIL_VERIFICATION_TTL_HOURS
         if purpose == AccountToken.Purpose.VERIFY_EMAIL
         else settings.PASSWORD_RESET_TTL_HOURS
     )
     raw = secrets.token_urlsafe(32)
+    # Only the newest link works: an older email that leaked cannot be used any more.
+    AccountToken.objects.filter(user=user, purpose=purpose, used_at__isnull=True).update(used_at=timezone.now())
     AccountToken.objects.create(
         user=user, purpose=purpose, token_hash=_hash(raw), expires_at=timezone.now() + timedelta(hours=hours)
     )

@@ -133,6 +133,16 @@ def test_verify_rejects_bad_expired_and_missing_tokens(anon_client, django_captu
     assert not User.objects.get().is_verified
 
 
+def test_a_new_verification_link_retires_the_old_one(anon_client, django_capture_on_commit_callbacks):
+    register(anon_client, django_capture_on_commit_callbacks)
+    first = mailed_token()
+    with django_capture_on_commit_callbacks(execute=True):
+        anon_client.post("/api/auth/resend-verification/", {"email": "ada@example.com"}, format="json")
+    second = mailed_token()
+    assert_envelope(anon_client.get(f"/api/auth/verify-email/{first}/"), 400, "invalid_token")
+    assert anon_client.get(f"/api/auth/verify-email/{second}/").status_code == 200
+
+
 def test_resend_verification_is_202_for_everyone_but_mails_only_unverified(
     anon_client, django_capture_on_commit_callbacks
 ):
