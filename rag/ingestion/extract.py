@@ -1,0 +1,183 @@
+"""Text extraction from uploaded files: .txt, .md, .rst, .html/.htm and .pdf.
+
+Every failure is a ``ValidationFailed`` (``unsupported_file_type`` or ``unreadable_file``), never
+a parser's own exception. The text comes back with normalised line endings and paragraphs
+separated by blank lines, ready for chunking.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import struct
+import unicodedata
+import zlib
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import Any
+
+from bs4 import BeautifulSoup, NavigableString, Tag
+from pypdf import PdfReader
+from pypdf.errors import PyPdfError
+
+from utils.exceptions import ValidationFailed
+
+logger = logging.getLogger(__name__)
+
+TEXT_EXTENSIONS = frozenset({".txt", ".md", ".markdown", ".rst"})
+HTML_EXTENSIONS = frozenset({".html", ".htm"})
+SUPPORTED_EXTENSIONS = TEXT_EXTENSIONS | HTML_EXTENSIONS | {".pdf"}
+
+_DROPPED_TAGS = ["script", "style", "nav", "noscript", "template", "iframe", "svg", "head"]
+_BLOCK_TAGS = [
+    "p", "div", "section", "article", "main", "aside", "header", "footer", "blockquote", "pre",
+    "h1", "h2", "h3", "h4", "h5", "h6", "li", "dt", "dd", "tr", "table", "ul", "ol", "dl",
+    "figure", "figcaption", "details", "summary", "form", "fieldset", "address", "hr",
+]  # fmt: skip
+# pypdf signals corrupt input with its own errors and, depending on where the damage is, with
+# a range of builtin ones; all of them mean "this upload cannot be read".
+_PDF_ERRORS = (
+    PyPdfError, ValueError, TypeError, KeyError, IndexError, AttributeError, AssertionError,
+    OSError, RecursionError, ZeroDivisionError, struct.error, zlib.error,
+)  # fmt: skip
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
+_MD_HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
+_RST_UNDERLINE = re.compile(r"^([=\-~^\"'`#*+:.])\1{2,}[ \t]*$")
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class ExtractedText:
+    title: str | None
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def extract_text(filename: str, data: bytes) -> ExtractedText:
+    """Extract the title, text and metadata of an uploaded file, chosen by its extension."""
+    extension = PurePath(filename).suffix.lower()
+    if extension in {".md", ".markdown"}:
+        return _markdown(decode_text(data))
+    if extension == ".rst":
+        return _restructured_text(decode_text(data))
+    if extension == ".txt":
+        return ExtractedText(title=None, text=normalise_text(decode_text(data)))
+    if extension in HTML_EXTENSIONS:
+        return _html(decode_text(data))
+    if extension == ".pdf":
+        return _pdf(data)
+    supported = ", ".join(sorted(SUPPORTED_EXTENSIONS))
+    raise ValidationFailed(
+        f"Files of type {extension or '(none)'} are not supported: use one of {supported}.",
+        code="unsupported_file_type",
+    )
+
+
+def decode_text(data: bytes) -> str:
+    """UTF-8 (with or without BOM), UTF-16 with a BOM, else Windows-1252; binary data is refused."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        candidates: tuple[str, ...] = ("utf-16",)
+    else:
+        candidates = ("utf-8-sig", "cp1252")
+    for encoding in candidates:
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        # Text files do not contain NULs or many control characters; binary files do.
+        if "\x00" in text or len(_CONTROL_CHARS.findall(text)) > max(8, len(text) // 100):
+            break
+        return text
+    raise ValidationFailed("The file is not readable text.", code="unreadable_file")
+
+
+def normalise_text(text: str) -> str:
+    """NFC, Unix line endings, no trailing spaces, at most one blank line between paragraphs."""
+    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
+    text = re.sub(r"[ \t\u00a0]+$", "", text, flags=re.MULTILINE)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def parse_front_matter(text: str) -> tuple[dict[str, Any], str]:
+    """A leading ``---`` block of ``key: value`` lines (``[a, b]`` lists) and the text after it."""
+    match = _FRONT_MATTER.match(text)
+    if not match:
+        return {}, text
+    metadata: dict[str, Any] = {}
+    for line in match.group(1).splitlines():
+        key, sep, value = line.partition(":")
+        key = key.strip().lower()
+        if not sep or not key or key.startswith("#") or line[:1].isspace():
+            continue
+        value = value.strip()
+        if value.startswith("[") and value.endswith("]"):
+            metadata[key] = [_unquote(item) for item in value[1:-1].split(",") if item.strip()]
+        else:
+            metadata[key] = _unquote(value)
+    return metadata, text[match.end() :]
+
+
+def _unquote(value: str) -> str:
+    value = value.strip()
+    if len(value) > 1 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
+
+
+def _markdown(raw: str) -> ExtractedText:
+    metadata, body = parse_front_matter(normalise_text(raw))
+    heading = _MD_HEADING.search(body)
+    title = str(metadata.get("title") or "").strip() or (heading.group(1).strip() if heading else None)
+    return ExtractedText(title=title, text=body.strip(), metadata=metadata)
+
+
+def _restructured_text(raw: str) -> ExtractedText:
+    text = normalise_text(raw)
+    lines = text.splitlines()
+    for above, line, below in zip(["", *lines], lines, [*lines[1:], ""], strict=True):
+        # A title is a line underlined (and maybe overlined) with punctuation at least as long.
+        is_text = bool(line.strip()) and not _RST_UNDERLINE.match(line)
+        long_enough = len(below.rstrip()) >= len(line.rstrip()) or _RST_UNDERLINE.match(above)
+        if is_text and _RST_UNDERLINE.match(below) and long_enough:
+            return ExtractedText(title=line.strip(), text=text)
+    return ExtractedText(title=None, text=text)
+
+
+def _html(raw: str) -> ExtractedText:
+    soup = BeautifulSoup(raw, "html.parser")
+    title_tag, h1 = soup.find("title"), soup.find("h1")
+    title = _clean_inline(title_tag.get_text()) if title_tag else ""
+    if not title and h1:
+        title = _clean_inline(h1.get_text())
+    for tag in soup.find_all(_DROPPED_TAGS):
+        tag.decompose()
+    for tag in soup.find_all(_BLOCK_TAGS):
+        if isinstance(tag, Tag):
+            # Paragraph breaks around block elements; inline elements stay within their sentence.
+            tag.insert_before(NavigableString("\n\n"))
+            tag.insert_after(NavigableString("\n\n"))
+    for br in soup.find_all("br"):
+        br.replace_with(NavigableString("\n"))
+    paragraphs = (_clean_inline(part) for part in re.split(r"\n[ \t\u00a0]*\n", soup.get_text()))
+    text = "\n\n".join(p for p in paragraphs if p)
+    return ExtractedText(title=title or None, text=normalise_text(text))
+
+
+def _clean_inline(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _pdf(data: bytes) -> ExtractedText:
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise ValidationFailed("The PDF is password-protected.", code="unreadable_file")
+        pages = [page.extract_text() or "" for page in reader.pages]
+        info_title = reader.metadata.title if reader.metadata else None
+    except _PDF_ERRORS as exc:
+        logger.info("Unreadable PDF upload: %s", exc)
+        raise ValidationFailed("The PDF file is damaged or not a PDF.", code="unreadable_file") from exc
+    text = "\n\n".join(normalise_text(page) for page in pages if page.strip())
+    title = _clean_inline(str(info_title)) if info_title else None
+    return ExtractedText(title=title or None, text=normalise_text(text), metadata={"page_count": len(pages)})

@@ -1,0 +1,123 @@
+"""Lexical ranking (BM25 over chunk texts) and reciprocal rank fusion.
+
+The tokenizer (lower-case words, English stop words removed, a light suffix-stripping stemmer) is
+shared with the extractive answerer so that both match "refunds", "refunded" and "refund" alike.
+bm25s offers no stemmer without PyStemmer, which is not installed, hence the small one here.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+STOP_WORDS = frozenset({
+    "a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are", "as", "at", "be",
+    "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do",
+    "does", "doing", "don", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have",
+    "having", "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into",
+    "is", "it", "its", "itself", "just", "let", "me", "more", "most", "my", "myself", "no", "nor", "not", "of",
+    "off", "on", "once", "only", "or", "other", "our", "ours", "ourselves", "out", "over", "own", "please",
+    "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "themselves",
+    "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very",
+    "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would",
+    "you", "your", "yours", "yourself", "yourselves", "also", "may", "might", "must", "shall", "s", "t", "ll",
+    "re", "ve", "d", "m"
+})  # fmt: skip
+_WORD = re.compile(r"[^\W_]+")
+_MIN_STEM = 3
+_SUFFIXES = ("ational", "ations", "ation", "ments", "ment", "ness", "ingly", "ing", "edly", "ed", "ly")
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """A light English stemmer: plural, verb and a few derivational suffixes, consistently stripped."""
+    if len(word) <= _MIN_STEM or word.isdigit():
+        return word
+    if word.endswith("ies") and len(word) > _MIN_STEM + 1:
+        word = word[:-3] + "y"
+    elif word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= _MIN_STEM:
+            word = word[: -len(suffix)]
+            break
+    if word.endswith("e") and len(word) > _MIN_STEM:
+        word = word[:-1]
+    # "shipp(ing)" and "ship", "cancell(ed)" and "cancel" meet here.
+    if len(word) > _MIN_STEM and word[-1] == word[-2] and word[-1] not in "aeiousz":
+        word = word[:-1]
+    return word
+
+
+def tokenize(text: str) -> list[str]:
+    """Stemmed content words of ``text``, in order (stop words and single letters dropped)."""
+    return [
+        stem(word)
+        for word in _WORD.findall(text.casefold())
+        if word not in STOP_WORDS and (len(word) > 1 or word.isdigit())
+    ]
+
+
+class LexicalIndex:
+    """An immutable BM25 index over chunk texts, keyed by chunk id."""
+
+    def __init__(self, ids: Sequence[int], retriever: Any) -> None:
+        self._ids = np.asarray(ids, dtype=np.int64)
+        self._retriever = retriever
+
+    @classmethod
+    def build(cls, ids: Sequence[int], texts: Sequence[str]) -> LexicalIndex:
+        """Tokenize and index ``texts``; ``ids[i]`` is the chunk id of ``texts[i]``."""
+        if len(ids) != len(texts):
+            raise ValueError(f"{len(ids)} ids for {len(texts)} texts")
+        # Imported here: bm25s costs about 0.2 s to import and only the retrieval path needs it,
+        # not the extractive answerer that shares this module's tokenizer.
+        import bm25s
+
+        retriever = bm25s.BM25(method="lucene")
+        if texts:
+            retriever.index([tokenize(text) for text in texts], show_progress=False)
+        return cls(ids, retriever)
+
+    def __len__(self) -> int:
+        return int(self._ids.size)
+
+    def search(self, query: str, top_k: int) -> list[tuple[int, float]]:
+        """Up to ``top_k`` (chunk id, BM25 score) pairs sharing at least one term with ``query``."""
+        if top_k <= 0 or not self._ids.size:
+            return []
+        vocabulary = self._retriever.vocab_dict
+        terms = [term for term in dict.fromkeys(tokenize(query)) if term in vocabulary]
+        if not terms:
+            return []
+        scores = np.asarray(self._retriever.get_scores(terms), dtype=np.float32)
+        hits = np.flatnonzero(scores > 0)
+        if hits.size > top_k:
+            hits = hits[np.argpartition(-scores[hits], top_k - 1)[:top_k]]
+        # Highest score first; ties in index order, so the result is deterministic.
+        ordered = hits[np.lexsort((hits, -scores[hits]))]
+        return [(int(self._ids[i]), float(scores[i])) for i in ordered]
+
+
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[int]], *, k: int = 60, weights: Sequence[float] | None = None
+) -> list[tuple[int, float]]:
+    """Fuse ranked id lists: each id scores sum(weight / (k + rank)), best first."""
+    if weights is None:
+        weights = [1.0] * len(rankings)
+    if len(weights) != len(rankings):
+        raise ValueError(f"{len(weights)} weights for {len(rankings)} rankings")
+    scores: dict[int, float] = {}
+    for ranking, weight in zip(rankings, weights, strict=True):
+        # A repeated id counts once, at its best rank, and does not push the others down.
+        for rank, item in enumerate(dict.fromkeys(ranking), start=1):
+            scores[item] = scores.get(item, 0.0) + weight / (k + rank)
+    # dicts keep first-seen order, and sorted() is stable: ties go to the id seen first.
+    return sorted(scores.items(), key=lambda pair: -pair[1])

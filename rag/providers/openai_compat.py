@@ -1,0 +1,312 @@
+"""Answers from any OpenAI-compatible chat server (Ollama, vLLM, LM Studio) over plain httpx.
+
+``POST {base_url}/chat/completions``, optionally with a bearer key; ``stream: true`` is read as
+SSE ``data:`` lines ending with ``data: [DONE]``. Failures that may pass (429, 500, 502, 503,
+504, timeouts, refused or dropped connections) are retried with exponential backoff while the
+time budget lasts; a 429's ``Retry-After`` is honoured when it fits the budget. No attempt runs
+past ``budget_s + timeout_s`` from the start of the call. Every failure leaves as a typed
+``ProviderError`` with ``provider="openai"``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import random
+import ssl
+import time
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from rag.answering.prompt import build_messages
+from rag.providers.base import AnswerRequest, Generation, GenerationDelta, Usage
+from utils.exceptions import (
+    ProviderBadResponse,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+
+logger = logging.getLogger(__name__)
+
+PROVIDER = "openai"
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class _StatusError(Exception):
+    """The server answered with an HTTP error status."""
+
+    def __init__(self, status: int, retry_after: float | None, detail: str) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.retry_after = retry_after
+        self.detail = detail
+
+
+class OpenAICompatGenerator:
+    """Chat completions from an OpenAI-compatible server, streamed or not."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        timeout_s: float = 30.0,
+        budget_s: float = 30.0,
+        *,
+        temperature: float | None = 0.2,
+        max_tokens: int | None = None,
+        max_attempts: int = 4,
+        initial_backoff_s: float = 0.5,
+        max_backoff_s: float = 4.0,
+        stream_usage: bool = True,
+    ) -> None:
+        self.model = model
+        self._url = f"{base_url.rstrip('/')}/chat/completions"
+        self._api_key = api_key or ""
+        self._timeout_s = timeout_s
+        self._budget_s = budget_s
+        self._max_attempts = max(1, max_attempts)
+        self._initial_backoff_s = initial_backoff_s
+        self._max_backoff_s = max_backoff_s
+        self._stream_usage = stream_usage  # asks for a final usage chunk (OpenAI's stream_options)
+        options = {"temperature": temperature, "max_tokens": max_tokens}
+        self._options = {key: value for key, value in options.items() if value is not None}
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(headers=headers, verify=_tls_context())
+
+    def generate(self, request: AnswerRequest) -> Generation:
+        """One chat completion."""
+        payload = {"model": self.model, "messages": build_messages(request), "stream": False, **self._options}
+        response = self._send(payload, "chat completion", stream=False)
+        data = self._json(response.content, "chat completion")
+        text = _completion_text(data)
+        if text is None:
+            raise self._bad("chat completion", "the response has no choices[0].message.content")
+        if not text.strip():
+            raise self._bad("chat completion", "the answer is empty")
+        model = data.get("model") if isinstance(data.get("model"), str) else None
+        return Generation(text=text, model=model or self.model, usage=_usage(data.get("usage")))
+
+    def stream(self, request: AnswerRequest) -> Iterator[GenerationDelta]:
+        """Text deltas as they arrive; a last, empty delta carries the usage when the server sends it."""
+        payload: dict[str, Any] = {"model": self.model, "messages": build_messages(request), "stream": True}
+        payload.update(self._options)
+        if self._stream_usage:
+            payload["stream_options"] = {"include_usage": True}
+        response = self._send(payload, "chat stream", stream=True)
+        usage: Usage | None = None
+        produced = False
+        try:
+            for chunk in self._sse_chunks(response):
+                usage = _usage(chunk.get("usage")) or usage
+                text = _delta_text(chunk)
+                if text:
+                    produced = True
+                    yield GenerationDelta(text=text)
+        finally:  # also when the consumer stops early
+            response.close()
+        if not produced:
+            raise self._bad("chat stream", "the answer is empty")
+        if usage is not None:
+            yield GenerationDelta(text="", usage=usage)
+
+    # --- transport with retries ------------------------------------------------------------
+
+    def _send(self, payload: dict[str, Any], operation: str, *, stream: bool) -> httpx.Response:
+        """POST with bounded retries inside the time budget; a successful response is returned."""
+        started = time.monotonic()
+        retry_until = started + self._budget_s
+        deadline = retry_until + self._timeout_s
+        attempt = 0
+        while True:
+            attempt += 1
+            timeout = min(self._timeout_s, deadline - time.monotonic())
+            try:
+                return self._attempt(payload, timeout, stream=stream)
+            except (httpx.RequestError, _StatusError) as exc:
+                wait = self._retry_wait(exc, attempt, retry_until)
+                if wait is None:
+                    error = self._translate(exc, operation, attempt)
+                    logger.warning("%s (after %.2f s)", error.detail, time.monotonic() - started)
+                    raise error from exc
+                logger.debug("openai: %s attempt %d failed (%r); retrying in %.2f s", operation, attempt, exc, wait)
+                time.sleep(wait)
+
+    def _attempt(self, payload: dict[str, Any], timeout: float, *, stream: bool) -> httpx.Response:
+        request = self._http.build_request("POST", self._url, json=payload, timeout=timeout)
+        response = self._http.send(request, stream=True)
+        if response.status_code < 400 and stream:
+            return response  # the caller reads the body, then closes it
+        try:
+            body = response.read()
+        finally:
+            response.close()
+        if response.status_code >= 400:
+            raise _StatusError(response.status_code, retry_after_seconds(response.headers), _server_message(body))
+        return response
+
+    def _retry_wait(self, exc: Exception, attempt: int, retry_until: float) -> float | None:
+        """Seconds to wait before the next attempt, or None to give up now."""
+        if attempt >= self._max_attempts or not _retryable(exc):
+            return None
+        backoff = min(self._max_backoff_s, self._initial_backoff_s * 2 ** (attempt - 1))
+        wait = backoff * random.uniform(0.5, 1.0)  # jitter: clients throttled together spread out
+        if isinstance(exc, _StatusError) and exc.retry_after is not None:
+            wait = exc.retry_after
+        return wait if time.monotonic() + wait <= retry_until else None
+
+    # --- parsing and errors ----------------------------------------------------------------
+
+    def _sse_chunks(self, response: httpx.Response) -> Iterator[dict[str, Any]]:
+        """The JSON objects of the stream's ``data:`` lines, up to ``[DONE]``."""
+        lines = response.iter_lines()
+        while True:
+            try:
+                line = next(lines)
+            except StopIteration:
+                raise ProviderUnavailable(
+                    f"{PROVIDER}: chat stream: cut off before [DONE]", provider=PROVIDER
+                ) from None
+            except httpx.RequestError as exc:
+                raise self._translate(exc, "chat stream", 1) from exc
+            if not line.startswith("data:"):
+                continue  # blank separators, comments, event names
+            data = line[len("data:") :].strip()
+            if data == "[DONE]":
+                return
+            chunk = self._json(data.encode(), "chat stream")
+            if "error" in chunk:
+                reported = self._redact(_error_message(chunk))
+                raise ProviderUnavailable(
+                    f"{PROVIDER}: chat stream: the server reported an error: {reported}", provider=PROVIDER
+                )
+            yield chunk
+
+    def _json(self, content: bytes, operation: str) -> dict[str, Any]:
+        try:
+            data = json.loads(content)
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+            raise self._bad(operation, "invalid JSON in the response") from exc
+        if not isinstance(data, dict):
+            raise self._bad(operation, "the response is not a JSON object")
+        return data
+
+    def _bad(self, operation: str, reason: str) -> ProviderBadResponse:
+        return ProviderBadResponse(f"{PROVIDER}: {operation}: {reason}", provider=PROVIDER)
+
+    def _translate(self, exc: Exception, operation: str, attempts: int) -> ProviderError:
+        error = _classify(exc, f"{PROVIDER}: {operation}", attempts)
+        redacted = self._redact(error.detail)
+        return error if redacted == error.detail else type(error)(redacted, provider=PROVIDER)
+
+    def _redact(self, text: str) -> str:
+        """``text`` without the API key (a server may echo it back in an error)."""
+        return text.replace(self._api_key, "[redacted]") if self._api_key else text
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context per process: each costs about 30 ms to build (it loads the CA bundle)."""
+    return httpx.create_ssl_context()
+
+
+def _retryable(exc: Exception) -> bool:
+    if isinstance(exc, _StatusError):
+        return exc.status in RETRYABLE_STATUSES
+    return isinstance(exc, (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError))
+
+
+def _classify(exc: Exception, where: str, attempts: int) -> ProviderError:
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    if isinstance(exc, _StatusError):
+        detail = f": {exc.detail}" if exc.detail else ""
+        if exc.status == 429:
+            return ProviderRateLimited(f"{where}: rate limited (HTTP 429){tries}{detail}", provider=PROVIDER)
+        if exc.status >= 500:
+            return ProviderUnavailable(f"{where}: server error (HTTP {exc.status}){tries}{detail}", provider=PROVIDER)
+        return ProviderBadResponse(f"{where}: request rejected (HTTP {exc.status}){detail}", provider=PROVIDER)
+    if isinstance(exc, httpx.TimeoutException):
+        return ProviderTimeout(f"{where}: no answer in time ({type(exc).__name__}){tries}", provider=PROVIDER)
+    if isinstance(exc, httpx.DecodingError):
+        return ProviderBadResponse(f"{where}: undecodable response body", provider=PROVIDER)
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return ProviderUnavailable(f"{where}: the server closed the connection{tries} ({exc})", provider=PROVIDER)
+    return ProviderUnavailable(f"{where}: connection failed{tries} ({type(exc).__name__}: {exc})", provider=PROVIDER)
+
+
+def _completion_text(data: Mapping[str, Any]) -> str | None:
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return None
+    message = choices[0].get("message")
+    return _text(message.get("content")) if isinstance(message, dict) else None
+
+
+def _delta_text(chunk: Mapping[str, Any]) -> str:
+    choices = chunk.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return ""  # e.g. the final usage-only chunk
+    delta = choices[0].get("delta")
+    return (_text(delta.get("content")) or "") if isinstance(delta, dict) else ""
+
+
+def _text(content: Any) -> str | None:
+    """A message's text: a string, or the text parts of a list of content parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return None
+
+
+def _usage(raw: Any) -> Usage | None:
+    if not isinstance(raw, dict):
+        return None
+    try:
+        return Usage(
+            prompt_tokens=int(raw.get("prompt_tokens") or 0),
+            completion_tokens=int(raw.get("completion_tokens") or 0),
+            total_tokens=int(raw.get("total_tokens") or 0),
+        )
+    except (TypeError, ValueError):
+        return None
+
+
+def _server_message(body: bytes) -> str:
+    """A short explanation from an error body (``{"error": {"message"}}`` or ``{"message"}``)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return ""
+    return _error_message(data) if isinstance(data, dict) else ""
+
+
+def _error_message(data: Mapping[str, Any]) -> str:
+    error = data.get("error")
+    message = error.get("message") if isinstance(error, dict) else error or data.get("message")
+    return " ".join(str(message).split())[:200] if message else ""
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Seconds asked for by ``Retry-After`` (seconds or an HTTP date), if any."""
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(when.tzinfo)).total_seconds())

@@ -1,0 +1,389 @@
+"""Pinecone as the vector store, over the official ``pinecone`` SDK's REST data plane (no gRPC).
+
+Vector ids are the chunk ids as strings; metadata is ``{document_id, chunk_index, category}``.
+
+Which embedder built the vectors is recorded in a reserved namespace, ``__rag_meta__``, as one
+record per data namespace whose metadata holds ``embedder_name`` and ``dimension``. Kept out of
+the data namespace, it never shows up in query results (so ``top_k`` and filters need no special
+case) and ``count`` is the namespace's own vector count. The index's dimension, fixed when the
+index is created, is checked as well (``describe_index_stats().dimension``): two embedders can
+share a dimension, so the dimension alone cannot tell them apart.
+
+Retries: the SDK's data-plane REST client retries on its own (3 retries, backoff up to 60 s,
+a process-wide retry budget per host) and, unlike the control plane, takes no ``retry_config``.
+We switch those retries off and retry here instead (429, 5xx, timeouts, connection errors) with
+exponential backoff inside ``budget_s``, so a call ends within about ``budget_s + timeout_s``.
+Every failure leaves as a typed ``ProviderError`` with ``provider="pinecone"``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any, TypeVar
+
+import numpy as np
+from pinecone import (
+    ApiError,
+    Index,
+    NotFoundError,
+    Pinecone,
+    PineconeConnectionError,
+    PineconeTimeoutError,
+    RateLimitError,
+    ResponseParsingError,
+    RetryConfig,
+    ServiceError,
+)
+
+from rag.providers.base import VectorMatch, Vectors
+from utils.exceptions import (
+    IndexMismatch,
+    ProviderBadResponse,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+
+logger = logging.getLogger(__name__)
+
+PROVIDER = "pinecone"
+META_NAMESPACE = "__rag_meta__"
+DEFAULT_NAMESPACE = "__default__"  # how the API names the namespace "" in stats
+UPSERT_BATCH = 100
+DELETE_BATCH = 1000  # Pinecone's limit of ids per delete request
+MAX_TOP_K = 10_000
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+_INT_METADATA = ("document_id", "chunk_index")  # Pinecone hands every number back as a float
+
+_FAILURES = (ApiError, PineconeTimeoutError, PineconeConnectionError, ResponseParsingError)
+T = TypeVar("T")
+
+
+class PineconeVectorStore:
+    """A ``VectorStore`` in one namespace of one Pinecone index."""
+
+    name = "pinecone"
+
+    def __init__(
+        self,
+        api_key: str,
+        index_name: str = "",
+        host: str | None = None,
+        namespace: str = "",
+        timeout_s: float = 10.0,
+        *,
+        budget_s: float = 10.0,
+        control_host: str | None = None,
+        max_attempts: int = 4,
+        initial_backoff_s: float = 0.2,
+        max_backoff_s: float = 2.0,
+    ) -> None:
+        if not api_key:
+            raise ValueError("pinecone: an API key is required")
+        if not index_name and not host:
+            raise ValueError("pinecone: an index name or an index host is required")
+        self.index_name = index_name
+        self.namespace = namespace
+        self._host = host
+        self._timeout_s = timeout_s
+        self._budget_s = budget_s
+        self._max_attempts = max(1, max_attempts)
+        self._initial_backoff_s = initial_backoff_s
+        self._max_backoff_s = max_backoff_s
+        self._api_key = api_key
+        # No network here: the control plane is only asked for the host on first use.
+        self._pc = Pinecone(
+            api_key=api_key, host=control_host, timeout=timeout_s, retry_config=RetryConfig(max_retries=0)
+        )
+        self._index: Index | None = None
+        self._index_lock = threading.Lock()
+
+    # --- VectorStore -----------------------------------------------------------------------
+
+    def ensure_compatible(self, *, embedder_name: str, dimension: int) -> None:
+        """Raise ``IndexMismatch`` unless this namespace was built by this embedder (or is empty)."""
+        stats = self._stats()
+        self._check_index(stats, embedder_name, dimension)
+        recorded = self._recorded_embedder()
+        if recorded == (embedder_name, dimension):
+            return
+        if self._namespace_count(stats) == 0:
+            self._record_embedder(embedder_name, dimension)  # an empty namespace is ours to claim
+            return
+        if recorded is None:
+            built_by = "an unknown embedder (no record of it)"
+        else:
+            built_by = f"{recorded[0]} ({recorded[1]} dimensions)"
+        raise IndexMismatch(
+            f"pinecone: namespace {self._namespace_label()} of index {self._index_label()} was built by "
+            f"{built_by}, but the configured embedder is {embedder_name} ({dimension} dimensions): "
+            "run `manage.py reindex`",
+            provider=PROVIDER,
+        )
+
+    def upsert(self, ids: Sequence[int], vectors: Vectors, metadata: Sequence[dict[str, Any]]) -> None:
+        """Write vectors in batches of 100; an existing id is overwritten."""
+        if len(ids) == 0 and len(metadata) == 0:
+            return
+        matrix = np.asarray(vectors, dtype=np.float32)
+        if len(ids) != len(metadata) or matrix.ndim != 2 or matrix.shape[0] != len(ids):
+            raise ValueError("upsert needs one 2-d vector row and one metadata dict per id")
+        records = [
+            {"id": str(int(chunk_id)), "values": row.tolist(), "metadata": _clean_metadata(meta)}
+            for chunk_id, row, meta in zip(ids, matrix, metadata, strict=True)
+        ]
+        index = self._data_plane()
+        for start in range(0, len(records), UPSERT_BATCH):
+            batch = records[start : start + UPSERT_BATCH]
+            response = self._call("upsert", partial(index.upsert, vectors=batch, namespace=self.namespace))
+            if response.upserted_count != len(batch):
+                raise self._bad("upsert", f"{response.upserted_count} of {len(batch)} vectors were written")
+        logger.debug("pinecone: upserted %d vectors", len(records))
+
+    def query(self, vector: Vectors, *, top_k: int, filter: dict[str, Any] | None = None) -> list[VectorMatch]:
+        """The ``top_k`` nearest chunks, best first; ``filter`` like ``{"category": "FAQ"}``."""
+        if top_k < 1:
+            return []
+        values = np.asarray(vector, dtype=np.float32).reshape(-1).tolist()
+        index = self._data_plane()
+        response = self._call(
+            "query",
+            partial(
+                index.query,
+                vector=values,
+                top_k=min(top_k, MAX_TOP_K),
+                namespace=self.namespace,
+                filter=pinecone_filter(filter),
+                include_metadata=True,
+            ),
+        )
+        matches = []
+        for match in response.matches:
+            try:
+                chunk_id = int(match.id)
+            except ValueError:
+                logger.warning("pinecone: ignoring a vector whose id %r is not a chunk id", match.id)
+                continue
+            matches.append(VectorMatch(id=chunk_id, score=float(match.score), metadata=_restore(match.metadata)))
+        return matches
+
+    def delete(self, ids: Sequence[int]) -> None:
+        """Remove these chunks' vectors; ids that are not stored are ignored."""
+        keys = [str(int(chunk_id)) for chunk_id in ids]
+        if not keys:
+            return
+        index = self._data_plane()
+        for start in range(0, len(keys), DELETE_BATCH):
+            batch = keys[start : start + DELETE_BATCH]
+            self._call("delete", partial(index.delete, ids=batch, namespace=self.namespace))
+
+    def reset(self, *, embedder_name: str, dimension: int) -> None:
+        """Empty the namespace and record the embedder that will fill it next."""
+        stats = self._stats()
+        self._check_index(stats, embedder_name, dimension)
+        index = self._data_plane()
+
+        def delete_all(timeout: float) -> None:
+            try:
+                index.delete(delete_all=True, namespace=self.namespace, timeout=timeout)
+            except NotFoundError:
+                logger.debug("pinecone: namespace %s did not exist yet", self._namespace_label())
+
+        self._call("reset", delete_all)
+        self._record_embedder(embedder_name, dimension)
+        logger.info("pinecone: namespace %s reset for %s", self._namespace_label(), embedder_name)
+
+    def count(self) -> int:
+        """Vectors in the namespace (Pinecone's stats lag writes by a few seconds)."""
+        return self._namespace_count(self._stats())
+
+    # --- the embedder record ---------------------------------------------------------------
+
+    def _check_index(self, stats: Any, embedder_name: str, dimension: int) -> None:
+        """The index itself must fit: the embedder's dimension, and scores that are cosines."""
+        if stats.metric and stats.metric not in ("cosine", "dotproduct"):
+            raise IndexMismatch(
+                f"pinecone: index {self._index_label()} uses the {stats.metric} metric; scores must be cosine "
+                "similarities, so use a cosine index, then run `manage.py reindex`",
+                provider=PROVIDER,
+            )
+        index_dimension = stats.dimension
+        if index_dimension is not None and index_dimension != dimension:
+            raise IndexMismatch(
+                f"pinecone: index {self._index_label()} has {index_dimension} dimensions, but the configured "
+                f"embedder {embedder_name} produces {dimension}; an index's dimension cannot change, so use an "
+                f"index of dimension {dimension}, then run `manage.py reindex`",
+                provider=PROVIDER,
+            )
+
+    def _meta_id(self) -> str:
+        return self.namespace or DEFAULT_NAMESPACE
+
+    def _recorded_embedder(self) -> tuple[str, int] | None:
+        index = self._data_plane()
+        response = self._call(
+            "fetch embedder record", partial(index.fetch, ids=[self._meta_id()], namespace=META_NAMESPACE)
+        )
+        record = response.vectors.get(self._meta_id())
+        metadata = (record.metadata or {}) if record is not None else {}
+        name, dimension = metadata.get("embedder_name"), metadata.get("dimension")
+        if not isinstance(name, str) or not isinstance(dimension, (int, float)):
+            return None
+        return name, int(dimension)
+
+    def _record_embedder(self, embedder_name: str, dimension: int) -> None:
+        # A record must carry a vector of the index's dimension, and a cosine index refuses an
+        # all-zero one: a unit vector along the first axis will do.
+        values = [1.0] + [0.0] * (dimension - 1)
+        record = {
+            "id": self._meta_id(),
+            "values": values,
+            "metadata": {"embedder_name": embedder_name, "dimension": dimension, "namespace": self._meta_id()},
+        }
+        index = self._data_plane()
+        self._call("record embedder", partial(index.upsert, vectors=[record], namespace=META_NAMESPACE))
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    def _data_plane(self) -> Index:
+        with self._index_lock:
+            if self._index is None:
+                host = self._host or self._call("describe index", self._describe_host)
+                index = self._pc.index(host=host)
+                _turn_off_sdk_retries(index)
+                self._index = index
+            return self._index
+
+    def _describe_host(self, timeout: float) -> str:
+        # The control-plane client already has this timeout; it takes none per call.
+        description = self._pc.describe_index(self.index_name)
+        if not description.host:
+            raise ProviderUnavailable(
+                f"pinecone: index {self.index_name!r} has no host yet (still initialising?)", provider=PROVIDER
+            )
+        return str(description.host)
+
+    def _stats(self) -> Any:
+        index = self._data_plane()
+        return self._call("describe_index_stats", index.describe_index_stats)
+
+    def _namespace_count(self, stats: Any) -> int:
+        names = [self.namespace] if self.namespace else ["", DEFAULT_NAMESPACE]
+        summaries = [stats.namespaces[name] for name in names if name in stats.namespaces]
+        return int(summaries[0].vector_count) if summaries else 0
+
+    def _call(self, operation: str, request: Callable[..., T]) -> T:
+        """Run ``request(timeout=...)`` (one SDK call) with bounded retries inside the budget."""
+        started = time.monotonic()
+        retry_until = started + self._budget_s
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return request(timeout=self._timeout_s)
+            except _FAILURES as exc:
+                wait = self._retry_wait(exc, attempt, retry_until)
+                if wait is None:
+                    error = self._translate(exc, operation, attempt)
+                    logger.warning("%s (after %.2f s)", error.detail, time.monotonic() - started)
+                    raise error from exc
+                logger.debug("pinecone: %s attempt %d failed (%s); retrying in %.2f s", operation, attempt, exc, wait)
+                time.sleep(wait)
+
+    def _retry_wait(self, exc: Exception, attempt: int, retry_until: float) -> float | None:
+        """Seconds to wait before the next attempt, or None to give up now."""
+        retryable = isinstance(exc, (PineconeTimeoutError, PineconeConnectionError)) or (
+            isinstance(exc, ApiError) and exc.status_code in RETRYABLE_STATUSES
+        )
+        if attempt >= self._max_attempts or not retryable:
+            return None
+        wait = min(self._max_backoff_s, self._initial_backoff_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+        if isinstance(exc, RateLimitError) and exc.retry_after is not None:
+            wait = exc.retry_after
+        return wait if time.monotonic() + wait <= retry_until else None
+
+    def _translate(self, exc: Exception, operation: str, attempts: int) -> ProviderError:
+        error = _classify(exc, f"pinecone: {operation}", attempts)
+        if self._api_key in error.detail:
+            error = type(error)(error.detail.replace(self._api_key, "[redacted]"), provider=PROVIDER)
+        return error
+
+    def _bad(self, operation: str, reason: str) -> ProviderBadResponse:
+        return ProviderBadResponse(f"pinecone: {operation}: {reason}", provider=PROVIDER)
+
+    def _index_label(self) -> str:
+        return repr(self.index_name or self._host)
+
+    def _namespace_label(self) -> str:
+        return repr(self.namespace or DEFAULT_NAMESPACE)
+
+
+def _classify(exc: Exception, where: str, attempts: int) -> ProviderError:
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    if isinstance(exc, RateLimitError):
+        return ProviderRateLimited(f"{where}: rate limited (HTTP 429){tries}", provider=PROVIDER)
+    if isinstance(exc, ServiceError):
+        return ProviderUnavailable(f"{where}: server error (HTTP {exc.status_code}){tries}", provider=PROVIDER)
+    if isinstance(exc, PineconeTimeoutError):
+        return ProviderTimeout(f"{where}: no answer in time{tries}", provider=PROVIDER)
+    if isinstance(exc, PineconeConnectionError):
+        return ProviderUnavailable(f"{where}: connection failed{tries} ({exc.message})", provider=PROVIDER)
+    if isinstance(exc, ApiError):
+        message = " ".join(str(exc.message).split())[:200]
+        if exc.status_code == 400 and "dimension" in message.lower():
+            return IndexMismatch(f"{where}: {message}; run `manage.py reindex`", provider=PROVIDER)
+        return ProviderBadResponse(f"{where}: request rejected (HTTP {exc.status_code}): {message}", provider=PROVIDER)
+    return ProviderBadResponse(f"{where}: invalid or unexpected JSON in the response", provider=PROVIDER)
+
+
+def _turn_off_sdk_retries(index: Index) -> None:
+    """Give the data plane's transport a no-retry policy; ``_call`` does the retrying.
+
+    The SDK exposes no public setting for this (``Pinecone(retry_config=...)`` stops at the
+    control plane), so this reaches into its transport; the fault tests notice if that changes.
+    """
+    transport: Any = getattr(getattr(getattr(index, "_http", None), "_client", None), "_transport", None)
+    if transport is not None and isinstance(getattr(transport, "_config", None), RetryConfig):
+        transport._config = RetryConfig(max_retries=0)
+    else:
+        logger.warning("pinecone: could not switch off the SDK's own retries; calls may outlast the time budget")
+
+
+def pinecone_filter(flt: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``{"category": "FAQ"}`` -> ``{"category": {"$eq": "FAQ"}}``; lists become ``$in``."""
+    if not flt:
+        return None
+    translated: dict[str, Any] = {}
+    for key, value in flt.items():
+        if key.startswith("$") or isinstance(value, dict):
+            translated[key] = value  # already in Pinecone's operator form
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            translated[key] = {"$in": list(value)}
+        else:
+            translated[key] = {"$eq": value}
+    return translated
+
+
+def _clean_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """JSON-ready metadata: numpy scalars unwrapped, None dropped (Pinecone rejects null)."""
+    cleaned = {}
+    for key, value in metadata.items():
+        if value is None:
+            continue
+        cleaned[key] = value.item() if isinstance(value, np.generic) else value
+    return cleaned
+
+
+def _restore(metadata: dict[str, Any] | None) -> dict[str, Any]:
+    restored = dict(metadata or {})
+    for key in _INT_METADATA:
+        value = restored.get(key)
+        if isinstance(value, float) and value.is_integer():
+            restored[key] = int(value)
+    return restored

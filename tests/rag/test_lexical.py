@@ -1,0 +1,88 @@
+"""Lexical ranking: tokenizer and stemmer, BM25 search over chunk ids, reciprocal rank fusion."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.lexical import LexicalIndex, reciprocal_rank_fusion, stem, tokenize
+
+TEXTS = {
+    101: "Refunds are issued within 14 days of receiving the returned item.",
+    102: "Shipping is free for orders above 50 euros; express shipping costs extra.",
+    103: "To reset your password, open the login page and click 'Forgot password'.",
+    104: "The warranty lasts two years and covers manufacturing defects.",
+    105: "Refund requests for custom products are refused; refunds otherwise take two weeks.",
+}
+
+
+@pytest.fixture(scope="module")
+def index() -> LexicalIndex:
+    return LexicalIndex.build(list(TEXTS), list(TEXTS.values()))
+
+
+@pytest.mark.parametrize(
+    "forms",
+    [
+        ("refund", "refunds", "refunded", "refunding"),
+        ("ship", "ships", "shipped", "shipping"),
+        ("cancel", "cancels", "cancelled", "cancellation"),
+        ("policy", "policies"),
+        ("charge", "charges", "charged"),
+    ],
+)
+def test_stemmer_conflates_inflections(forms):
+    assert len({stem(form) for form in forms}) == 1
+
+
+def test_tokenize_drops_stop_words_and_keeps_numbers():
+    assert tokenize("How do I reset my Password within 5 days?") == ["reset", "password", "within", "5", "day"]
+
+
+def test_search_ranks_matching_chunks_by_bm25(index):
+    results = index.search("how long do refunds take", top_k=5)
+    assert [chunk_id for chunk_id, _ in results] == [105, 101]  # 105 says "refund" twice
+    assert results[0][1] > results[1][1] > 0
+
+
+def test_search_matches_inflected_forms(index):
+    assert index.search("resetting passwords", top_k=3)[0][0] == 103
+    assert index.search("shipped", top_k=3)[0][0] == 102
+
+
+def test_search_returns_only_matches_and_respects_top_k(index):
+    assert index.search("baking sourdough bread", top_k=5) == []
+    assert index.search("the and of", top_k=5) == []  # only stop words
+    assert len(index.search("refunds shipping password warranty", top_k=2)) == 2
+    assert index.search("refunds", top_k=0) == []
+
+
+def test_empty_index():
+    empty = LexicalIndex.build([], [])
+    assert len(empty) == 0 and empty.search("refund", top_k=3) == []
+
+
+def test_build_checks_lengths():
+    with pytest.raises(ValueError):
+        LexicalIndex.build([1, 2], ["only one text"])
+
+
+def test_rrf_rewards_agreement():
+    fused = reciprocal_rank_fusion([[1, 2, 3], [4, 2, 5]])
+    ids = [item for item, _ in fused]
+    assert ids[0] == 2  # second in both beats first in one only
+    assert set(ids) == {1, 2, 3, 4, 5}
+    assert dict(fused)[2] == pytest.approx(1 / 62 + 1 / 62)
+
+
+def test_rrf_weights_and_k():
+    fused = dict(reciprocal_rank_fusion([[1, 2], [2, 1]], k=10, weights=[2.0, 1.0]))
+    assert fused[1] == pytest.approx(2 / 11 + 1 / 12)
+    assert fused[1] > fused[2]
+    with pytest.raises(ValueError):
+        reciprocal_rank_fusion([[1]], weights=[1.0, 1.0])
+
+
+def test_rrf_is_deterministic_and_counts_duplicates_once():
+    assert reciprocal_rank_fusion([[5, 5, 6]]) == reciprocal_rank_fusion([[5, 6]])
+    assert [i for i, _ in reciprocal_rank_fusion([[7], [8]])] == [7, 8]  # ties: first seen first
+    assert reciprocal_rank_fusion([]) == []

