@@ -244,6 +244,57 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 2_621_440)
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES
 
+# --- Retrieval and answers (rag) ---------------------------------------------------------------
+# Each provider is chosen once, here. "auto" picks the production provider when its key is set.
+MISTRAL_API_KEY = env_str("MISTRAL_API_KEY")
+MISTRAL_SERVER_URL = env_str("MISTRAL_SERVER_URL")  # empty: Mistral's public API
+MISTRAL_EMBED_MODEL = env_str("MISTRAL_EMBED_MODEL", "mistral-embed")
+MISTRAL_CHAT_MODEL = env_str("MISTRAL_CHAT_MODEL", "mistral-small-latest")
+OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")  # e.g. http://127.0.0.1:11434/v1 for Ollama
+OPENAI_MODEL = env_str("OPENAI_MODEL")
+OPENAI_API_KEY = env_str("OPENAI_API_KEY")
+PINECONE_API_KEY = env_str("PINECONE_API_KEY")
+PINECONE_INDEX_NAME = env_str("PINECONE_INDEX_NAME", "ragchat")
+PINECONE_HOST = env_str("PINECONE_HOST")  # an index host URL, or Pinecone Local
+PINECONE_NAMESPACE = env_str("PINECONE_NAMESPACE", "default")
+
+RAG_EMBEDDER = env_str("RAG_EMBEDDER", "auto").lower()
+RAG_VECTOR_STORE = env_str("RAG_VECTOR_STORE", "auto").lower()
+RAG_GENERATOR = env_str("RAG_GENERATOR", "auto").lower()
+if RAG_EMBEDDER == "auto":
+    RAG_EMBEDDER = "mistral" if MISTRAL_API_KEY else "local"
+if RAG_VECTOR_STORE == "auto":
+    RAG_VECTOR_STORE = "pinecone" if PINECONE_API_KEY else "faiss"
+if RAG_GENERATOR == "auto":
+    RAG_GENERATOR = "mistral" if MISTRAL_API_KEY else "openai" if OPENAI_BASE_URL else "extractive"
+_RAG_CHOICES = {
+    "RAG_EMBEDDER": (RAG_EMBEDDER, {"local", "mistral"}),
+    "RAG_VECTOR_STORE": (RAG_VECTOR_STORE, {"faiss", "pinecone"}),
+    "RAG_GENERATOR": (RAG_GENERATOR, {"extractive", "mistral", "openai"}),
+}
+for _name, (_value, _allowed) in _RAG_CHOICES.items():
+    if _value not in _allowed:
+        raise ImproperlyConfigured(f"{_name} must be auto or one of {sorted(_allowed)}, got {_value!r}.")
+if "mistral" in (RAG_EMBEDDER, RAG_GENERATOR) and not MISTRAL_API_KEY:
+    raise ImproperlyConfigured("MISTRAL_API_KEY must be set to use Mistral (RAG_EMBEDDER or RAG_GENERATOR).")
+if RAG_VECTOR_STORE == "pinecone" and not PINECONE_API_KEY:
+    raise ImproperlyConfigured("PINECONE_API_KEY must be set when RAG_VECTOR_STORE is pinecone.")
+if RAG_GENERATOR == "openai" and not (OPENAI_BASE_URL and OPENAI_MODEL):
+    raise ImproperlyConfigured("OPENAI_BASE_URL and OPENAI_MODEL must be set when RAG_GENERATOR is openai.")
+
+VECTOR_INDEX_DIR = Path(env_str("VECTOR_INDEX_DIR", str(VAR_DIR / "index")))
+LOCAL_EMBEDDER_THREADS = env_int("LOCAL_EMBEDDER_THREADS", 0)  # 0: one per core
+EMBED_BATCH_SIZE = env_int("EMBED_BATCH_SIZE", 64)
+RAG_TOP_K = env_int("RAG_TOP_K", 3)
+RAG_CANDIDATES = env_int("RAG_CANDIDATES", 40)  # chunks taken from each ranking before fusion
+RAG_MIN_SCORE = env_float("RAG_MIN_SCORE", 0.25)  # cosine; below it a document is not used
+RAG_FUSION = env_str("RAG_FUSION", "hybrid").lower()  # hybrid (dense + BM25, RRF) or dense
+RAG_HISTORY_TURNS = env_int("RAG_HISTORY_TURNS", 4)
+RAG_TIMEOUT_S = env_float("RAG_TIMEOUT_S", 20.0)  # total budget of one provider call, retries included
+RAG_REQUEST_TIMEOUT_S = env_float("RAG_REQUEST_TIMEOUT_S", 10.0)  # one HTTP attempt
+RAG_EMBED_CACHE_SECONDS = env_int("RAG_EMBED_CACHE_SECONDS", 86_400)
+DOCUMENTS_DIR = Path(env_str("DOCUMENTS_DIR", str(BASE_DIR / "documents")))
+
 # --- Static files, i18n -----------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -263,6 +314,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        "faiss": {"level": "WARNING"},  # its loader logs every CPU feature probe at INFO
+        "bm25s": {"level": "WARNING"},
     },
 }
 

@@ -9,7 +9,10 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from rag.providers.factory import reset_providers
+from rag.services.retrieval import lexical_index
 from tests.factories import UserFactory
+from tests.fakes.fixtures import fake_mistral, fake_pinecone  # noqa: F401 (fixtures)
 from users.models import User
 from users.services import tokens_for
 
@@ -56,3 +59,72 @@ def api_client(user: User, client_for: Callable[[User], APIClient]) -> APIClient
 @pytest.fixture
 def staff_client(staff_user: User, client_for: Callable[[User], APIClient]) -> APIClient:
     return client_for(staff_user)
+
+
+# --- knowledge base ---------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _offline_providers(settings: Any, tmp_path: Any) -> Iterator[None]:
+    """Every test starts on the embedded providers with an empty FAISS index of its own."""
+    settings.VECTOR_INDEX_DIR = tmp_path / "index"
+    settings.RAG_EMBEDDER, settings.RAG_VECTOR_STORE, settings.RAG_GENERATOR = "local", "faiss", "extractive"
+    reset_providers()
+    lexical_index.reset()
+    yield
+    reset_providers()
+    lexical_index.reset()
+
+
+KB_DOCUMENTS = [
+    (
+        "Reset a forgotten password",
+        "Guide",
+        "guides/reset.md",
+        "If you forgot your password, ask for a reset email at POST /api/auth/password/reset/ with your "
+        "email address. The email carries a single-use token. The reset link is valid for one hour. "
+        "Send the token with your new password to /api/auth/password/reset/confirm/ to finish.",
+    ),
+    (
+        "Verify your email address",
+        "Guide",
+        "guides/verify.md",
+        "After registering you receive a verification email. Open the link it contains to verify your "
+        "address. The verification link expires after 24 hours and works only once. You can ask for a "
+        "new link at /api/auth/resend-verification/.",
+    ),
+    (
+        "What is an AI chatbot?",
+        "FAQ",
+        "faq/chatbot.md",
+        "An AI chatbot is a program that answers questions in natural language. This chatbot uses "
+        "retrieval-augmented generation: it searches the help centre for relevant documents and writes "
+        "an answer that cites them.",
+    ),
+    (
+        "Data retention",
+        "Policy",
+        "policies/retention.md",
+        "Chat messages are kept for 30 days and then deleted by a nightly job. Sessions left empty are "
+        "removed too. Backups are taken every Sunday and the newest eight are kept.",
+    ),
+    (
+        "Rate limits",
+        "Policy",
+        "policies/limits.md",
+        "Login is limited to five attempts per minute for each client. Sending chat messages is limited "
+        "to thirty per minute per user, and each user may send 500 messages per day. Limited requests "
+        "get HTTP 429 with a Retry-After header.",
+    ),
+]
+
+
+@pytest.fixture
+def knowledge_base(db: None) -> list[Any]:
+    """A small knowledge base, ingested through the real pipeline (local embedder, FAISS)."""
+    from rag.services.ingestion import DocumentInput, document_ingest
+
+    return [
+        document_ingest(item=DocumentInput(title=t, category=c, source=s, content=body)).document
+        for t, c, s, body in KB_DOCUMENTS
+    ]

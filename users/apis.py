@@ -31,8 +31,8 @@ from users.serializers import (
     TokenRefreshInputSerializer,
     UserSerializer,
 )
-from users.throttles import ClientScopedThrottle
 from utils.schema import error_responses
+from utils.throttling import ClientScopedThrottle
 
 TAG = ["auth"]
 _USER_EXAMPLE = {

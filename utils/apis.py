@@ -70,7 +70,7 @@ class HealthApi(APIView):
         results = run_checks()
         checks: dict[str, dict[str, object]] = {}
         for result in results:
-            entry: dict[str, object] = {"ok": result.ok, "latency_ms": result.latency_ms}
+            entry: dict[str, object] = {"ok": result.ok, "latency_ms": result.latency_ms, **result.details}
             if result.error:
                 entry["error"] = result.error
             checks[result.name] = entry

@@ -49,7 +49,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """Render DRF, service and unexpected errors alike; 500s carry no traceback."""
     if isinstance(exc, ServiceError):
         errors = exc.errors if isinstance(exc, ValidationFailed) else None
-        return Response(error_body(exc.detail, exc.code, errors), status=exc.status_code)
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+        return Response(error_body(exc.detail, exc.code, errors), status=exc.status_code, headers=headers)
     if isinstance(exc, (OperationalError, InterfaceError)):
         logger.exception("Database unavailable while serving %s", context.get("request"))
         return Response(

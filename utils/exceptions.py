@@ -15,6 +15,7 @@ class ServiceError(Exception):
     status_code: int = 400
     code: str = "error"
     default_detail: str = "The request could not be completed."
+    retry_after: int | None = None  # seconds, sent as the Retry-After header when set
 
     def __init__(self, detail: str | None = None, *, code: str | None = None) -> None:
         self.detail = detail or self.default_detail
@@ -101,3 +102,13 @@ class PermissionDeniedError(ServiceError):
     status_code = 403
     code = "permission_denied"
     default_detail = "You do not have permission to perform this action."
+
+
+class Throttled(ServiceError):
+    status_code = 429
+    code = "throttled"
+    default_detail = "Too many requests."
+
+    def __init__(self, detail: str | None = None, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(detail, code=code)
+        self.retry_after = max(1, retry_after)

@@ -1,0 +1,229 @@
+"""Knowledge-base endpoints: search and reads for any user, writes for staff."""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import BasePermission, IsAdminUser, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from rag import selectors
+from rag.ingestion.extract import extract_text
+from rag.models import Document
+from rag.serializers import (
+    DocumentDetailSerializer,
+    DocumentInputSerializer,
+    DocumentSerializer,
+    DocumentUpdateSerializer,
+    DocumentUploadSerializer,
+    FileTooLarge,
+    IndexDocumentsSerializer,
+    IndexResultSerializer,
+    SearchQuerySerializer,
+    SearchResultSerializer,
+)
+from rag.services.ingestion import DocumentInput, document_delete, document_ingest, documents_ingest
+from rag.services.retrieval import retrieve
+from utils.exceptions import NotFound, ValidationFailed
+from utils.pagination import StandardPagination
+from utils.schema import error_responses
+
+TAG = ["knowledge base"]
+_SOURCE = {
+    "document_id": 12,
+    "title": "Reset a forgotten password",
+    "category": "Guide",
+    "source": "guides/reset-a-forgotten-password.md",
+    "score": 0.7312,
+    "snippet": "Ask for a reset email at POST /api/auth/password/reset/ …",
+}
+_DOCUMENT = {
+    "id": 12,
+    "title": "Reset a forgotten password",
+    "category": "Guide",
+    "source": "guides/reset-a-forgotten-password.md",
+    "metadata": {},
+    "chunk_count": 4,
+    "created_at": "2026-11-21T09:30:00Z",
+    "updated_at": "2026-11-21T09:30:00Z",
+}
+_NEW_DOCUMENT = {"title": "Office hours", "content": "Support answers weekdays 9–17 UTC.", "category": "FAQ"}
+
+
+def _response_example(name: str, value: Any, code: int = 200) -> OpenApiExample:
+    return OpenApiExample(name, value=value, response_only=True, status_codes=[str(code)])
+
+
+class ReadAnyWriteStaff(BasePermission):
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return IsAuthenticated().has_permission(request, view)
+        return IsAdminUser().has_permission(request, view)
+
+
+class SearchApi(APIView):
+    @extend_schema(
+        tags=TAG,
+        summary="Search the knowledge base",
+        parameters=[SearchQuerySerializer],
+        responses={200: SearchResultSerializer, **error_responses(400, 401, 503)},
+        examples=[
+            _response_example("Results", {"query": "how do I reset my password", "results": [_SOURCE], "took_ms": 9.4})
+        ],
+    )
+    def get(self, request: Request) -> Response:
+        query = SearchQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        result = retrieve(query=query.validated_data["q"], top_k=query.validated_data["top_k"])
+        body = {"query": result.query, "results": [d.as_source() for d in result.documents], "took_ms": result.took_ms}
+        return Response(body)
+
+
+def _document_or_404(document_id: int) -> Document:
+    document = selectors.document_get(document_id=document_id)
+    if document is None:
+        raise NotFound()
+    return document
+
+
+def _upload_to_input(data: dict[str, Any]) -> DocumentInput:
+    upload = data["file"]
+    extracted = extract_text(upload.name, upload.read())
+    if not extracted.text.strip():
+        raise ValidationFailed("No text could be extracted from the file.", code="empty_document")
+    meta = extracted.metadata or {}
+    title = data.get("title") or extracted.title or PurePath(upload.name).stem.replace("-", " ").capitalize()
+    category = data.get("category") or meta.get("category") or Document.Category.OTHER
+    if category not in Document.Category.values:
+        category = Document.Category.OTHER
+    return DocumentInput(
+        title=title, content=extracted.text, category=category, source=upload.name, metadata={"filename": upload.name}
+    )
+
+
+class DocumentListApi(APIView):
+    permission_classes = [ReadAnyWriteStaff]
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    @extend_schema(
+        tags=TAG,
+        summary="List documents",
+        parameters=[
+            OpenApiParameter("category", str, enum=Document.Category.values, required=False),
+            OpenApiParameter("search", str, required=False, description="Part of the title."),
+            OpenApiParameter("page", int, required=False),
+            OpenApiParameter("page_size", int, required=False, description="Up to 100."),
+        ],
+        responses={200: DocumentSerializer(many=True), **error_responses(401)},
+        examples=[_response_example("Page", {"count": 1, "next": None, "previous": None, "results": [_DOCUMENT]})],
+    )
+    def get(self, request: Request) -> Response:
+        queryset = selectors.document_list(
+            category=request.query_params.get("category"), search=request.query_params.get("search")
+        )
+        paginator = StandardPagination()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        return paginator.get_paginated_response(DocumentSerializer(page, many=True).data)
+
+    @extend_schema(
+        tags=TAG,
+        summary="Add a document (staff)",
+        description="JSON with title and content, or a multipart upload of a .txt, .md, .rst, .html or .pdf "
+        "file (up to 10 MB). The document is chunked, embedded and indexed before the reply.",
+        request={"application/json": DocumentInputSerializer, "multipart/form-data": DocumentUploadSerializer},
+        responses={201: DocumentDetailSerializer, **error_responses(400, 401, 403, 413, 503)},
+        examples=[
+            OpenApiExample("JSON document", value=_NEW_DOCUMENT, request_only=True),
+            _response_example("Created", _DOCUMENT | {"content": "…"}, 201),
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        if int(request.META.get("CONTENT_LENGTH") or 0) > settings.MAX_UPLOAD_BYTES + 64 * 1024:
+            raise FileTooLarge()  # refuse before reading the body
+        if "file" in request.FILES:
+            upload = DocumentUploadSerializer(data=request.data)
+            upload.is_valid(raise_exception=True)
+            item = _upload_to_input(upload.validated_data)
+        else:
+            serializer = DocumentInputSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            item = DocumentInput(**serializer.validated_data)
+        result = document_ingest(item=item)
+        document = _document_or_404(result.document.pk)
+        return Response(DocumentDetailSerializer(document).data, status=status.HTTP_201_CREATED)
+
+
+class DocumentDetailApi(APIView):
+    permission_classes = [ReadAnyWriteStaff]
+
+    @extend_schema(
+        tags=TAG,
+        summary="One document with its content",
+        responses={200: DocumentDetailSerializer, **error_responses(401, 404)},
+        examples=[_response_example("Document", _DOCUMENT | {"content": "…"})],
+    )
+    def get(self, request: Request, document_id: int) -> Response:
+        return Response(DocumentDetailSerializer(_document_or_404(document_id)).data)
+
+    @extend_schema(
+        tags=TAG,
+        summary="Change a document (staff); changed content is re-indexed",
+        request=DocumentUpdateSerializer,
+        responses={200: DocumentDetailSerializer, **error_responses(400, 401, 403, 404, 503)},
+        examples=[
+            OpenApiExample("Recategorise", value={"category": "Policy"}, request_only=True),
+            _response_example("Updated", _DOCUMENT | {"category": "Policy", "content": "…"}),
+        ],
+    )
+    def patch(self, request: Request, document_id: int) -> Response:
+        document = _document_or_404(document_id)
+        serializer = DocumentUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        item = DocumentInput(
+            title=data.get("title", document.title),
+            content=data.get("content", document.content),
+            category=data.get("category", document.category),
+            source=document.source,
+            metadata=data.get("metadata", document.metadata),
+        )
+        document_ingest(item=item, document=document)
+        return Response(DocumentDetailSerializer(_document_or_404(document_id)).data)
+
+    @extend_schema(
+        tags=TAG,
+        summary="Delete a document and its vectors (staff)",
+        responses={204: None, **error_responses(401, 403, 404, 503)},
+    )
+    def delete(self, request: Request, document_id: int) -> Response:
+        document_delete(document=_document_or_404(document_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class IndexDocumentsApi(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(
+        tags=TAG,
+        summary="Index several documents at once (staff)",
+        request=IndexDocumentsSerializer,
+        responses={201: IndexResultSerializer, **error_responses(400, 401, 403, 503)},
+        examples=[
+            OpenApiExample("Two documents", value={"documents": [_NEW_DOCUMENT, _NEW_DOCUMENT]}, request_only=True),
+            _response_example("Indexed", {"indexed_count": 2, "ids": [41, 42]}, 201),
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = IndexDocumentsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        items = [DocumentInput(**d) for d in serializer.validated_data["documents"]]
+        results = documents_ingest(items=items)
+        ids = [r.document.pk for r in results]
+        return Response({"indexed_count": len(ids), "ids": ids}, status=status.HTTP_201_CREATED)

@@ -1,0 +1,50 @@
+"""The knowledge base: documents and their chunks. The database is the source of truth; vector
+stores hold only vectors keyed by ``Chunk.id`` and are rebuilt from here by ``manage.py reindex``."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+
+class Document(models.Model):
+    class Category(models.TextChoices):
+        FAQ = "FAQ", "FAQ"
+        GUIDE = "Guide", "Guide"
+        POLICY = "Policy", "Policy"
+        OTHER = "Other", "Other"
+
+    title = models.CharField(max_length=300)
+    content = models.TextField()
+    category = models.CharField(max_length=10, choices=Category.choices, default=Category.OTHER)
+    source = models.CharField(max_length=500, blank=True, default="", help_text="Where the text came from.")
+    metadata = models.JSONField(default=dict, blank=True)
+    content_hash = models.CharField(max_length=64, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["title", "id"]
+        constraints = [
+            # A file ingested twice is the same document; documents created by hand have no source.
+            models.UniqueConstraint(fields=["source"], condition=~Q(source=""), name="rag_document_source_unique"),
+        ]
+        indexes = [models.Index(fields=["category"])]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Chunk(models.Model):
+    """A passage of a document, prefixed with the document's title; its id is its vector id."""
+
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    text = models.TextField()
+
+    class Meta:
+        ordering = ["document_id", "index"]
+        constraints = [models.UniqueConstraint(fields=["document", "index"], name="rag_chunk_document_index_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.document_id}#{self.index}"

@@ -1,0 +1,102 @@
+"""The one place that knows which providers are configured (``settings.RAG_*``).
+
+Each provider is built once per process on first use. Nothing outside this module asks which
+implementation is active.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+
+from django.conf import settings
+
+from rag.providers.base import Embedder, Generator, VectorStore
+from rag.versioning import RedisVersionBoard
+
+_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _embedder() -> Embedder:
+    if settings.RAG_EMBEDDER == "mistral":
+        from rag.providers.mistral import MistralEmbedder
+
+        return MistralEmbedder(
+            api_key=settings.MISTRAL_API_KEY,
+            server_url=settings.MISTRAL_SERVER_URL or None,
+            timeout_s=settings.RAG_REQUEST_TIMEOUT_S,
+            budget_s=settings.RAG_TIMEOUT_S,
+            batch_size=settings.EMBED_BATCH_SIZE,
+        )
+    from rag.providers.local_embedder import LocalEmbedder
+
+    return LocalEmbedder(threads=settings.LOCAL_EMBEDDER_THREADS or None)
+
+
+@lru_cache(maxsize=1)
+def _vector_store() -> VectorStore:
+    if settings.RAG_VECTOR_STORE == "pinecone":
+        from rag.providers.pinecone_store import PineconeVectorStore
+
+        return PineconeVectorStore(
+            api_key=settings.PINECONE_API_KEY,
+            index_name=settings.PINECONE_INDEX_NAME,
+            host=settings.PINECONE_HOST or None,
+            namespace=settings.PINECONE_NAMESPACE,
+            timeout_s=settings.RAG_REQUEST_TIMEOUT_S,
+            budget_s=settings.RAG_TIMEOUT_S,
+        )
+    from rag.providers.faiss_store import FaissVectorStore
+
+    return FaissVectorStore(settings.VECTOR_INDEX_DIR, version_board=RedisVersionBoard("rag:faiss:version"))
+
+
+@lru_cache(maxsize=1)
+def _generator() -> Generator:
+    if settings.RAG_GENERATOR == "mistral":
+        from rag.providers.mistral import MistralGenerator
+
+        return MistralGenerator(
+            api_key=settings.MISTRAL_API_KEY,
+            model=settings.MISTRAL_CHAT_MODEL,
+            server_url=settings.MISTRAL_SERVER_URL or None,
+            timeout_s=settings.RAG_REQUEST_TIMEOUT_S,
+            budget_s=settings.RAG_TIMEOUT_S,
+        )
+    if settings.RAG_GENERATOR == "openai":
+        from rag.providers.openai_compat import OpenAICompatGenerator
+
+        return OpenAICompatGenerator(
+            base_url=settings.OPENAI_BASE_URL,
+            model=settings.OPENAI_MODEL,
+            api_key=settings.OPENAI_API_KEY or None,
+            timeout_s=settings.RAG_REQUEST_TIMEOUT_S,
+            budget_s=settings.RAG_TIMEOUT_S,
+        )
+    from rag.answering.extractive import ExtractiveGenerator
+
+    return ExtractiveGenerator()
+
+
+def get_embedder() -> Embedder:
+    with _lock:  # the local model loads once even when two requests arrive together
+        return _embedder()
+
+
+def get_vector_store() -> VectorStore:
+    with _lock:
+        return _vector_store()
+
+
+def get_generator() -> Generator:
+    with _lock:
+        return _generator()
+
+
+def reset_providers() -> None:
+    """Forget the built providers (tests and settings changes); the next call rebuilds them."""
+    with _lock:
+        _embedder.cache_clear()
+        _vector_store.cache_clear()
+        _generator.cache_clear()

@@ -1,0 +1,109 @@
+"""Input and output shapes of the knowledge-base API."""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+from typing import Any
+
+from django.conf import settings
+from rest_framework import serializers
+
+from rag.ingestion.extract import SUPPORTED_EXTENSIONS
+from rag.models import Document
+from utils.exceptions import ServiceError
+
+MAX_CONTENT_CHARS = 2_000_000
+
+
+class UnsupportedFileType(ServiceError):
+    status_code = 415
+    code = "unsupported_file_type"
+    default_detail = "Upload a .txt, .md, .rst, .html or .pdf file."
+
+
+class FileTooLarge(ServiceError):
+    status_code = 413
+    code = "file_too_large"
+    default_detail = "The upload is larger than the limit (10 MB by default)."
+
+
+class DocumentSerializer(serializers.ModelSerializer[Document]):
+    chunk_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Document
+        fields = ["id", "title", "category", "source", "metadata", "chunk_count", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class DocumentDetailSerializer(DocumentSerializer):
+    class Meta(DocumentSerializer.Meta):
+        fields = [*DocumentSerializer.Meta.fields, "content"]
+        read_only_fields = fields
+
+
+class DocumentInputSerializer(serializers.Serializer[Any]):
+    title = serializers.CharField(max_length=300)
+    content = serializers.CharField(max_length=MAX_CONTENT_CHARS)
+    category = serializers.ChoiceField(choices=Document.Category.choices, default=Document.Category.OTHER)
+    source = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")  # type: ignore[assignment]
+    metadata = serializers.DictField(required=False, default=dict)
+
+    def validate_content(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("The content is empty.")
+        return value
+
+
+class DocumentUpdateSerializer(serializers.Serializer[Any]):
+    title = serializers.CharField(max_length=300, required=False)
+    content = serializers.CharField(max_length=MAX_CONTENT_CHARS, required=False)
+    category = serializers.ChoiceField(choices=Document.Category.choices, required=False)
+    metadata = serializers.DictField(required=False)
+
+
+class DocumentUploadSerializer(serializers.Serializer[Any]):
+    file = serializers.FileField(help_text="A .txt, .md, .rst, .html or .pdf file, up to 10 MB.")
+    title = serializers.CharField(max_length=300, required=False, help_text="Default: from the file.")
+    category = serializers.ChoiceField(choices=Document.Category.choices, required=False)
+
+    def validate_file(self, value: Any) -> Any:
+        if PurePath(value.name).suffix.lower() not in SUPPORTED_EXTENSIONS:
+            raise UnsupportedFileType()
+        if value.size > settings.MAX_UPLOAD_BYTES:
+            raise FileTooLarge()
+        return value
+
+
+class IndexDocumentsSerializer(serializers.Serializer[Any]):
+    documents = DocumentInputSerializer(many=True, allow_empty=False, max_length=100)  # type: ignore[call-arg]
+
+
+class IndexResultSerializer(serializers.Serializer[Any]):
+    indexed_count = serializers.IntegerField()
+    ids = serializers.ListField(child=serializers.IntegerField())
+
+
+class SearchQuerySerializer(serializers.Serializer[Any]):
+    q = serializers.CharField(max_length=1000, help_text="The question or keywords.")
+    top_k = serializers.IntegerField(min_value=1, max_value=10, default=3)
+
+    def validate_q(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("The query is empty.")
+        return value.strip()
+
+
+class SourceSerializer(serializers.Serializer[Any]):
+    document_id = serializers.IntegerField()
+    title = serializers.CharField()
+    category = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]
+    score = serializers.FloatField()
+    snippet = serializers.CharField()
+
+
+class SearchResultSerializer(serializers.Serializer[Any]):
+    query = serializers.CharField()
+    results = SourceSerializer(many=True)
+    took_ms = serializers.FloatField()

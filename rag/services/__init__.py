@@ -1,0 +1,1 @@
+"""Knowledge-base workflows: ingestion (writes), retrieval and answering (reads + providers)."""

@@ -1,0 +1,206 @@
+"""Retrieval: embed the query (cached), search chunks densely and lexically, fuse the rankings,
+group by document and keep the best documents above ``RAG_MIN_SCORE``."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from redis.exceptions import RedisError
+
+from rag.lexical import LexicalIndex, reciprocal_rank_fusion
+from rag.models import Chunk
+from rag.providers.base import Turn, Vectors
+from rag.providers.factory import get_embedder, get_vector_store
+from rag.versioning import RedisVersionBoard
+
+logger = logging.getLogger(__name__)
+
+SNIPPET_CHARS = 300
+CONTEXT_CHUNKS_PER_DOCUMENT = 2
+FOLLOW_UP_MAX_WORDS = 8
+KNOWLEDGE_BASE_VERSION = RedisVersionBoard("rag:kb:version")
+
+
+@dataclass(frozen=True)
+class RetrievedDocument:
+    document_id: int
+    title: str
+    category: str
+    source: str
+    score: float  # best cosine similarity of the document's chunks to the query
+    snippet: str
+    text: str  # the best chunks, for the generator
+
+    def as_source(self) -> dict[str, object]:
+        return {
+            "document_id": self.document_id,
+            "title": self.title,
+            "category": self.category,
+            "source": self.source,
+            "score": round(self.score, 4),
+            "snippet": self.snippet,
+        }
+
+
+@dataclass
+class Retrieval:
+    query: str
+    documents: list[RetrievedDocument] = field(default_factory=list)
+    took_ms: float = 0.0
+
+
+def knowledge_base_changed() -> None:
+    """Tell every process that the chunks changed (after the current transaction commits)."""
+    transaction.on_commit(KNOWLEDGE_BASE_VERSION.bump)
+
+
+def embed_query(text: str, *, use_cache: bool = True) -> Vectors:
+    """The query's embedding, cached in the shared cache by model and text hash."""
+    embedder = get_embedder()
+    if not use_cache:
+        return embedder.embed_query(text)
+    key = f"rag:qemb:{embedder.name}:{hashlib.sha256(text.encode()).hexdigest()}"
+    try:
+        cached = cache.get(key)
+    except RedisError:
+        cached = None
+    if cached is not None:
+        return np.frombuffer(cached, dtype=np.float32)
+    vector = embedder.embed_query(text)
+    try:
+        cache.set(key, vector.astype(np.float32).tobytes(), timeout=settings.RAG_EMBED_CACHE_SECONDS)
+    except RedisError as exc:
+        logger.warning("Query embedding not cached: %s", exc)
+    return vector
+
+
+class _LexicalHolder:
+    """This process's lexical index, rebuilt from the database when the shared version moves."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._index: LexicalIndex | None = None
+        self._version: int | None = None
+        self._built = False
+
+    def get(self) -> LexicalIndex | None:
+        version = KNOWLEDGE_BASE_VERSION.get()
+        if self._built and version == self._version:
+            return self._index
+        with self._lock:
+            if not (self._built and version == self._version):
+                rows = list(Chunk.objects.values_list("id", "text"))
+                self._index = LexicalIndex.build([r[0] for r in rows], [r[1] for r in rows]) if rows else None
+                self._version, self._built = version, True
+        return self._index
+
+    def reset(self) -> None:
+        with self._lock:
+            self._built = False
+
+
+lexical_index = _LexicalHolder()
+
+
+def _follow_up_query(query: str, history: Sequence[Turn]) -> str | None:
+    """The question read together with the previous user turn, so "how long does it last?" works."""
+    previous = [turn.content for turn in history if turn.role == "user"]
+    if not previous or previous[-1].strip() == query.strip():
+        return None
+    return f"{previous[-1]}\n{query}"
+
+
+def _follow_up_weight(query: str) -> float:
+    """Short questions ("and how long is it valid?") lean on the conversation; long ones stand alone."""
+    return 1.5 if len(query.split()) <= FOLLOW_UP_MAX_WORDS else 0.5
+
+
+def _rank(query: str, candidates: int, fusion: str, use_cache: bool) -> tuple[list[int], dict[int, float], list[int]]:
+    matches = get_vector_store().query(embed_query(query, use_cache=use_cache), top_k=candidates)
+    dense = [m.id for m in matches]
+    cosine = {m.id: m.score for m in matches}
+    lexical: list[int] = []
+    if fusion == "hybrid":
+        index = lexical_index.get()
+        lexical = [chunk_id for chunk_id, _ in index.search(query, candidates)] if index else []
+    return dense, cosine, lexical
+
+
+def retrieve(
+    *,
+    query: str,
+    history: Sequence[Turn] = (),
+    top_k: int | None = None,
+    fusion: str | None = None,
+    use_cache: bool = True,
+) -> Retrieval:
+    """The top documents for ``query``; raises a ``ProviderError`` when a provider fails."""
+    started = time.perf_counter()
+    top_k = top_k or settings.RAG_TOP_K
+    fusion = fusion or settings.RAG_FUSION
+    candidates = max(settings.RAG_CANDIDATES, top_k * 4)
+    dense, cosine, lexical = _rank(query, candidates, fusion, use_cache)
+    rankings: list[Sequence[int]] = [dense, lexical] if lexical else [dense]
+    weights = [1.0] * len(rankings)
+    follow_up = _follow_up_query(query, history)
+    if follow_up:
+        f_dense, f_cosine, f_lexical = _rank(follow_up, candidates, fusion, use_cache)
+        for chunk_id, score in f_cosine.items():
+            cosine[chunk_id] = max(cosine.get(chunk_id, 0.0), score)
+        rankings += [f_dense, f_lexical] if f_lexical else [f_dense]
+        weights += [_follow_up_weight(query)] * (len(rankings) - len(weights))
+    fused = [chunk_id for chunk_id, _ in reciprocal_rank_fusion(rankings, weights=weights)]
+    documents = _group_by_document(fused, cosine, top_k)
+    return Retrieval(query=query, documents=documents, took_ms=round((time.perf_counter() - started) * 1000, 2))
+
+
+def _strip_title(text: str) -> str:
+    head, sep, body = text.partition("\n\n")
+    return body if sep else head
+
+
+def _snippet(text: str) -> str:
+    body = " ".join(_strip_title(text).split())
+    if len(body) <= SNIPPET_CHARS:
+        return body
+    return body[:SNIPPET_CHARS].rsplit(" ", 1)[0] + "…"
+
+
+def _group_by_document(fused: list[int], cosine: dict[int, float], top_k: int) -> list[RetrievedDocument]:
+    chunks = Chunk.objects.select_related("document").in_bulk(fused)  # ids the database no longer has drop out
+    grouped: dict[int, list[Chunk]] = {}
+    for chunk_id in fused:
+        chunk = chunks.get(chunk_id)
+        if chunk is not None:
+            grouped.setdefault(chunk.document_id, []).append(chunk)
+    results = []
+    for doc_chunks in grouped.values():
+        score = max(cosine.get(c.pk, 0.0) for c in doc_chunks)
+        if score < settings.RAG_MIN_SCORE:
+            continue
+        best = doc_chunks[:CONTEXT_CHUNKS_PER_DOCUMENT]
+        document = best[0].document
+        text = "\n\n".join(_strip_title(c.text) for c in sorted(best, key=lambda c: c.index))
+        results.append(
+            RetrievedDocument(
+                document_id=document.pk,
+                title=document.title,
+                category=document.category,
+                source=document.source,
+                score=score,
+                snippet=_snippet(best[0].text),
+                text=text,
+            )
+        )
+        if len(results) == top_k:
+            break
+    return results

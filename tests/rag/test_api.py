@@ -1,0 +1,141 @@
+"""Knowledge-base API: search and reads for users, writes for staff only."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from pypdf import PdfWriter
+
+from rag.models import Document
+
+pytestmark = pytest.mark.django_db
+
+SEARCH = "/api/rag/search/"
+DOCS = "/api/rag/documents/"
+
+
+def search_sources(client, q: str) -> list[str]:
+    response = client.get(SEARCH, {"q": q})
+    assert response.status_code == 200, response.content
+    return [r["source"] for r in response.json()["results"]]
+
+
+def test_search_returns_sources_with_every_field(api_client, knowledge_base):
+    response = api_client.get(SEARCH, {"q": "how do I reset my password", "top_k": 2})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["query"] == "how do I reset my password" and body["took_ms"] >= 0
+    assert 1 <= len(body["results"]) <= 2
+    first = body["results"][0]
+    assert set(first) == {"document_id", "title", "category", "source", "score", "snippet"}
+    assert first["source"] == "guides/reset.md"
+
+
+@pytest.mark.parametrize(
+    "params", [{}, {"q": "   "}, {"q": "x", "top_k": 11}, {"q": "x", "top_k": 0}, {"q": "x" * 1001}]
+)
+def test_search_validation(api_client, params):
+    response = api_client.get(SEARCH, params)
+    assert response.status_code == 400 and response.json()["code"] == "invalid"
+
+
+def test_search_and_documents_need_login(anon_client, knowledge_base):
+    assert anon_client.get(SEARCH, {"q": "password"}).status_code == 401
+    assert anon_client.get(DOCS).status_code == 401
+    assert anon_client.get(f"{DOCS}{knowledge_base[0].pk}/").status_code == 401
+
+
+def test_users_list_and_read_documents(api_client, knowledge_base):
+    body = api_client.get(DOCS, {"category": "Policy"}).json()
+    assert body["count"] == 2 and {d["category"] for d in body["results"]} == {"Policy"}
+    assert all(d["chunk_count"] >= 1 for d in body["results"])
+    detail = api_client.get(f"{DOCS}{knowledge_base[0].pk}/").json()
+    assert detail["content"].startswith("If you forgot your password")
+    assert api_client.get(f"{DOCS}999999/").status_code == 404
+
+
+def test_staff_creates_a_json_document_that_becomes_searchable(staff_client, api_client, knowledge_base):
+    payload = {
+        "title": "Office hours",
+        "content": "Human support answers on weekdays from nine to five UTC.",
+        "category": "FAQ",
+        "metadata": {"owner": "support"},
+    }
+    response = staff_client.post(DOCS, payload, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["chunk_count"] == 1
+    results = api_client.get(SEARCH, {"q": "when can I talk to human support"}).json()["results"]
+    assert results[0]["document_id"] == response.json()["id"]
+    assert api_client.post(DOCS, payload, format="json").status_code == 403
+
+
+def test_document_validation(staff_client):
+    response = staff_client.post(DOCS, {"title": "", "content": " ", "category": "Nope"}, format="json")
+    assert response.status_code == 400
+    assert {"title", "content", "category"} <= set(response.json()["errors"])
+
+
+def upload(client, name: str, data: bytes, **extra):
+    return client.post(DOCS, {"file": SimpleUploadedFile(name, data), **extra}, format="multipart")
+
+
+def test_staff_uploads_markdown_html_and_pdf(staff_client):
+    md = b"---\ntitle: Uploaded guide\ncategory: Guide\n---\nUploaded guides explain exports of chat sessions."
+    response = upload(staff_client, "uploaded.md", md)
+    assert response.status_code == 201, response.content
+    assert response.json()["title"] == "Uploaded guide" and response.json()["category"] == "Guide"
+    html = (
+        b"<html><head><title>Html page</title></head><body><p>HTML pages describe feedback ratings.</p></body></html>"
+    )
+    assert upload(staff_client, "page.html", html).json()["title"] == "Html page"
+    writer = PdfWriter()
+    writer.add_blank_page(width=200, height=200)
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    response = upload(staff_client, "blank.pdf", buffer.getvalue(), title="Blank")
+    assert response.status_code == 400 and response.json()["code"] == "empty_document"
+
+
+def test_upload_rejects_unsupported_and_oversized_files(staff_client, settings):
+    response = upload(staff_client, "tool.exe", b"MZ\x00\x00")
+    assert response.status_code == 415 and response.json()["code"] == "unsupported_file_type"
+    settings.MAX_UPLOAD_BYTES = 1000
+    response = upload(staff_client, "big.txt", b"a" * 2000)
+    assert response.status_code == 413 and response.json()["code"] == "file_too_large"
+    assert not Document.objects.exists()
+
+
+def test_staff_updates_and_deletes(staff_client, api_client, knowledge_base):
+    doc = knowledge_base[3]
+    url = f"{DOCS}{doc.pk}/"
+    assert api_client.patch(url, {"category": "FAQ"}, format="json").status_code == 403
+    assert api_client.delete(url).status_code == 403
+    content = "Messages are kept for ninety days before the retention job removes them."
+    response = staff_client.patch(url, {"content": content}, format="json")
+    assert response.status_code == 200 and response.json()["content"] == content
+    assert "policies/retention.md" in search_sources(api_client, "how many days are messages kept")
+    assert staff_client.delete(url).status_code == 204
+    assert "policies/retention.md" not in search_sources(api_client, "how many days are messages kept")
+    assert staff_client.delete(url).status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/api/rag/index/", "/api/rag/index-documents/"])
+def test_bulk_index(staff_client, api_client, path):
+    docs = [{"title": f"Doc {n}", "content": f"Fact number {n} about backups.", "category": "Other"} for n in range(3)]
+    response = staff_client.post(path, {"documents": docs}, format="json")
+    assert response.status_code == 201
+    body = response.json()
+    assert body["indexed_count"] == 3 and len(body["ids"]) == 3
+    assert Document.objects.count() == 3
+    assert api_client.post(path, {"documents": docs}, format="json").status_code == 403
+    assert staff_client.post(path, {"documents": []}, format="json").status_code == 400
+
+
+def test_health_reports_the_knowledge_base(anon_client, knowledge_base):
+    body = anon_client.get("/api/health/").json()
+    assert body["status"] == "ok"
+    assert body["checks"]["vector_store"]["backend"] == "faiss" and body["checks"]["vector_store"]["vectors"] >= 5
+    assert body["checks"]["embedder"]["dimension"] == 384
+    assert body["checks"]["generator"]["backend"] == "extractive"

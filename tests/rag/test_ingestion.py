@@ -1,0 +1,102 @@
+"""Ingestion through the real pipeline: chunks in the database, vectors in FAISS, kept in step."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.models import Chunk, Document
+from rag.providers.factory import get_embedder, get_vector_store
+from rag.services.ingestion import DocumentInput, document_delete, document_ingest, index_rebuild
+from utils.exceptions import IndexMismatch, ProviderUnavailable
+
+pytestmark = pytest.mark.django_db
+
+LONG = " ".join(
+    f"Paragraph {n} explains how sessions, tokens and history fit together in this product." for n in range(60)
+)
+
+
+def vector_ids() -> set[int]:
+    store = get_vector_store()
+    query = get_embedder().embed_query("sessions tokens history")
+    return {m.id for m in store.query(query, top_k=1000)}
+
+
+def test_ingest_stores_titled_chunks_and_their_vectors():
+    result = document_ingest(item=DocumentInput(title="Sessions", content=LONG, category="Guide", source="s.md"))
+    assert result.status == "created" and result.chunks > 1
+    chunks = list(Chunk.objects.filter(document=result.document))
+    assert all(c.text.startswith("Sessions\n\n") for c in chunks)
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+    assert vector_ids() == {c.pk for c in chunks}
+    assert get_vector_store().count() == len(chunks)
+
+
+def test_unchanged_content_is_skipped(monkeypatch):
+    item = DocumentInput(title="Sessions", content=LONG, category="Guide", source="s.md")
+    first = document_ingest(item=item)
+    ids = set(Chunk.objects.values_list("id", flat=True))
+    embedder = get_embedder()
+    monkeypatch.setattr(embedder, "embed_documents", lambda texts: pytest.fail("re-embedded unchanged content"))
+    again = document_ingest(item=item)
+    assert again.status == "unchanged" and again.document.pk == first.document.pk
+    assert set(Chunk.objects.values_list("id", flat=True)) == ids
+    assert Document.objects.count() == 1
+
+
+def test_changed_content_replaces_chunks_and_vectors():
+    first = document_ingest(item=DocumentInput(title="Sessions", content=LONG, source="s.md"))
+    old = set(first.document.chunks.values_list("id", flat=True))
+    second = document_ingest(
+        item=DocumentInput(title="Sessions", content="Short replacement text about tokens.", source="s.md")
+    )
+    assert second.status == "updated" and second.document.pk == first.document.pk
+    new = set(second.document.chunks.values_list("id", flat=True))
+    assert new and not (new & old)
+    assert vector_ids() == new
+
+
+def test_category_change_updates_vector_metadata():
+    document_ingest(item=DocumentInput(title="Sessions", content=LONG, category="Guide", source="s.md"))
+    result = document_ingest(item=DocumentInput(title="Sessions", content=LONG, category="Policy", source="s.md"))
+    assert result.status == "updated"
+    query = get_embedder().embed_query("sessions")
+    matches = get_vector_store().query(query, top_k=5, filter={"category": "Policy"})
+    assert matches and all(m.metadata["category"] == "Policy" for m in matches)
+
+
+def test_delete_leaves_no_vector_behind():
+    keep = document_ingest(item=DocumentInput(title="Keep", content="Tokens expire after seven days.", source="k.md"))
+    gone = document_ingest(item=DocumentInput(title="Sessions", content=LONG, source="s.md"))
+    document_delete(document=gone.document)
+    assert not Chunk.objects.filter(document_id=gone.document.pk).exists()
+    assert vector_ids() == set(keep.document.chunks.values_list("id", flat=True))
+
+
+def test_failed_vector_write_rolls_the_database_back(monkeypatch):
+    store = get_vector_store()
+
+    def refuse(*args, **kwargs):
+        raise ProviderUnavailable("vector store down", provider="faiss")
+
+    monkeypatch.setattr(store, "upsert", refuse)
+    with pytest.raises(ProviderUnavailable):
+        document_ingest(item=DocumentInput(title="Sessions", content=LONG, source="s.md"))
+    assert not Document.objects.exists() and not Chunk.objects.exists()
+
+
+def test_index_built_by_another_embedder_is_refused_naming_reindex():
+    get_vector_store().reset(embedder_name="mistral:mistral-embed", dimension=1024)
+    with pytest.raises(IndexMismatch) as excinfo:
+        document_ingest(item=DocumentInput(title="Sessions", content=LONG, source="s.md"))
+    assert "manage.py reindex" in str(excinfo.value)
+
+
+def test_index_rebuild_restores_every_vector():
+    document_ingest(item=DocumentInput(title="Sessions", content=LONG, source="s.md"))
+    expected = set(Chunk.objects.values_list("id", flat=True))
+    embedder = get_embedder()
+    get_vector_store().reset(embedder_name=embedder.name, dimension=embedder.dimension)
+    assert get_vector_store().count() == 0
+    assert index_rebuild(batch_size=3) == len(expected)
+    assert vector_ids() == expected
