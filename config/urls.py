@@ -11,6 +11,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/auth/", include("users.urls")),
     path("api/rag/", include("rag.urls")),
+    path("api/chat/", include("chat.urls")),
     path("api/token/refresh/", TokenRefreshApi.as_view(), name="token-refresh-alias"),
     path("api/health/", HealthApi.as_view(), name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -1,0 +1,115 @@
+"""Input and output shapes of the chat API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from chat.models import ChatMessage, ChatSession
+from rag.serializers import SourceSerializer
+
+MAX_MESSAGE_CHARS = 4000
+
+
+class SessionSerializer(serializers.ModelSerializer[ChatSession]):
+    message_count = serializers.IntegerField(read_only=True, default=0)
+
+    class Meta:
+        model = ChatSession
+        fields = ["id", "title", "created_at", "updated_at", "message_count"]
+        read_only_fields = fields
+
+
+class SessionInputSerializer(serializers.Serializer[Any]):
+    title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class SessionRenameSerializer(serializers.Serializer[Any]):
+    title = serializers.CharField(max_length=200)
+
+
+class FeedbackSerializer(serializers.Serializer[Any]):
+    rating = serializers.ChoiceField(choices=[1, -1])
+    comment = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
+
+
+class FeedbackOutputSerializer(serializers.Serializer[Any]):
+    rating = serializers.IntegerField()
+    comment = serializers.CharField()
+    updated_at = serializers.DateTimeField()
+
+
+class UsageSerializer(serializers.Serializer[Any]):
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+    total_tokens = serializers.IntegerField()
+
+
+class MessageSerializer(serializers.ModelSerializer[ChatMessage]):
+    session_id = serializers.IntegerField(read_only=True)
+    sources = SourceSerializer(many=True, read_only=True)
+    degraded = serializers.BooleanField(read_only=True)
+    latency_ms = serializers.IntegerField(read_only=True, allow_null=True)
+    provider = serializers.CharField(read_only=True, allow_null=True)
+    model = serializers.CharField(read_only=True, allow_null=True)
+    usage = UsageSerializer(read_only=True, allow_null=True)
+    feedback = FeedbackOutputSerializer(read_only=True, allow_null=True)
+
+    class Meta:
+        model = ChatMessage
+        fields = [
+            "id",
+            "session_id",
+            "sender",
+            "content",
+            "created_at",
+            "sources",
+            "degraded",
+            "latency_ms",
+            "provider",
+            "model",
+            "usage",
+            "feedback",
+        ]
+        read_only_fields = fields
+
+    def to_representation(self, instance: ChatMessage) -> dict[str, Any]:
+        meta = instance.metadata or {}
+        feedback = None
+        if instance.feedback_rating is not None:
+            feedback = {
+                "rating": instance.feedback_rating,
+                "comment": instance.feedback_comment,
+                "updated_at": instance.feedback_at.isoformat().replace("+00:00", "Z") if instance.feedback_at else None,
+            }
+        return {
+            "id": instance.pk,
+            "session_id": instance.session_id,
+            "sender": instance.sender,
+            "content": instance.content,
+            "created_at": serializers.DateTimeField().to_representation(instance.created_at),
+            "sources": meta.get("sources", []),
+            "degraded": bool(meta.get("degraded", False)),
+            "latency_ms": meta.get("latency_ms"),
+            "provider": meta.get("provider"),
+            "model": meta.get("model"),
+            "usage": meta.get("usage"),
+            "feedback": feedback,
+        }
+
+
+class SendInputSerializer(serializers.Serializer[Any]):
+    content = serializers.CharField(max_length=MAX_MESSAGE_CHARS, trim_whitespace=True)
+
+
+class SendOutputSerializer(serializers.Serializer[Any]):
+    user_message = MessageSerializer()
+    bot_message = MessageSerializer()
+
+
+class HistorySerializer(serializers.Serializer[Any]):
+    sessions = SessionSerializer(many=True)
+    recent_messages = MessageSerializer(many=True)
+    total_sessions = serializers.IntegerField()
+    total_messages = serializers.IntegerField()
