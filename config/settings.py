@@ -284,6 +284,7 @@ if RAG_GENERATOR == "openai" and not (OPENAI_BASE_URL and OPENAI_MODEL):
 
 VECTOR_INDEX_DIR = Path(env_str("VECTOR_INDEX_DIR", str(VAR_DIR / "index")))
 LOCAL_EMBEDDER_THREADS = env_int("LOCAL_EMBEDDER_THREADS", 0)  # 0: one per core
+FAISS_THREADS = env_int("FAISS_THREADS", 1)  # OpenMP threads per search
 EMBED_BATCH_SIZE = env_int("EMBED_BATCH_SIZE", 64)
 RAG_TOP_K = env_int("RAG_TOP_K", 3)
 RAG_CANDIDATES = env_int("RAG_CANDIDATES", 40)  # chunks taken from each ranking before fusion
@@ -294,6 +295,20 @@ RAG_TIMEOUT_S = env_float("RAG_TIMEOUT_S", 20.0)  # total budget of one provider
 RAG_REQUEST_TIMEOUT_S = env_float("RAG_REQUEST_TIMEOUT_S", 10.0)  # one HTTP attempt
 RAG_EMBED_CACHE_SECONDS = env_int("RAG_EMBED_CACHE_SECONDS", 86_400)
 DOCUMENTS_DIR = Path(env_str("DOCUMENTS_DIR", str(BASE_DIR / "documents")))
+
+# --- Maintenance jobs (background_tasks) ---------------------------------------------------------
+# Schedules are crontab strings in UTC (minute hour day month weekday; weekday 0 or 7 = Sunday).
+CHAT_RETENTION_DAYS = env_int("CHAT_RETENTION_DAYS", 30)
+JOB_PRUNE_CHAT_HISTORY_CRON = env_str("JOB_PRUNE_CHAT_HISTORY_CRON", "0 2 * * *")
+JOB_CLEANUP_TOKENS_CRON = env_str("JOB_CLEANUP_TOKENS_CRON", "0 3 * * *")
+JOB_SEND_DAILY_REPORT_CRON = env_str("JOB_SEND_DAILY_REPORT_CRON", "0 8 * * *")
+JOB_BACKUP_DATA_CRON = env_str("JOB_BACKUP_DATA_CRON", "0 1 * * sun")
+BACKUP_DIR = Path(env_str("BACKUP_DIR", str(VAR_DIR / "backups")))
+BACKUP_KEEP = env_int("BACKUP_KEEP", 8)
+REPORT_RECIPIENTS = env_list("REPORT_RECIPIENTS")  # empty: ADMINS, else active staff users
+DEV_SCHEDULER = env_bool("DEV_SCHEDULER", True)  # runserver also schedules (under the leader lock)
+SCHEDULER_MISFIRE_GRACE_S = env_int("SCHEDULER_MISFIRE_GRACE_S", 3600)  # a run up to this late still happens
+SCHEDULER_LEADER_TTL_S = env_int("SCHEDULER_LEADER_TTL_S", 30)  # leader lock lifetime; renewed every third
 
 # --- Static files, i18n -----------------------------------------------------------------------
 STATIC_URL = "static/"

@@ -176,7 +176,11 @@ def _snippet(text: str) -> str:
 
 
 def _group_by_document(fused: list[int], cosine: dict[int, float], top_k: int) -> list[RetrievedDocument]:
-    chunks = Chunk.objects.select_related("document").in_bulk(fused)  # ids the database no longer has drop out
+    chunks = (  # ids the database no longer has drop out; the documents' full text is not needed
+        Chunk.objects.select_related("document")
+        .only("id", "index", "text", "document__id", "document__title", "document__category", "document__source")
+        .in_bulk(fused)
+    )
     grouped: dict[int, list[Chunk]] = {}
     for chunk_id in fused:
         chunk = chunks.get(chunk_id)
