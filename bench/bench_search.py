@@ -3,7 +3,7 @@
 Usage: .venv/bin/python bench/bench_search.py [--sizes 1000 10000 100000] [--queries 50] [--runs 3]
 
 The chunk texts are synthetic help-centre sentences. To reach 100k chunks without embedding them
-all (about 40 minutes on this machine), 2,000 chunks are embedded for real and the rest get
+all (about 40 minutes on this machine), 500 chunks are embedded for real and the rest get
 those vectors with small random perturbations, so the index has the realistic density of
 neighbours that exact search cost depends on. Each timed search includes the query embedding
 (a cache miss: every query text is new), the FAISS search, the BM25 ranking, fusion and the
@@ -88,7 +88,7 @@ def build(size: int, rng: random.Random) -> None:
             for n in range(size // per_doc)
         ]
     )
-    base_texts = [chunk_text(rng, n) for n in range(min(size, 2000))]
+    base_texts = [chunk_text(rng, n) for n in range(min(size, 500))]
     base = embedder.embed_documents(base_texts)
     np_rng = np.random.default_rng(7)
     for start in range(0, size, 10_000):

@@ -34,5 +34,7 @@ def connection_pool() -> redis.ConnectionPool:
     )
 
 
+@lru_cache(maxsize=1)
 def get_redis() -> redis.Redis:
+    """A shared client (thread-safe: each command borrows a pooled connection)."""
     return redis.Redis(connection_pool=connection_pool())

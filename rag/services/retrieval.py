@@ -175,33 +175,46 @@ def _snippet(text: str) -> str:
     return body[:SNIPPET_CHARS].rsplit(" ", 1)[0] + "…"
 
 
+@dataclass(frozen=True)
+class _ChunkRow:
+    id: int
+    document_id: int
+    index: int
+    text: str
+    title: str
+    category: str
+    source: str
+
+
+def _chunk_rows(ids: list[int]) -> dict[int, _ChunkRow]:
+    """The candidate chunks that still exist (vectors of deleted chunks drop out here)."""
+    fields = ("id", "document_id", "index", "text", "document__title", "document__category", "document__source")
+    return {row[0]: _ChunkRow(*row) for row in Chunk.objects.filter(id__in=ids).values_list(*fields)}
+
+
 def _group_by_document(fused: list[int], cosine: dict[int, float], top_k: int) -> list[RetrievedDocument]:
-    chunks = (  # ids the database no longer has drop out; the documents' full text is not needed
-        Chunk.objects.select_related("document")
-        .only("id", "index", "text", "document__id", "document__title", "document__category", "document__source")
-        .in_bulk(fused)
-    )
-    grouped: dict[int, list[Chunk]] = {}
+    rows = _chunk_rows(fused)
+    grouped: dict[int, list[_ChunkRow]] = {}
     for chunk_id in fused:
-        chunk = chunks.get(chunk_id)
-        if chunk is not None:
-            grouped.setdefault(chunk.document_id, []).append(chunk)
+        row = rows.get(chunk_id)
+        if row is not None:
+            grouped.setdefault(row.document_id, []).append(row)
     results = []
-    for doc_chunks in grouped.values():
-        score = max(cosine.get(c.pk, 0.0) for c in doc_chunks)
+    for document_id, doc_chunks in grouped.items():
+        score = max(cosine.get(c.id, 0.0) for c in doc_chunks)
         if score < settings.RAG_MIN_SCORE:
             continue
         best = doc_chunks[:CONTEXT_CHUNKS_PER_DOCUMENT]
-        document = best[0].document
         text = "\n\n".join(_strip_title(c.text) for c in sorted(best, key=lambda c: c.index))
+        head = best[0]
         results.append(
             RetrievedDocument(
-                document_id=document.pk,
-                title=document.title,
-                category=document.category,
-                source=document.source,
+                document_id=document_id,
+                title=head.title,
+                category=head.category,
+                source=head.source,
                 score=score,
-                snippet=_snippet(best[0].text),
+                snippet=_snippet(head.text),
                 text=text,
             )
         )
