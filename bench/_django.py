@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def setup(name: str) -> Path:
     """Configure settings for a fresh run under a temporary folder; returns that folder."""
     work = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
-    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
+    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789-abcdefghijklmnop")
     os.environ["VAR_DIR"] = str(work)
     os.environ["DATABASE_URL"] = f"sqlite:///{work / 'db.sqlite3'}"
     os.environ.setdefault("LOG_LEVEL", "WARNING")

@@ -73,19 +73,24 @@ def chunk_text(rng: random.Random, n: int) -> str:
     return f"Synthetic article {n}\n\n" + " ".join(sentence(rng) for _ in range(8))
 
 
-def build(size: int, rng: random.Random) -> None:
+def build(size: int, rng: random.Random, *, reset: bool = True) -> None:
+    """Make the knowledge base ``size`` chunks big (``reset=False`` pads what is there)."""
     from rag.models import Chunk, Document
     from rag.providers.factory import get_embedder, get_vector_store
 
     embedder, store = get_embedder(), get_vector_store()
-    store.reset(embedder_name=embedder.name, dimension=embedder.dimension)
-    Chunk.objects.all().delete()
-    Document.objects.all().delete()
+    if reset:
+        store.reset(embedder_name=embedder.name, dimension=embedder.dimension)
+        Chunk.objects.all().delete()
+        Document.objects.all().delete()
+    size -= Chunk.objects.count()
+    if size <= 0:
+        return
     per_doc = 5
     docs = Document.objects.bulk_create(
         [
             Document(title=f"Synthetic article {n}", content="-", content_hash=f"{n:064d}", category="Other")
-            for n in range(size // per_doc)
+            for n in range(-(-size // per_doc))
         ]
     )
     base_texts = [chunk_text(rng, n) for n in range(min(size, 500))]
