@@ -12,6 +12,13 @@ from rag.serializers import SourceSerializer
 MAX_MESSAGE_CHARS = 4000
 
 
+_DATETIME = serializers.DateTimeField()
+
+
+def _timestamp(value: Any) -> str | None:
+    return _DATETIME.to_representation(value) if value else None
+
+
 class SessionSerializer(serializers.ModelSerializer[ChatSession]):
     message_count = serializers.IntegerField(read_only=True, default=0)
 
@@ -19,6 +26,16 @@ class SessionSerializer(serializers.ModelSerializer[ChatSession]):
         model = ChatSession
         fields = ["id", "title", "created_at", "updated_at", "message_count"]
         read_only_fields = fields
+
+    def to_representation(self, instance: ChatSession) -> dict[str, Any]:
+        # Hand-written for speed: history and list pages render many of these per request.
+        return {
+            "id": instance.pk,
+            "title": instance.title,
+            "created_at": _timestamp(instance.created_at),
+            "updated_at": _timestamp(instance.updated_at),
+            "message_count": getattr(instance, "message_count", 0),
+        }
 
 
 class SessionInputSerializer(serializers.Serializer[Any]):
@@ -81,14 +98,14 @@ class MessageSerializer(serializers.ModelSerializer[ChatMessage]):
             feedback = {
                 "rating": instance.feedback_rating,
                 "comment": instance.feedback_comment,
-                "updated_at": instance.feedback_at.isoformat().replace("+00:00", "Z") if instance.feedback_at else None,
+                "updated_at": _timestamp(instance.feedback_at),
             }
         return {
             "id": instance.pk,
             "session_id": instance.session_id,
             "sender": instance.sender,
             "content": instance.content,
-            "created_at": serializers.DateTimeField().to_representation(instance.created_at),
+            "created_at": _timestamp(instance.created_at),
             "sources": meta.get("sources", []),
             "degraded": bool(meta.get("degraded", False)),
             "latency_ms": meta.get("latency_ms"),
