@@ -290,6 +290,10 @@ RAG_TOP_K = env_int("RAG_TOP_K", 3)
 RAG_CANDIDATES = env_int("RAG_CANDIDATES", 40)  # chunks taken from each ranking before fusion
 RAG_MIN_SCORE = env_float("RAG_MIN_SCORE", 0.25)  # cosine; below it a document is not used
 RAG_FUSION = env_str("RAG_FUSION", "hybrid").lower()  # hybrid (dense + BM25, RRF) or dense
+# Fusion: BM25's vote counts half of the dense one, and a small k favours each list's top ranks
+# (tuned on rag/eval/questions.jsonl; see README "Retrieval quality").
+RAG_LEXICAL_WEIGHT = env_float("RAG_LEXICAL_WEIGHT", 0.5)
+RAG_RRF_K = env_int("RAG_RRF_K", 10)
 RAG_HISTORY_TURNS = env_int("RAG_HISTORY_TURNS", 4)
 RAG_TIMEOUT_S = env_float("RAG_TIMEOUT_S", 20.0)  # total budget of one provider call, retries included
 RAG_REQUEST_TIMEOUT_S = env_float("RAG_REQUEST_TIMEOUT_S", 10.0)  # one HTTP attempt
@@ -303,7 +307,7 @@ JOB_PRUNE_CHAT_HISTORY_CRON = env_str("JOB_PRUNE_CHAT_HISTORY_CRON", "0 2 * * *"
 JOB_CLEANUP_TOKENS_CRON = env_str("JOB_CLEANUP_TOKENS_CRON", "0 3 * * *")
 JOB_SEND_DAILY_REPORT_CRON = env_str("JOB_SEND_DAILY_REPORT_CRON", "0 8 * * *")
 JOB_BACKUP_DATA_CRON = env_str("JOB_BACKUP_DATA_CRON", "0 1 * * sun")
-BACKUP_DIR = Path(env_str("BACKUP_DIR", str(VAR_DIR / "backups")))
+BACKUP_DIR = Path(env_str("BACKUP_DIR") or str(VAR_DIR / "backups"))
 BACKUP_KEEP = env_int("BACKUP_KEEP", 8)
 REPORT_RECIPIENTS = env_list("REPORT_RECIPIENTS")  # empty: ADMINS, else active staff users
 DEV_SCHEDULER = env_bool("DEV_SCHEDULER", True)  # runserver also schedules (under the leader lock)

@@ -149,16 +149,23 @@ def retrieve(
     fusion = fusion or settings.RAG_FUSION
     candidates = max(settings.RAG_CANDIDATES, top_k * 4)
     dense, cosine, lexical = _rank(query, candidates, fusion, use_cache)
-    rankings: list[Sequence[int]] = [dense, lexical] if lexical else [dense]
-    weights = [1.0] * len(rankings)
+    rankings: list[Sequence[int]] = [dense]
+    weights = [1.0]
+    if lexical:
+        rankings.append(lexical)
+        weights.append(settings.RAG_LEXICAL_WEIGHT)
     follow_up = _follow_up_query(query, history)
     if follow_up:
         f_dense, f_cosine, f_lexical = _rank(follow_up, candidates, fusion, use_cache)
         for chunk_id, score in f_cosine.items():
             cosine[chunk_id] = max(cosine.get(chunk_id, 0.0), score)
-        rankings += [f_dense, f_lexical] if f_lexical else [f_dense]
-        weights += [_follow_up_weight(query)] * (len(rankings) - len(weights))
-    fused = [chunk_id for chunk_id, _ in reciprocal_rank_fusion(rankings, weights=weights)]
+        factor = _follow_up_weight(query)
+        rankings.append(f_dense)
+        weights.append(factor)
+        if f_lexical:
+            rankings.append(f_lexical)
+            weights.append(factor * settings.RAG_LEXICAL_WEIGHT)
+    fused = [chunk_id for chunk_id, _ in reciprocal_rank_fusion(rankings, k=settings.RAG_RRF_K, weights=weights)]
     documents = _group_by_document(fused, cosine, top_k)
     return Retrieval(query=query, documents=documents, took_ms=round((time.perf_counter() - started) * 1000, 2))
 
