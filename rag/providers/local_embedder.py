@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +31,8 @@ logger = logging.getLogger(__name__)
 MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
 MAX_TOKENS = 256
 DIMENSION = 384
-# Tokens per onnxruntime run (rows x padded length). Small batches of similar length measured
-# fastest on 2 cores (about 1,000 tokens, i.e. 4-5 chunks of 800 characters); see bench/.
+# Tokens per onnxruntime run (rows x padded length). Small batches of similar length, two at a
+# time, measured fastest on 2 cores (about 1,000 tokens: 4-5 chunks of 800 characters); see bench/.
 TOKEN_BUDGET = 1024
 MAX_BATCH_ROWS = 64
 
@@ -147,7 +148,12 @@ def _mean_pool(hidden: npt.NDArray[np.float32], mask: IntArray) -> Vectors:
 
 
 class LocalEmbedder:
-    """all-MiniLM-L6-v2 int8 on onnxruntime: 384-d, normalised, float32."""
+    """all-MiniLM-L6-v2 int8 on onnxruntime: 384-d, normalised, float32.
+
+    ``threads`` batches run at once for documents, each on a single-threaded session (no thread
+    team to synchronise, so a CPU shared with other processes slows it down gracefully);
+    ``query_threads`` is the intra-op thread count of the session that embeds queries.
+    """
 
     name = "local:all-MiniLM-L6-v2-int8"
     dimension = DIMENSION
@@ -157,22 +163,29 @@ class LocalEmbedder:
         # A single short query gains nothing from a thread team; waking one costs more (6 ms vs 12 ms).
         self.query_threads = query_threads
 
-    @property
-    def _runtime(self) -> _Runtime:
-        return load_runtime(self.threads)
-
     def warm_up(self) -> None:
         """Load the model now (at startup) instead of on the first request."""
         self.embed_query("warm up")
 
     def embed_documents(self, texts: Sequence[str]) -> Vectors:
-        """Shape (len(texts), 384); batches sorted by token length, results in input order."""
+        """Shape (len(texts), 384); length-sorted batches run in parallel, rows in input order."""
         out = np.empty((len(texts), DIMENSION), dtype=np.float32)
         if not texts:
             return out
-        token_ids = [encoding.ids for encoding in self._runtime.tokenizer.encode_batch(list(texts))]
-        for batch in _length_batches([len(ids) for ids in token_ids]):
-            out[batch] = self._run([token_ids[i] for i in batch])
+        runtime = load_runtime(1)
+        token_ids = [encoding.ids for encoding in runtime.tokenizer.encode_batch(list(texts))]
+        batches = _length_batches([len(ids) for ids in token_ids])
+
+        def embed_batch(batch: list[int]) -> None:
+            out[batch] = self._run([token_ids[i] for i in batch], runtime)  # disjoint rows per batch
+
+        if self.threads == 1 or len(batches) == 1:
+            for batch in batches:
+                embed_batch(batch)
+        else:
+            # session.run releases the GIL, so these threads really run in parallel.
+            with ThreadPoolExecutor(max_workers=min(self.threads, len(batches))) as pool:
+                list(pool.map(embed_batch, batches))
         return out
 
     def embed_query(self, text: str) -> Vectors:
@@ -181,14 +194,13 @@ class LocalEmbedder:
         vector: Vectors = self._run([runtime.tokenizer.encode(text).ids], runtime)[0]
         return vector
 
-    def _run(self, rows: Sequence[Sequence[int]], runtime: _Runtime | None = None) -> Vectors:
+    def _run(self, rows: Sequence[Sequence[int]], runtime: _Runtime) -> Vectors:
         width = max(len(row) for row in rows)
         input_ids = np.zeros((len(rows), width), dtype=np.int64)
         mask = np.zeros((len(rows), width), dtype=np.int64)
         for r, row in enumerate(rows):
             input_ids[r, : len(row)] = row
             mask[r, : len(row)] = 1
-        runtime = runtime or self._runtime
         feeds = {"input_ids": input_ids, "attention_mask": mask}
         if runtime.needs_token_type_ids:
             feeds["token_type_ids"] = np.zeros_like(input_ids)

@@ -73,10 +73,19 @@ def test_long_texts_are_truncated_at_256_tokens(embedder):
     assert float(short_a @ short_b) < 0.9
 
 
-def test_runtime_is_loaded_once_per_thread_count(embedder):
-    assert load_runtime(2) is load_runtime(2)
+def test_runtime_is_loaded_once_per_process_and_thread_count(embedder):
+    assert load_runtime(1) is load_runtime(1)
+    assert load_runtime(2) is not load_runtime(1)
     embedder.warm_up()
-    assert LocalEmbedder(threads=2)._runtime is embedder._runtime
+    assert len({id(load_runtime(1)) for _ in range(3)}) == 1
+
+
+def test_parallel_batches_keep_input_order():
+    texts = [f"Chunk {i}: " + "refunds and deliveries " * (i % 9 + 1) for i in range(60)]
+    parallel = LocalEmbedder(threads=2).embed_documents(texts)
+    sequential = LocalEmbedder(threads=1).embed_documents(texts)
+    np.testing.assert_allclose(parallel, sequential, atol=1e-6)
+    np.testing.assert_allclose(parallel[17], LocalEmbedder().embed_query(texts[17]), atol=1e-5)
 
 
 def test_concurrent_queries_agree(embedder):
