@@ -35,6 +35,8 @@ PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
+    # First, so that its `runserver` (which also starts the dev scheduler) wins over staticfiles'.
+    "background_tasks",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -51,7 +53,6 @@ INSTALLED_APPS = [
     "users",
     "rag",
     "chat",
-    "background_tasks",
 ]
 
 MIDDLEWARE = [

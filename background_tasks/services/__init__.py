@@ -1,0 +1,1 @@
+"""Maintenance services: retention, token cleanup, reports, backups, failure alerts."""

@@ -1,0 +1,222 @@
+"""Restore: verify a backup archive member by member, load it into an empty database keeping
+primary keys, reset the id sequences, then rebuild the vector store (see ``backups`` for the format)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import tarfile
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from django.apps import apps
+from django.core import serializers
+from django.core.management.color import no_style
+from django.core.serializers.base import DeserializationError
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Model
+
+from background_tasks.services.backups import (
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    TABLES,
+    BackupCorrupted,
+    BackupError,
+    RestoreRefused,
+    applied_migrations,
+    member_name,
+)
+from utils.exceptions import ServiceError
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 1000  # rows per bulk insert or delete
+
+
+class _HashingReader(io.RawIOBase):
+    """Hashes the bytes as they are read, so the restore checks what it actually loaded."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self.sha = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._raw.read(len(buffer))
+        buffer[: len(data)] = data
+        self.sha.update(data)
+        return len(data)
+
+
+def _open_member(tar: tarfile.TarFile, name: str) -> IO[bytes]:
+    try:
+        member = tar.getmember(name)
+    except KeyError as exc:
+        raise BackupCorrupted(f"The archive has no {name}.") from exc
+    handle = tar.extractfile(member) if member.isfile() else None
+    if handle is None:
+        raise BackupCorrupted(f"{name} in the archive is not a regular file.")
+    return handle
+
+
+def _manifest_check(manifest: Any) -> dict[str, Any]:
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise BackupCorrupted("This is not a backup written by this application (manifest.json has no valid format).")
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise BackupError(f"Backup format version {version!r} is newer than this code reads ({FORMAT_VERSION}).")
+    files, counts = manifest.get("files"), manifest.get("counts")
+    expected = {member_name(label) for label in TABLES}
+    if not isinstance(files, dict) or set(files) != expected or not isinstance(counts, dict):
+        raise BackupCorrupted("manifest.json does not list the expected tables and checksums.")
+    return manifest
+
+
+def _read_manifest(tar: tarfile.TarFile) -> dict[str, Any]:
+    try:
+        return _manifest_check(json.load(_open_member(tar, MANIFEST)))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BackupCorrupted(f"manifest.json is not valid JSON ({exc}).") from exc
+
+
+@contextmanager
+def _archive(path: Path) -> Iterator[tarfile.TarFile]:
+    if not path.is_file():
+        raise BackupError(f"No backup archive at {path}.", code="backup_not_found")
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            yield tar
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+        raise BackupCorrupted(f"{path.name} is corrupted or not a backup archive: {exc}") from exc
+
+
+def backup_verify(*, path: Path) -> dict[str, Any]:
+    """Check the manifest and every member's SHA-256 and row count; returns the manifest."""
+    with _archive(path) as tar:
+        manifest = _read_manifest(tar)
+        extra = {m.name for m in tar.getmembers()} - {MANIFEST, *manifest["files"]}
+        if extra:
+            raise BackupCorrupted(f"The archive holds files its manifest does not list: {sorted(extra)}.")
+        for label in TABLES:
+            name = member_name(label)
+            reader = _HashingReader(_open_member(tar, name))
+            lines = 0
+            while block := reader.read(1 << 20):
+                lines += block.count(b"\n")
+            if reader.sha.hexdigest() != manifest["files"][name]:
+                raise BackupCorrupted(f"Checksum mismatch for {name}: the archive is corrupted or was modified.")
+            if lines != manifest["counts"].get(label):
+                raise BackupCorrupted(f"{name} holds {lines} rows, the manifest says {manifest['counts'].get(label)}.")
+    return manifest
+
+
+def _check_migrations(manifest: dict[str, Any]) -> None:
+    applied = applied_migrations()
+    missing = [f"{app}.{name}" for app, names in manifest.get("migrations", {}).items() for name in names]
+    missing = [m for m in missing if m.partition(".")[2] not in applied.get(m.partition(".")[0], [])]
+    if missing:
+        raise RestoreRefused(
+            f"This database lacks migrations the backup was written with ({', '.join(missing[:5])}): "
+            "run `manage.py migrate` first, with the code version that wrote the backup or a newer one."
+        )
+
+
+def _occupied_tables() -> dict[str, int]:
+    counts = {label: apps.get_model(label)._default_manager.count() for label in TABLES}
+    return {label: n for label, n in counts.items() if n}
+
+
+def _wipe() -> None:
+    from chat.models import IdempotencyRecord  # references messages and sessions
+
+    IdempotencyRecord.objects.all().delete()
+    for label in reversed(TABLES):
+        model = apps.get_model(label)
+        while ids := list(model._default_manager.order_by().values_list("pk", flat=True)[:BATCH_SIZE]):
+            model._default_manager.filter(pk__in=ids).delete()
+
+
+def _needs_raw_save(model: type[Model]) -> bool:
+    """Models with auto_now fields or many-to-many links are saved one by one (raw save keeps
+    timestamps as stored and sets the links); the rest go in with bulk_create."""
+    auto_now = any(getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False) for f in model._meta.fields)
+    return auto_now or bool(model._meta.many_to_many)
+
+
+def _load(tar: tarfile.TarFile, label: str, expected_sha: str) -> int:
+    model = apps.get_model(label)
+    reader = _HashingReader(_open_member(tar, member_name(label)))
+    stream = io.TextIOWrapper(io.BufferedReader(reader), encoding="utf-8")
+    raw_save, batch, loaded = _needs_raw_save(model), [], 0
+    try:
+        for item in serializers.deserialize("jsonl", stream):
+            if type(item.object) is not model:
+                raise BackupCorrupted(f"{member_name(label)} holds a {item.object._meta.label} row.")
+            if raw_save:
+                item.save()
+            else:
+                batch.append(item.object)
+                if len(batch) >= BATCH_SIZE:
+                    model._default_manager.bulk_create(batch)
+                    batch = []
+            loaded += 1
+    except DeserializationError as exc:
+        raise BackupCorrupted(f"{member_name(label)} could not be read: {exc}") from exc
+    if batch:
+        model._default_manager.bulk_create(batch)
+    if reader.sha.hexdigest() != expected_sha:
+        raise BackupCorrupted(f"Checksum mismatch for {member_name(label)} while restoring; nothing was restored.")
+    return loaded
+
+
+def _reset_sequences() -> None:
+    statements = connection.ops.sequence_reset_sql(no_style(), [apps.get_model(label) for label in TABLES])
+    if statements:
+        with connection.cursor() as cursor:
+            for sql in statements:
+                cursor.execute(sql)
+
+
+def backup_restore(
+    *, path: Path, force: bool = False, dry_run: bool = False, rebuild_index: bool = True
+) -> dict[str, int]:
+    """Verify ``path`` and load it into an empty database (``force`` wipes those tables first),
+    keeping primary keys; then rebuild the vector store. Returns rows per table."""
+    manifest = backup_verify(path=path)
+    _check_migrations(manifest)
+    occupied = _occupied_tables()
+    if occupied and not force:
+        listing = ", ".join(f"{TABLES[label]} ({n})" for label, n in occupied.items())
+        raise RestoreRefused(f"The database is not empty: {listing}. Restore into an empty database, or use --force.")
+    counts = {TABLES[label]: int(manifest["counts"][label]) for label in TABLES}
+    if dry_run:
+        return counts | {f"{TABLES[label]}_to_wipe": n for label, n in occupied.items()}
+    try:
+        with _archive(path) as tar, transaction.atomic():
+            if occupied:
+                _wipe()
+            for label in TABLES:
+                counts[TABLES[label]] = _load(tar, label, manifest["files"][member_name(label)])
+            _reset_sequences()
+    except DatabaseError as exc:
+        raise BackupError(f"The restore failed and was rolled back: {exc}") from exc
+    logger.info("Restored %s from %s", counts, path.name)
+    if rebuild_index:
+        from rag.services.ingestion import index_rebuild
+
+        try:
+            counts["chunks_indexed"] = index_rebuild()
+        except ServiceError as exc:
+            raise BackupError(
+                f"The data was restored, but the vector store could not be rebuilt ({exc.detail}): "
+                "run `manage.py reindex` once the provider answers."
+            ) from exc
+    return counts

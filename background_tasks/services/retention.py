@@ -1,0 +1,59 @@
+"""Chat retention: delete messages older than ``CHAT_RETENTION_DAYS``, then the sessions that
+this emptied. Sessions that were already empty (a brand-new one, say) are not this job's business."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from chat.models import ChatMessage, ChatSession
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 1000  # rows per DELETE: each transaction stays short, so a big table is never locked for long
+
+
+def _delete_emptied_sessions(session_ids: set[int]) -> int:
+    # Lock the sessions first (PostgreSQL; SQLite serialises writers anyway): a message arriving
+    # now waits for us instead of being swept away with a session we judged empty a moment ago.
+    locked = list(
+        ChatSession.objects.select_for_update().filter(id__in=session_ids).order_by("id").values_list("id", flat=True)
+    )
+    emptied = ChatSession.objects.filter(id__in=locked).exclude(
+        Exists(ChatMessage.objects.filter(session_id=OuterRef("pk")))
+    )
+    _, by_model = emptied.delete()
+    return by_model.get(ChatSession._meta.label, 0)
+
+
+def _prune_batch(rows: list[tuple[int, int]]) -> tuple[int, int]:
+    with transaction.atomic():
+        _, by_model = ChatMessage.objects.filter(id__in=[message_id for message_id, _ in rows]).delete()
+        sessions = _delete_emptied_sessions({session_id for _, session_id in rows})
+    return by_model.get(ChatMessage._meta.label, 0), sessions
+
+
+def chat_history_prune(
+    *, retention_days: int, dry_run: bool = False, batch_size: int = BATCH_SIZE, now: datetime | None = None
+) -> dict[str, int]:
+    """Delete (or, dry, count) messages older than the cut-off and the sessions left empty."""
+    if retention_days < 1:
+        raise ValueError(f"CHAT_RETENTION_DAYS must be at least 1, got {retention_days}.")
+    cutoff = (now or timezone.now()) - timedelta(days=retention_days)
+    old = ChatMessage.objects.filter(created_at__lt=cutoff)
+    if dry_run:
+        emptied = ChatSession.objects.filter(Exists(old.filter(session_id=OuterRef("pk")))).exclude(
+            Exists(ChatMessage.objects.filter(session_id=OuterRef("pk"), created_at__gte=cutoff))
+        )
+        return {"messages_deleted": old.count(), "sessions_deleted": emptied.count()}
+    messages = sessions = 0
+    while rows := list(old.values_list("id", "session_id")[:batch_size]):
+        deleted_messages, deleted_sessions = _prune_batch(rows)
+        messages += deleted_messages
+        sessions += deleted_sessions
+    logger.info("Pruned %d messages and %d emptied sessions older than %s", messages, sessions, cutoff)
+    return {"messages_deleted": messages, "sessions_deleted": sessions}

@@ -1,0 +1,141 @@
+"""The daily report: counts on a prepared data set, recipients, and an email with text and HTML + SVG."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from django.core import mail
+from django.core.mail import EmailMultiAlternatives
+
+from background_tasks.charts import bar_chart_svg
+from background_tasks.models import JobRun
+from background_tasks.services.reports import daily_report_build, daily_report_send, percentile, report_recipients
+from tests.background_tasks.factories import BotMessageFactory, ChatMessageFactory, ChatSessionFactory, JobRunFactory
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+DAY = date(2026, 11, 20)
+IN_DAY = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+EARLIER = datetime(2026, 11, 17, 12, 0, tzinfo=UTC)
+
+
+def _answer(session, question, *, at, sources=True, degraded=False, latency=100, rating=None):
+    ChatMessageFactory.create(session=session, content=question, created_at=at)
+    metadata = {"sources": [{"document_id": 1}] if sources else [], "degraded": degraded, "latency_ms": latency}
+    feedback = {"feedback_rating": rating, "feedback_at": at + timedelta(minutes=1)} if rating else {}
+    return BotMessageFactory.create(
+        session=session, created_at=at + timedelta(seconds=1), metadata=metadata, **feedback
+    )
+
+
+@pytest.fixture
+def usage():
+    """Yesterday (2026-11-20): 2 new users, 3 sessions by 2 users, 10 questions and 10 answers."""
+    ann = UserFactory.create(date_joined=IN_DAY)
+    bob = UserFactory.create(date_joined=IN_DAY + timedelta(hours=13, minutes=59))
+    UserFactory.create(date_joined=IN_DAY - timedelta(days=1))  # joined the day before
+    idle = UserFactory.create(date_joined=IN_DAY + timedelta(hours=2))  # counted as new, not active
+    assert idle
+    first = ChatSessionFactory.create(user=ann, created_at=IN_DAY)
+    second = ChatSessionFactory.create(user=ann, created_at=IN_DAY)
+    third = ChatSessionFactory.create(user=bob, created_at=IN_DAY)
+    ChatSessionFactory.create(user=bob, created_at=EARLIER)
+    at = IN_DAY
+    for latency in (100, 200, 300, 400, 500, 600, 700):
+        at += timedelta(minutes=5)
+        _answer(first, f"Known question {latency}?", at=at, latency=latency, rating=1 if latency < 400 else None)
+    _answer(
+        second, "Do you sell <b>gift cards</b>?", at=at + timedelta(minutes=1), sources=False, latency=800, rating=-1
+    )
+    _answer(third, "do you sell <b>gift cards</b>", at=at + timedelta(minutes=2), sources=False, latency=900)
+    _answer(third, "Where is the office?", at=at + timedelta(minutes=3), sources=False, degraded=True, latency=1000)
+    for hours in (1, 2):
+        ChatMessageFactory.create(session=first, created_at=EARLIER + timedelta(hours=hours))
+    ChatMessageFactory.create(session=first, created_at=datetime(2026, 11, 21, 0, 0, tzinfo=UTC))  # today
+    JobRunFactory.create(
+        job_id="backup_data",
+        status=JobRun.Status.FAILED,
+        started_at=NOW - timedelta(hours=7),
+        error="Tb\nOSError: disk full",
+    )
+    JobRunFactory.create(job_id="backup_data", status=JobRun.Status.FAILED, started_at=NOW - timedelta(hours=25))
+    return {"ann": ann, "bob": bob}
+
+
+def test_report_counts_on_a_prepared_day(usage):
+    report = daily_report_build(day=DAY, now=NOW)
+    assert (report.new_users, report.active_users, report.sessions_created) == (3, 2, 3)
+    assert (report.messages, report.questions, report.answers) == (20, 10, 10)
+    assert (report.unanswered, report.degraded) == (3, 1)
+    assert (report.feedback_up, report.feedback_down) == (3, 1)
+    assert (report.latency_p50_ms, report.latency_p95_ms) == (500, 1000)
+    assert [(q.question, q.count) for q in report.top_unanswered] == [
+        ("Do you sell <b>gift cards</b>?", 2),
+        ("Where is the office?", 1),
+    ]
+    assert [(f.job_id, f.error) for f in report.job_failures] == [("backup_data", "OSError: disk full")]
+    assert len(report.messages_per_day) == 14 and report.messages_per_day[-1] == (DAY, 20)
+    assert report.messages_per_day[0][0] == DAY - timedelta(days=13)
+    assert dict(report.messages_per_day)[date(2026, 11, 17)] == 2
+    assert sum(n for _, n in report.messages_per_day) == 22
+
+
+def test_report_email_has_a_text_part_and_an_html_part_with_svg_and_the_numbers(settings, usage):
+    counts = daily_report_send(now=NOW, recipients=["ops@example.com"])
+    assert counts["recipients"] == 1 and counts["messages"] == 20 and counts["unanswered"] == 3
+    [message] = mail.outbox
+    assert message.to == ["ops@example.com"] and "2026-11-20" in message.subject
+    assert "Without a source (unanswered):  3" in message.body
+    assert "(2x) Do you sell <b>gift cards</b>?" in message.body  # plain text: not HTML-escaped
+    assert isinstance(message, EmailMultiAlternatives)
+    [(html, mimetype)] = message.alternatives
+    assert mimetype == "text/html" and isinstance(html, str)
+    svg = re.search(r"<svg.*?</svg>", html, flags=re.S)
+    assert svg is not None
+    chart = ET.fromstring(svg.group(0))  # noqa: S314 (our own SVG)
+    assert len(chart.findall("{http://www.w3.org/2000/svg}rect")) == 14
+    table = re.search(r'<table[^>]*aria-label="Messages per day">(.*?)</table>', html, flags=re.S)
+    assert table is not None
+    assert re.findall(r'<td align="center">(\d+)</td>', table.group(1)) == [str(n) for _, n in counts_per_day()]
+    assert "Do you sell &lt;b&gt;gift cards&lt;/b&gt;?" in html and "<b>gift" not in html  # user text escaped
+
+
+def counts_per_day():
+    return daily_report_build(day=DAY, now=NOW).messages_per_day
+
+
+def test_recipients_are_the_setting_else_admins_else_active_staff(settings):
+    staff = UserFactory.create(is_staff=True)
+    UserFactory.create(is_staff=True, is_active=False)
+    settings.REPORT_RECIPIENTS, settings.ADMINS = [], []
+    assert report_recipients() == [staff.email]
+    settings.ADMINS = [("Ann", "ann@example.com")]
+    assert report_recipients() == ["ann@example.com"]
+    settings.REPORT_RECIPIENTS = ["reports@example.com", "cto@example.com"]
+    assert report_recipients() == ["reports@example.com", "cto@example.com"]
+
+
+def test_no_recipients_sends_nothing_and_says_so(settings, caplog):
+    settings.REPORT_RECIPIENTS, settings.ADMINS = [], []
+    assert daily_report_send(now=NOW)["recipients"] == 0
+    assert not mail.outbox and "not sent" in caplog.text
+
+
+def test_percentile_is_nearest_rank():
+    assert percentile([], 50) is None
+    assert percentile([300, 100, 200], 50) == 200
+    assert percentile(list(range(1, 101)), 95) == 95
+    assert percentile([7], 95) == 7
+
+
+def test_chart_bars_are_proportional_and_labels_escaped():
+    svg = bar_chart_svg([("a<b", 2), ("x", 4), ("y", 0)], title="T & co", height=124)
+    root = ET.fromstring(svg)  # noqa: S314
+    heights = [float(r.get("height", "0")) for r in root.findall("{http://www.w3.org/2000/svg}rect")]
+    assert heights == [42.0, 84.0, 0.0]
+    assert "a&lt;b" in svg and "T &amp; co" in svg
