@@ -11,15 +11,11 @@ as a typed ``ProviderError`` with ``provider="mistral"``.
 
 from __future__ import annotations
 
-import functools
 import logging
-import ssl
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -31,6 +27,7 @@ from mistralai.client.utils import BackoffStrategy, RetryConfig
 
 from rag.answering.prompt import build_messages
 from rag.providers.base import AnswerRequest, Generation, GenerationDelta, Usage, Vectors
+from rag.providers.http import retry_after_seconds, tls_context
 from utils.exceptions import (
     ProviderBadResponse,
     ProviderError,
@@ -101,28 +98,6 @@ def _clamp_timeouts(timeouts: Any, remaining: float) -> dict[str, float]:
         phase: remaining if current.get(phase) is None else min(float(current[phase]), remaining)
         for phase in ("connect", "read", "write", "pool")
     }
-
-
-def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """Seconds asked for by ``retry-after-ms`` or ``Retry-After`` (seconds or HTTP date), if any."""
-    millis = headers.get("retry-after-ms")
-    if millis:
-        try:
-            return max(0.0, float(millis) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(when.tzinfo)).total_seconds())
 
 
 # --- error translation -------------------------------------------------------------------------
@@ -206,13 +181,13 @@ class _MistralCalls:
             max_elapsed_time=_ms(budget_s),
             jitter_ms=max(1, _ms(initial_backoff_s) // 2),  # the SDK's default adds up to 1 s a retry
         )
-        transport = _BudgetedTransport(httpx.HTTPTransport(verify=_tls_context()))
+        transport = _BudgetedTransport(httpx.HTTPTransport(verify=tls_context()))
         self._http = httpx.Client(transport=transport, follow_redirects=True)
         self.sdk = Mistral(
             api_key=api_key,
             server_url=server_url,
             client=self._http,
-            async_client=httpx.AsyncClient(verify=_tls_context()),  # unused; saves the SDK building one
+            async_client=httpx.AsyncClient(verify=tls_context()),  # unused; saves the SDK building one
             timeout_ms=_ms(timeout_s),
             retry_config=RetryConfig("backoff", backoff, retry_connection_errors=True),
         )
@@ -233,12 +208,6 @@ class _MistralCalls:
 
     def translate(self, exc: BaseException, operation: str) -> ProviderError:
         return _translate(exc, operation, self._api_key)
-
-
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """One TLS context per process: each costs about 30 ms to build (it loads the CA bundle)."""
-    return httpx.create_ssl_context()
 
 
 def _ms(seconds: float) -> int:

@@ -10,21 +10,18 @@ past ``budget_s + timeout_s`` from the start of the call. Every failure leaves a
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import random
-import ssl
 import time
 from collections.abc import Iterator, Mapping
-from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
 from rag.answering.prompt import build_messages
 from rag.providers.base import AnswerRequest, Generation, GenerationDelta, Usage
+from rag.providers.http import retry_after_seconds, tls_context
 from utils.exceptions import (
     ProviderBadResponse,
     ProviderError,
@@ -81,7 +78,7 @@ class OpenAICompatGenerator:
         options = {"temperature": temperature, "max_tokens": max_tokens}
         self._options = {key: value for key, value in options.items() if value is not None}
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(headers=headers, verify=_tls_context())
+        self._http = httpx.Client(headers=headers, verify=tls_context())
 
     def generate(self, request: AnswerRequest) -> Generation:
         """One chat completion."""
@@ -213,12 +210,6 @@ class OpenAICompatGenerator:
         return text.replace(self._api_key, "[redacted]") if self._api_key else text
 
 
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """One TLS context per process: each costs about 30 ms to build (it loads the CA bundle)."""
-    return httpx.create_ssl_context()
-
-
 def _retryable(exc: Exception) -> bool:
     if isinstance(exc, _StatusError):
         return exc.status in RETRYABLE_STATUSES
@@ -294,19 +285,3 @@ def _error_message(data: Mapping[str, Any]) -> str:
     error = data.get("error")
     message = error.get("message") if isinstance(error, dict) else error or data.get("message")
     return " ".join(str(message).split())[:200] if message else ""
-
-
-def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """Seconds asked for by ``Retry-After`` (seconds or an HTTP date), if any."""
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(when.tzinfo)).total_seconds())
