@@ -63,24 +63,39 @@ def knowledge_base_changed() -> None:
     transaction.on_commit(KNOWLEDGE_BASE_VERSION.bump)
 
 
-def embed_query(text: str, *, use_cache: bool = True) -> Vectors:
-    """The query's embedding, cached in the shared cache by model and text hash."""
+def _cache_key(embedder_name: str, text: str) -> str:
+    return f"rag:qemb:{embedder_name}:{hashlib.sha256(text.encode()).hexdigest()}"
+
+
+def embed_queries(texts: Sequence[str], *, use_cache: bool = True) -> list[Vectors]:
+    """The embeddings of ``texts``, cached in the shared cache by model and text hash.
+
+    Misses are embedded in one call (a question and its follow-up form cost one model run).
+    """
     embedder = get_embedder()
-    if not use_cache:
-        return embedder.embed_query(text)
-    key = f"rag:qemb:{embedder.name}:{hashlib.sha256(text.encode()).hexdigest()}"
-    try:
-        cached = cache.get(key)
-    except RedisError:
-        cached = None
-    if cached is not None:
-        return np.frombuffer(cached, dtype=np.float32)
-    vector = embedder.embed_query(text)
-    try:
-        cache.set(key, vector.astype(np.float32).tobytes(), timeout=settings.RAG_EMBED_CACHE_SECONDS)
-    except RedisError as exc:
-        logger.warning("Query embedding not cached: %s", exc)
-    return vector
+    keys = [_cache_key(embedder.name, text) for text in texts]
+    found: dict[str, bytes] = {}
+    if use_cache:
+        try:
+            found = cache.get_many(keys)
+        except RedisError:
+            found = {}
+    missing = [i for i, key in enumerate(keys) if key not in found]
+    if len(missing) == 1:
+        fresh = [embedder.embed_query(texts[missing[0]])]
+    else:
+        fresh = list(embedder.embed_documents([texts[i] for i in missing])) if missing else []
+    vectors = {i: np.frombuffer(found[key], dtype=np.float32) for i, key in enumerate(keys) if key in found}
+    vectors.update(zip(missing, fresh, strict=True))
+    if use_cache and missing:
+        try:
+            cache.set_many(
+                {keys[i]: vectors[i].astype(np.float32).tobytes() for i in missing},
+                timeout=settings.RAG_EMBED_CACHE_SECONDS,
+            )
+        except RedisError as exc:
+            logger.warning("Query embeddings not cached: %s", exc)
+    return [vectors[i] for i in range(len(texts))]
 
 
 class _LexicalHolder:
@@ -124,8 +139,8 @@ def _follow_up_weight(query: str) -> float:
     return 1.5 if len(query.split()) <= FOLLOW_UP_MAX_WORDS else 0.5
 
 
-def _rank(query: str, candidates: int, fusion: str, use_cache: bool) -> tuple[list[int], dict[int, float], list[int]]:
-    matches = get_vector_store().query(embed_query(query, use_cache=use_cache), top_k=candidates)
+def _rank(query: str, vector: Vectors, candidates: int, fusion: str) -> tuple[list[int], dict[int, float], list[int]]:
+    matches = get_vector_store().query(vector, top_k=candidates)
     dense = [m.id for m in matches]
     cosine = {m.id: m.score for m in matches}
     lexical: list[int] = []
@@ -148,15 +163,16 @@ def retrieve(
     top_k = top_k or settings.RAG_TOP_K
     fusion = fusion or settings.RAG_FUSION
     candidates = max(settings.RAG_CANDIDATES, top_k * 4)
-    dense, cosine, lexical = _rank(query, candidates, fusion, use_cache)
+    follow_up = _follow_up_query(query, history)
+    vectors = embed_queries([query, follow_up] if follow_up else [query], use_cache=use_cache)
+    dense, cosine, lexical = _rank(query, vectors[0], candidates, fusion)
     rankings: list[Sequence[int]] = [dense]
     weights = [1.0]
     if lexical:
         rankings.append(lexical)
         weights.append(settings.RAG_LEXICAL_WEIGHT)
-    follow_up = _follow_up_query(query, history)
     if follow_up:
-        f_dense, f_cosine, f_lexical = _rank(follow_up, candidates, fusion, use_cache)
+        f_dense, f_cosine, f_lexical = _rank(follow_up, vectors[1], candidates, fusion)
         for chunk_id, score in f_cosine.items():
             cosine[chunk_id] = max(cosine.get(chunk_id, 0.0), score)
         factor = _follow_up_weight(query)

@@ -62,3 +62,21 @@ def test_a_new_topic_in_the_same_session_is_not_dragged_back(knowledge_base):
     history = [Turn(role="user", content="I forgot my password, how do I get back in?")]
     result = retrieve(query="What is an AI chatbot and how does retrieval-augmented generation work?", history=history)
     assert sources(result)[0] == "faq/chatbot.md"
+
+
+def test_a_question_and_its_follow_up_form_are_embedded_in_one_call(knowledge_base, monkeypatch):
+    embedder = get_embedder()
+    calls = []
+    original = embedder.embed_documents
+
+    def recording(texts):
+        calls.append(list(texts))
+        return original(texts)
+
+    monkeypatch.setattr(embedder, "embed_documents", recording)
+    monkeypatch.setattr(embedder, "embed_query", lambda text: pytest.fail("embedded the question on its own"))
+    history = [Turn(role="user", content="I forgot my password, how do I get back in?")]
+    retrieve(query="how long is the link valid?", history=history)
+    assert calls == [
+        ["how long is the link valid?", "I forgot my password, how do I get back in?\nhow long is the link valid?"]
+    ]
