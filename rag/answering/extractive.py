@@ -74,16 +74,51 @@ def _is_heading(line: str, title: str) -> bool:
     return len(stripped) <= _HEADING_MAX_CHARS and not _ENDS_SENTENCE.search(stripped) and not _LIST_MARKER.match(line)
 
 
+def _is_marked_heading(line: str, title: str) -> bool:
+    stripped = line.strip()
+    return (
+        stripped.startswith("#")
+        or bool(_UNDERLINE.match(stripped))
+        or (
+            " ".join(stripped.split()).casefold() == title  # the title line that prefixes every chunk
+        )
+    )
+
+
+def _paragraphs(text: str, title: str) -> Iterator[str]:
+    """Paragraphs and list items with their wrapped lines joined; headings, code and tables left out.
+
+    Help-centre Markdown wraps prose at ~100 columns, so a sentence often spans two lines; a
+    paragraph of one short line without closing punctuation reads as a heading.
+    """
+    lines: list[str] = []
+
+    def flush() -> Iterator[str]:
+        if lines and not (len(lines) == 1 and _is_heading(lines[0], title)):
+            yield " ".join(lines)
+        lines.clear()
+
+    in_code = False
+    for line in text.splitlines():
+        stripped = line.strip()
+        fence = stripped.startswith("```")
+        in_code = in_code != fence  # a fence opens or closes a code block
+        marker = _LIST_MARKER.match(line)
+        skip = fence or in_code or stripped.startswith("|") or _is_marked_heading(line, title)
+        if skip or not stripped or marker:
+            yield from flush()
+        if skip or not stripped:
+            continue
+        lines.append(line[marker.end() :].strip() if marker else stripped)
+    yield from flush()
+
+
 def _sentences(document: ContextDocument) -> list[_Sentence]:
-    """Candidate sentences of one document: exact substrings of its text, headings left out."""
+    """Candidate sentences of one document (its text with line wraps joined), headings left out."""
     title = " ".join(document.title.split()).casefold()
     found: list[_Sentence] = []
-    for line in document.text.splitlines():
-        if _is_heading(line, title):
-            continue
-        marker = _LIST_MARKER.match(line)
-        body = line[marker.end() :] if marker else line
-        for sentence in split_sentences(body):
+    for paragraph in _paragraphs(document.text, title):
+        for sentence in split_sentences(paragraph):
             if len(sentence) >= MIN_SENTENCE_CHARS:
                 found.append(_Sentence(document.number, len(found), sentence, frozenset(tokenize(sentence))))
     return found

@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from django.conf import settings
@@ -243,4 +243,18 @@ def _group_by_document(fused: list[int], cosine: dict[int, float], top_k: int) -
         )
         if len(results) == top_k:
             break
-    return results
+    return _with_lead_paragraphs(results, grouped)
+
+
+def _with_lead_paragraphs(
+    results: list[RetrievedDocument], grouped: dict[int, list[_ChunkRow]]
+) -> list[RetrievedDocument]:
+    """Give the generator each document's opening chunk too: help articles state the answer first."""
+    missing = [d.document_id for d in results if all(c.index != 0 for c in grouped[d.document_id])]
+    if not missing:
+        return results
+    leads = dict(Chunk.objects.filter(document_id__in=missing, index=0).values_list("document_id", "text"))
+    return [
+        replace(d, text=f"{_strip_title(leads[d.document_id])}\n\n{d.text}") if d.document_id in leads else d
+        for d in results
+    ]

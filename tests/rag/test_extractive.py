@@ -127,3 +127,17 @@ def test_generator_protocol_and_stream():
     assert len(deltas) > 2 and all(d.usage is None for d in deltas)
     assert "".join(d.text for d in deltas) == generation.text
     assert "".join(d.text for d in generator.stream(AnswerRequest("anything", []))) == NO_INFORMATION_ANSWER
+
+
+def test_wrapped_lines_are_quoted_as_whole_sentences_and_code_and_tables_are_not():
+    text = (
+        "Exports are available as JSON or Markdown, and each export\n"
+        "includes the sources of every answer in the session.\n\n"
+        "```bash\ncurl https://chat.example.com/api/chat/sessions/1/export/?format=md\n```\n\n"
+        "| export format | what you get in the export file |\n|---|---|\n"
+    )
+    document = ContextDocument(number=1, document_id=9, title="Export a session", text=text, score=0.8)
+    answer = extractive_answer(AnswerRequest("which export formats are available?", [document]))
+    expected = "Exports are available as JSON or Markdown, and each export includes the sources of every answer"
+    assert answer.startswith(expected) and answer.endswith("[1]")
+    assert "curl" not in answer and "|" not in answer
