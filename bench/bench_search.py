@@ -124,11 +124,6 @@ def measure(queries: list[str]) -> list[float]:
     return latencies
 
 
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000])
@@ -137,6 +132,7 @@ def main() -> None:
     args = parser.parse_args()
     _django.setup("search")
     from rag.services.retrieval import lexical_index
+    from utils.stats import percentile
 
     rng = random.Random(42)
     sys.stdout.write(

@@ -44,11 +44,6 @@ QUESTIONS = [
 ]
 
 
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))] if ordered else 0.0
-
-
 def prepare(users: int, chunks: int) -> list[tuple[str, int]]:
     """Knowledge base, users, tokens and one session each; returns (access token, session id)."""
     import bench_search
@@ -200,6 +195,8 @@ def main() -> None:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
     missing, duplicated = verify(acked)
+    from utils.stats import percentile
+
     send, history = stats["send"], stats["history"]
     out = sys.stdout.write
     out(f"server: {args.server}  users: {args.users}  data: {work}\n")

@@ -28,7 +28,7 @@ from chat.serializers import (
     SessionSerializer,
 )
 from chat.streaming import EventStreamRenderer, event_stream, primed_events
-from users.models import User
+from users.selectors import request_user
 from utils.exceptions import NotFound, ValidationFailed
 from utils.pagination import StandardPagination
 from utils.schema import error_responses
@@ -76,13 +76,8 @@ _BOT_MESSAGE = _USER_MESSAGE | {
 }
 
 
-def _caller(request: Request) -> User:
-    assert isinstance(request.user, User)
-    return request.user
-
-
 def _session_or_404(request: Request, session_id: int) -> ChatSession:
-    session = selectors.session_get(user=_caller(request), session_id=session_id)
+    session = selectors.session_get(user=request_user(request), session_id=session_id)
     if session is None:
         raise NotFound("Session not found.")
     return session
@@ -90,6 +85,15 @@ def _session_or_404(request: Request, session_id: int) -> ChatSession:
 
 def _example(name: str, value: Any, code: int = 200) -> OpenApiExample:
     return OpenApiExample(name, value=value, response_only=True, status_codes=[str(code)])
+
+
+class JsonErrorsApi(APIView):
+    """For views that also render streams or files: errors are always the JSON envelope."""
+
+    def handle_exception(self, exc: Exception) -> Response:
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = "application/json"
+        return super().handle_exception(exc)
 
 
 class SessionListApi(APIView):
@@ -102,7 +106,7 @@ class SessionListApi(APIView):
     )
     def get(self, request: Request) -> Response:
         paginator = StandardPagination()
-        page = paginator.paginate_queryset(selectors.session_list(user=_caller(request)), request, view=self)
+        page = paginator.paginate_queryset(selectors.session_list(user=request_user(request)), request, view=self)
         return paginator.get_paginated_response(SessionSerializer(page, many=True).data)
 
     @extend_schema(
@@ -119,7 +123,7 @@ class SessionListApi(APIView):
     def post(self, request: Request) -> Response:
         serializer = SessionInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        session = services.session_create(user=_caller(request), **serializer.validated_data)
+        session = services.session_create(user=request_user(request), **serializer.validated_data)
         return Response(SessionSerializer(session).data, status=status.HTTP_201_CREATED)
 
 
@@ -176,18 +180,12 @@ def _page_size(request: Request) -> int:
     return min(max(int(raw), 1), 100) if raw.isdigit() else 50
 
 
-class SessionMessagesApi(APIView):
+class SessionMessagesApi(JsonErrorsApi):
     renderer_classes = [JSONRenderer, EventStreamRenderer]
     throttle_scope = "chat"
 
     def get_throttles(self) -> list[Any]:
         return [ChatThrottle()] if self.request.method == "POST" else []
-
-    def handle_exception(self, exc: Exception) -> Response:
-        # Errors before a stream starts are ordinary JSON responses, whatever the client accepts.
-        self.request.accepted_renderer = JSONRenderer()
-        self.request.accepted_media_type = "application/json"
-        return super().handle_exception(exc)
 
     @extend_schema(
         tags=TAG,
@@ -208,7 +206,7 @@ class SessionMessagesApi(APIView):
         before, after = _cursor(request, "before"), _cursor(request, "after")
         if before is not None and after is not None:
             raise ValidationFailed("Use either before or after, not both.", errors={"before": ["Not with after."]})
-        queryset = selectors.message_list(user=_caller(request), session=session)
+        queryset = selectors.message_list(user=request_user(request), session=session)
         size = _page_size(request)
         if before is not None:
             older = list(queryset.filter(id__lt=before).order_by("-id")[: size + 1])
@@ -268,7 +266,10 @@ class SessionMessagesApi(APIView):
         if len(key) > 255:
             raise ValidationFailed("Invalid input.", errors={"Idempotency-Key": ["At most 255 characters."]})
         received = services.message_receive(
-            user=_caller(request), session=session, content=serializer.validated_data["content"], idempotency_key=key
+            user=request_user(request),
+            session=session,
+            content=serializer.validated_data["content"],
+            idempotency_key=key,
         )
         if request.accepted_renderer.format == "sse":
             events = primed_events(received)
@@ -305,7 +306,7 @@ class HistoryApi(APIView):
         ],
     )
     def get(self, request: Request) -> Response:
-        user = _caller(request)
+        user = request_user(request)
         sessions = selectors.session_list(user=user)
         return Response(
             {
@@ -336,7 +337,7 @@ class FeedbackApi(APIView):
         ],
     )
     def post(self, request: Request, message_id: int) -> Response:
-        message = selectors.message_get(user=_caller(request), message_id=message_id)
+        message = selectors.message_get(user=request_user(request), message_id=message_id)
         if message is None:
             raise NotFound("Message not found.")
         serializer = FeedbackSerializer(data=request.data)
@@ -345,13 +346,8 @@ class FeedbackApi(APIView):
         return Response(MessageSerializer(message).data)
 
 
-class ExportApi(APIView):
+class ExportApi(JsonErrorsApi):
     renderer_classes = [JSONRenderer, MarkdownRenderer]
-
-    def handle_exception(self, exc: Exception) -> Response:
-        self.request.accepted_renderer = JSONRenderer()
-        self.request.accepted_media_type = "application/json"
-        return super().handle_exception(exc)
 
     @extend_schema(
         tags=TAG,

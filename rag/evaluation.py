@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.services.retrieval import retrieve
+from utils.stats import percentile
 
 
 @dataclass(frozen=True)
@@ -47,13 +48,6 @@ def load_questions(path: Path) -> list[Question]:
     return questions
 
 
-def percentile(values: list[float], pct: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
-
-
 def evaluate(questions: list[Question], *, top_k: int = 3, fusion: str | None = None) -> EvalReport:
     report = EvalReport(questions=len(questions))
     latencies: list[float] = []
@@ -71,5 +65,5 @@ def evaluate(questions: list[Question], *, top_k: int = 3, fusion: str | None = 
     count = max(len(questions), 1)
     report.hit1, report.hit3, report.mrr3 = hit1 / count, hit3 / count, reciprocal / count
     report.p50_ms = statistics.median(latencies) if latencies else 0.0
-    report.p95_ms = percentile(latencies, 95)
+    report.p95_ms = percentile(latencies, 95) or 0.0
     return report

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.views import TokenRefreshView
 
 from users import services
-from users.models import User
+from users.selectors import request_user
 from users.serializers import (
     DetailSerializer,
     EmailInputSerializer,
@@ -45,12 +45,6 @@ _USER_EXAMPLE = {
     "is_verified": True,
 }
 _TOKENS_EXAMPLE = {"access": "eyJhbGciOiJIUzI1NiIs...", "refresh": "eyJhbGciOiJIUzI1NiIs..."}
-
-
-def _caller(request: Request) -> User:
-    """The authenticated user of a view guarded by ``IsAuthenticated``."""
-    assert isinstance(request.user, User)
-    return request.user
 
 
 def _example(name: str, value: dict[str, Any], *, request: bool = False, status_code: int = 200) -> OpenApiExample:
@@ -203,7 +197,7 @@ class LogoutApi(APIView):
     def post(self, request: Request) -> Response:
         serializer = RefreshInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.refresh_token_revoke(user=_caller(request), refresh=serializer.validated_data["refresh"])
+        services.refresh_token_revoke(user=request_user(request), refresh=serializer.validated_data["refresh"])
         return Response(status=status.HTTP_205_RESET_CONTENT)
 
 
@@ -218,7 +212,7 @@ class LogoutAllApi(APIView):
         responses={205: OpenApiResponse(description="Logged out everywhere."), **error_responses(401)},
     )
     def post(self, request: Request) -> Response:
-        services.refresh_tokens_revoke_all(user=_caller(request))
+        services.refresh_tokens_revoke_all(user=request_user(request))
         return Response(status=status.HTTP_205_RESET_CONTENT)
 
 
@@ -232,7 +226,7 @@ class ProfileApi(APIView):
         examples=[_example("Profile", _USER_EXAMPLE)],
     )
     def get(self, request: Request) -> Response:
-        return Response(UserSerializer(_caller(request)).data)
+        return Response(UserSerializer(request_user(request)).data)
 
     @extend_schema(
         tags=TAG,
@@ -248,7 +242,7 @@ class ProfileApi(APIView):
     def patch(self, request: Request) -> Response:
         serializer = ProfileUpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        user = services.user_profile_update(user=_caller(request), **serializer.validated_data)
+        user = services.user_profile_update(user=request_user(request), **serializer.validated_data)
         return Response(UserSerializer(user).data)
 
 
@@ -271,7 +265,7 @@ class PasswordChangeApi(APIView):
     def post(self, request: Request) -> Response:
         serializer = PasswordChangeInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        pair = services.password_change(user=_caller(request), **serializer.validated_data)
+        pair = services.password_change(user=request_user(request), **serializer.validated_data)
         return Response({"detail": "Password changed.", "access": pair.access, "refresh": pair.refresh})
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ from background_tasks.models import JobRun
 from background_tasks.services.alerts import admin_emails
 from chat.models import ChatMessage, ChatSession
 from users.models import User
+from utils import stats
 
 logger = logging.getLogger(__name__)
 
@@ -72,12 +72,9 @@ class DailyReport:
 
 
 def percentile(values: Sequence[float], p: float) -> int | None:
-    """Nearest-rank percentile (always a value that was observed); None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100 * len(ordered)))
-    return round(ordered[rank - 1])
+    """Nearest-rank percentile in whole milliseconds; None for no values."""
+    value = stats.percentile(values, p)
+    return None if value is None else round(value)
 
 
 def _day_bounds(day: date) -> tuple[datetime, datetime]:
