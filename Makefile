@@ -8,6 +8,8 @@ PORT ?= 8000
 STAMP := $(VENV)/.installed
 
 .PHONY: setup run test lint format migrate pytest check-deploy clean
+.PHONY: browser-deps
+.PHONY: serve fuzz fuzz-ci
 
 # Re-install only when a requirements file changed since the last install.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -38,8 +40,35 @@ format: setup
 pytest: setup
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test: setup lint
+test: setup browser-deps lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Debian's Chromium and chromedriver for the browser test (tests/browser), only when missing. Never
+# fails: without apt-get, root or sudo, or a reachable mirror it says so and the test is skipped
+# (on CI, where CI is set, that test fails instead).
+BROWSER_PACKAGES := chromium chromium-driver
+browser-deps:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then exit 0; fi; \
+	note() { echo "Note: $$1; the browser test will be skipped (install $(BROWSER_PACKAGES) yourself)."; exit 0; }; \
+	command -v apt-get >/dev/null 2>&1 || note "apt-get is not available"; \
+	sudo=""; if [ "$$(id -u)" != 0 ]; then \
+	  command -v sudo >/dev/null 2>&1 || note "not root and no sudo"; \
+	  sudo="sudo"; [ -t 0 ] || sudo="sudo -n"; \
+	fi; \
+	apt_install() { $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(BROWSER_PACKAGES); }; \
+	echo "Installing $(BROWSER_PACKAGES) for the browser test"; \
+	apt_install || { $$sudo apt-get update -q && apt_install; } || note "apt-get could not install $(BROWSER_PACKAGES)"
+
+# Production stack of one host (gunicorn + runscheduler, DEBUG off); needs SECRET_KEY and REDIS_URL.
+serve: setup
+	scripts/serve.sh
+
+# Schema fuzzing (schemathesis) against a throwaway server: long run, and the bounded one CI runs.
+fuzz: setup
+	scripts/fuzz.sh full
+
+fuzz-ci: setup
+	scripts/fuzz.sh ci
 
 clean:
 	rm -rf $(VENV) var staticfiles

@@ -109,8 +109,12 @@ class RedisLock:
                 if self.renew():
                     last_renewed = time.monotonic()
                     continue
+                if self._stop_renewing.is_set():  # released while we renewed: given up, not lost
+                    return
                 logger.error("Lost %s: another process holds it now", self.key)
             except RedisError as exc:
+                if self._stop_renewing.is_set():
+                    return
                 if time.monotonic() - last_renewed < self.ttl_s:
                     logger.warning("Could not renew %s (%s); retrying", self.key, exc)
                     continue

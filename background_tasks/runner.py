@@ -20,6 +20,8 @@ from background_tasks.locks import RedisLock, redis_key, tick_claim
 from background_tasks.models import JobRun
 from background_tasks.services.alerts import job_failure_alert_send
 from utils.exceptions import NotFound, ServiceError, ValidationFailed
+from utils.logging import request_id_scope
+from utils.metrics import record_job_run
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +89,7 @@ def run_missed_record(*, job_name: str, scheduled_for: datetime, late_s: float) 
             finished_at=timezone.now(),
             error=f"Missed by {late_s:.0f} s, beyond the misfire grace time of {settings.SCHEDULER_MISFIRE_GRACE_S} s.",
         )
+        record_job_run(job_name, JobRun.Status.SKIPPED)
     except Exception:  # boundary: a listener must not break the scheduler loop
         logger.exception("Could not record the missed run of %s at %s", job_name, scheduled_for.isoformat())
     finally:
@@ -106,6 +109,7 @@ def _spec_or_404(name: str, dry_run: bool) -> jobs.JobSpec:
 
 def _skipped(name: str, trigger: str, scheduled_for: datetime | None, dry_run: bool, why: str) -> JobRun:
     logger.warning("Job %s skipped: %s", name, why)
+    record_job_run(name, JobRun.Status.SKIPPED)
     return JobRun.objects.create(
         job_id=name,
         trigger=trigger,
@@ -129,6 +133,7 @@ def _run(spec: jobs.JobSpec, run: JobRun) -> JobRun:
     run.finished_at = timezone.now()
     run.save(update_fields=["status", "result", "error", "finished_at"])
     logger.info("Job %s %s in %s ms: %s", spec.name, run.status, run.duration_ms, run.result)
+    record_job_run(spec.name, run.status)
     if run.status == JobRun.Status.FAILED:
         job_failure_alert_send(job_run=run)
     return run
@@ -151,7 +156,8 @@ def job_execute(*, name: str, trigger: str, scheduled_for: datetime | None = Non
             status=JobRun.Status.FAILED, finished_at=timezone.now(), error=INTERRUPTED
         )
         run = JobRun.objects.create(job_id=name, trigger=trigger, scheduled_for=scheduled_for, dry_run=dry_run)
-        return _run(spec, run)
+        with request_id_scope(f"job:{name}:{run.pk}"):  # the run's log lines (and provider calls) carry it
+            return _run(spec, run)
     finally:
         mutex.release()
 

@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from background_tasks.models import JobRun
+from utils.serializers import StrictBooleanField
 
 
 class JobRunSerializer(serializers.ModelSerializer[JobRun]):
@@ -41,6 +42,6 @@ class JobSerializer(serializers.Serializer[Any]):
 
 
 class JobRunRequestSerializer(serializers.Serializer[Any]):
-    dry_run = serializers.BooleanField(
+    dry_run = StrictBooleanField(
         default=False, help_text="Report what would be deleted without deleting (prune_chat_history, cleanup_tokens)."
     )

@@ -5,23 +5,71 @@ whole worker, so other clients keep being served while streams are open. Sizes c
 environment.
 """
 
+import glob
 import multiprocessing
 import os
+import shutil
+import tempfile
+from typing import Any
 
-bind = os.environ.get("GUNICORN_BIND", f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}")
-workers = int(os.environ.get("GUNICORN_WORKERS", str(min(4, multiprocessing.cpu_count() + 1))))
+# An empty variable (as in .env.example) means the default.
+bind = os.environ.get("GUNICORN_BIND") or f"{os.environ.get('HOST') or '127.0.0.1'}:{os.environ.get('PORT') or '8000'}"
+# One worker per core: the request work is CPU-bound Python (the GIL runs one thread at a time per
+# worker), so more workers than cores only add context switches. A few threads per worker keep a
+# core busy while a thread waits on the database or a provider, and keep SSE streams from
+# blocking other clients; more threads than that make every request wait behind the others
+# (measured in docs/BENCHMARKS.md: 2x4 beat 3x8 on 2 cores at p95). With a remote generator
+# (Mistral), answers wait on the network: raise GUNICORN_THREADS.
+workers = int(os.environ.get("GUNICORN_WORKERS") or multiprocessing.cpu_count())
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 # A stream may last as long as the answer budget; the worker heartbeat is separate from threads.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
 max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "200"))
+# gunicorn's largest request line (its default is 4094): a search query of 300 characters
+# percent-encodes to at most 3.6 KB, so real requests never meet a 414 from the server itself.
+limit_request_line = int(os.environ.get("GUNICORN_LIMIT_REQUEST_LINE", "8190"))
 # Load the app (and the local embedder) once in the master; workers share its memory pages.
 preload_app = os.environ.get("GUNICORN_PRELOAD", "false").lower() == "true"
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+# gunicorn 27's control socket defaults to one path per user (~/.gunicorn/gunicorn.ctl), which two
+# servers on one host would share; opt in with GUNICORN_CONTROL_SOCKET=/path/to/socket.
+control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
+control_socket_disable = not control_socket
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # The client address for throttles comes from REMOTE_ADDR (see NUM_PROXIES); never log headers.
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+
+# --- Prometheus metrics from every worker (prometheus_client's multiprocess mode) ---------------
+# Each worker writes its samples to files in PROMETHEUS_MULTIPROC_DIR and /metrics adds them up.
+# Set here, in the master, before any worker imports prometheus_client. Default: a directory of
+# this master's own, so two servers on one host never mix (or wipe) each other's files.
+_DEFAULT_METRICS_DIR = os.path.join(tempfile.gettempdir(), f"ragchat-metrics-{os.getpid()}")
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _DEFAULT_METRICS_DIR
+os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)  # also for --check-config
+
+
+def on_starting(server: Any) -> None:
+    """Start from empty metric files: a previous run's counters must not be added to this one's."""
+    path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(path, exist_ok=True)
+    for stale in glob.glob(os.path.join(path, "*.db")):
+        os.remove(stale)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker is gone: drop its live gauges (its counters and histograms keep counting in the sum)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    """Remove the default metrics directory (one named by PROMETHEUS_MULTIPROC_DIR is left in place)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR") == _DEFAULT_METRICS_DIR:
+        shutil.rmtree(_DEFAULT_METRICS_DIR, ignore_errors=True)

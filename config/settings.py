@@ -56,6 +56,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: the request id and the request timing cover every response, errors included.
+    "utils.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -91,6 +93,9 @@ DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
 DATABASES = {
     "default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True)
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A host that never answers must fail the request in seconds, not hold a worker thread.
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT_S", 5)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL and IMMEDIATE transactions: concurrent readers, no "database is locked" upgrades,
     # and one fsync per commit instead of two (see PROVIDER-NOTES, "SQLite on these disks").
@@ -121,7 +126,7 @@ CACHE_KEY_PREFIX = env_str("CACHE_KEY_PREFIX", "ragchat")
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "utils.cache.RedisCache",  # Django's, reusing one client per pool
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": CACHE_KEY_PREFIX,
         "OPTIONS": {
@@ -172,6 +177,9 @@ THROTTLE_RATES = {
     "chat": env_str("THROTTLE_CHAT", "30/min"),
 }
 CHAT_DAILY_QUOTA = env_int("CHAT_DAILY_QUOTA", 500)
+# Cache GET /api/chat/history/ per user in Redis until their next write. Off on fakeredis: each
+# process would have its own cache and miss the writes other processes (gunicorn workers) make.
+CHAT_HISTORY_CACHE = env_bool("CHAT_HISTORY_CACHE", not USE_FAKE_REDIS)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTAuthentication"],
@@ -187,6 +195,9 @@ REST_FRAMEWORK = {
     # client could otherwise forge to dodge per-client throttles.
     "NUM_PROXIES": env_int("NUM_PROXIES", 0),
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # OPTIONS is answered 405 instead of with view metadata: every method is in the OpenAPI schema,
+    # and none outside it answers (CORS preflights are answered by corsheaders before any view).
+    "DEFAULT_METADATA_CLASS": None,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -317,8 +328,14 @@ SCHEDULER_LEADER_TTL_S = env_int("SCHEDULER_LEADER_TTL_S", 30)  # leader lock li
 
 # --- Static files, i18n -----------------------------------------------------------------------
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 WHITENOISE_USE_FINDERS = True  # serve app static files (Swagger UI, admin) without collectstatic
+# `collectstatic` (make serve runs it) writes hashed, compressed copies that WhiteNoise serves with
+# far-future cache headers; before it has run, pages fall back to the plain files (utils.staticfiles).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "utils.staticfiles.ManifestStaticFilesStorage"},
+}
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -326,11 +343,22 @@ USE_TZ = True
 
 # --- Logging ----------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+# json: one JSON object per line (for log shippers); plain: for people reading a terminal.
+LOG_FORMAT = (env_str("LOG_FORMAT") or ("plain" if DEBUG else "json")).lower()
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, got {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # On the handler, so that every record it writes carries the request (or job run) id.
+    "filters": {"request_id": {"()": "utils.logging.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"},
+        "json": {"()": "utils.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
@@ -338,6 +366,11 @@ LOGGING = {
         "bm25s": {"level": "WARNING"},
     },
 }
+
+# --- Metrics (Prometheus, GET /metrics) ---------------------------------------------------------
+# Scrapers send "Authorization: Bearer <METRICS_TOKEN>". Unset: /metrics is 404, except with DEBUG
+# on for clients on loopback. gunicorn aggregates its workers through PROMETHEUS_MULTIPROC_DIR.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
 
 # --- Dev server ---------------------------------------------------------------------------------
 HOST = env_str("HOST", "127.0.0.1")

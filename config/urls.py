@@ -1,4 +1,5 @@
-"""Routes. Every API route lives under /api/ and appears in the OpenAPI schema."""
+"""Routes. Every API route lives under /api/ and appears in the OpenAPI schema; /metrics
+(Prometheus, a plain Django view) is neither."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -6,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from users.apis import TokenRefreshApi
 from utils.apis import HealthApi
+from utils.metrics_view import metrics
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -18,6 +20,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("metrics", metrics, name="metrics"),
 ]
 
 handler400 = "utils.views.bad_request"

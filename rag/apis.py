@@ -6,7 +6,7 @@ from pathlib import PurePath
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import BasePermission, IsAdminUser, IsAuthenticated
@@ -20,6 +20,7 @@ from rag.models import Document
 from rag.serializers import (
     DocumentDetailSerializer,
     DocumentInputSerializer,
+    DocumentListQuerySerializer,
     DocumentSerializer,
     DocumentUpdateSerializer,
     DocumentUploadSerializer,
@@ -111,22 +112,20 @@ def _upload_to_input(data: dict[str, Any]) -> DocumentInput:
 class DocumentListApi(APIView):
     permission_classes = [ReadAnyWriteStaff]
     parser_classes = [JSONParser, MultiPartParser, FormParser]
+    pagination_class = StandardPagination  # read by the schema generator (page parameters, envelope)
 
     @extend_schema(
         tags=TAG,
         summary="List documents",
-        parameters=[
-            OpenApiParameter("category", str, enum=Document.Category.values, required=False),
-            OpenApiParameter("search", str, required=False, description="Part of the title."),
-            OpenApiParameter("page", int, required=False),
-            OpenApiParameter("page_size", int, required=False, description="Up to 100."),
-        ],
-        responses={200: DocumentSerializer(many=True), **error_responses(401)},
-        examples=[_response_example("Page", {"count": 1, "next": None, "previous": None, "results": [_DOCUMENT]})],
+        parameters=[DocumentListQuerySerializer],
+        responses={200: DocumentSerializer(many=True), **error_responses(400, 401, 404)},
+        examples=[_response_example("Page", _DOCUMENT)],  # the generator wraps it in the page envelope
     )
     def get(self, request: Request) -> Response:
+        query = DocumentListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
         queryset = selectors.document_list(
-            category=request.query_params.get("category"), search=request.query_params.get("search")
+            category=query.validated_data.get("category"), search=query.validated_data.get("search")
         )
         paginator = StandardPagination()
         page = paginator.paginate_queryset(queryset, request, view=self)
@@ -138,7 +137,7 @@ class DocumentListApi(APIView):
         description="JSON with title and content, or a multipart upload of a .txt, .md, .rst, .html or .pdf "
         "file (up to 10 MB). The document is chunked, embedded and indexed before the reply.",
         request={"application/json": DocumentInputSerializer, "multipart/form-data": DocumentUploadSerializer},
-        responses={201: DocumentDetailSerializer, **error_responses(400, 401, 403, 413, 503)},
+        responses={201: DocumentDetailSerializer, **error_responses(400, 401, 403, 413, 415, 503)},
         examples=[
             OpenApiExample("JSON document", value=_NEW_DOCUMENT, request_only=True),
             _response_example("Created", _DOCUMENT | {"content": "…"}, 201),

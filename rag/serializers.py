@@ -11,6 +11,7 @@ from rest_framework import serializers
 from rag.ingestion.extract import SUPPORTED_EXTENSIONS
 from rag.models import Document
 from utils.exceptions import ServiceError
+from utils.serializers import QueryCharField, QueryChoiceField, QueryIntegerField, StrictCharField
 
 MAX_CONTENT_CHARS = 2_000_000
 
@@ -43,10 +44,10 @@ class DocumentDetailSerializer(DocumentSerializer):
 
 
 class DocumentInputSerializer(serializers.Serializer[Any]):
-    title = serializers.CharField(max_length=300)
-    content = serializers.CharField(max_length=MAX_CONTENT_CHARS)
+    title = StrictCharField(max_length=300)
+    content = StrictCharField(max_length=MAX_CONTENT_CHARS)
     category = serializers.ChoiceField(choices=Document.Category.choices, default=Document.Category.OTHER)
-    source = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")  # type: ignore[assignment]
+    source = StrictCharField(max_length=500, required=False, allow_blank=True, default="")  # type: ignore[assignment]
     metadata = serializers.DictField(required=False, default=dict)
 
     def validate_content(self, value: str) -> str:
@@ -56,15 +57,15 @@ class DocumentInputSerializer(serializers.Serializer[Any]):
 
 
 class DocumentUpdateSerializer(serializers.Serializer[Any]):
-    title = serializers.CharField(max_length=300, required=False)
-    content = serializers.CharField(max_length=MAX_CONTENT_CHARS, required=False)
+    title = StrictCharField(max_length=300, required=False)
+    content = StrictCharField(max_length=MAX_CONTENT_CHARS, required=False)
     category = serializers.ChoiceField(choices=Document.Category.choices, required=False)
     metadata = serializers.DictField(required=False)
 
 
 class DocumentUploadSerializer(serializers.Serializer[Any]):
     file = serializers.FileField(help_text="A .txt, .md, .rst, .html or .pdf file, up to 10 MB.")
-    title = serializers.CharField(max_length=300, required=False, help_text="Default: from the file.")
+    title = StrictCharField(max_length=300, required=False, help_text="Default: from the file.")
     category = serializers.ChoiceField(choices=Document.Category.choices, required=False)
 
     def validate_file(self, value: Any) -> Any:
@@ -76,7 +77,8 @@ class DocumentUploadSerializer(serializers.Serializer[Any]):
 
 
 class IndexDocumentsSerializer(serializers.Serializer[Any]):
-    documents = DocumentInputSerializer(many=True, allow_empty=False, max_length=100)  # type: ignore[call-arg]
+    # A ListField, not many=True: its length limits reach the schema (minItems, maxItems).
+    documents = serializers.ListField(child=DocumentInputSerializer(), min_length=1, max_length=100)
 
 
 class IndexResultSerializer(serializers.Serializer[Any]):
@@ -85,13 +87,19 @@ class IndexResultSerializer(serializers.Serializer[Any]):
 
 
 class SearchQuerySerializer(serializers.Serializer[Any]):
-    q = serializers.CharField(max_length=1000, help_text="The question or keywords.")
-    top_k = serializers.IntegerField(min_value=1, max_value=10, default=3)
+    # 300 characters keep the worst case (4-byte characters, percent-encoded) inside a 4 KB request line.
+    q = QueryCharField(max_length=300, help_text="The question or keywords.")
+    top_k = QueryIntegerField(min_value=1, max_value=10, default=3)
 
     def validate_q(self, value: str) -> str:
         if not value.strip():
             raise serializers.ValidationError("The query is empty.")
         return value.strip()
+
+
+class DocumentListQuerySerializer(serializers.Serializer[Any]):
+    category = QueryChoiceField(choices=Document.Category.choices, required=False)
+    search = QueryCharField(max_length=300, required=False, allow_blank=True, help_text="Part of the title.")
 
 
 class SourceSerializer(serializers.Serializer[Any]):

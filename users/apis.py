@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from django.utils.decorators import method_decorator
+from django.views.decorators.cache import never_cache
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
@@ -17,6 +19,8 @@ from users.selectors import request_user
 from users.serializers import (
     DetailSerializer,
     EmailInputSerializer,
+    LoginByEmailSerializer,
+    LoginByUsernameSerializer,
     LoginInputSerializer,
     LoginOutputSerializer,
     PasswordChangeInputSerializer,
@@ -157,13 +161,23 @@ class ResendVerificationApi(AnonymousApi):
         return Response(_ACCEPTED.value, status=status.HTTP_202_ACCEPTED)
 
 
+# Responses that carry tokens must never be stored by a cache (RFC 6749 5.1: Cache-Control: no-store).
+_NO_STORE = method_decorator(never_cache, name="dispatch")
+
+
+@_NO_STORE
 class LoginApi(AnonymousApi):
     throttle_scope = "login"
 
     @extend_schema(
         tags=TAG,
         summary="Log in with username or email",
-        request=LoginInputSerializer,
+        # One of the two forms: with neither identifier the request cannot be valid (400).
+        request=PolymorphicProxySerializer(
+            component_name="LoginInput",
+            serializers=[LoginByUsernameSerializer, LoginByEmailSerializer],
+            resource_type_field_name=None,
+        ),
         responses={
             200: LoginOutputSerializer,
             **error_responses(400, 429),
@@ -246,6 +260,7 @@ class ProfileApi(APIView):
         return Response(UserSerializer(user).data)
 
 
+@_NO_STORE
 class PasswordChangeApi(APIView):
     permission_classes = [IsAuthenticated]
 
@@ -320,5 +335,6 @@ class PasswordResetConfirmApi(AnonymousApi):
         _example("Rotated", _TOKENS_EXAMPLE),
     ],
 )
+@_NO_STORE
 class TokenRefreshApi(TokenRefreshView):
     serializer_class = TokenRefreshInputSerializer

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 
 from users.models import User
+from utils.serializers import StrictCharField, StrictEmailField
+
+# Django's username characters less "@", which marks an email address at login.
+_USERNAME = RegexValidator(r"^[\w.+-]+\Z", "Letters, digits and . + - _ only (an '@' marks an email address).")
 
 
 class UserSerializer(serializers.ModelSerializer[User]):
@@ -20,12 +24,12 @@ class UserSerializer(serializers.ModelSerializer[User]):
 
 
 class RegisterInputSerializer(serializers.Serializer[Any]):
-    username = serializers.CharField(max_length=150, validators=[UnicodeUsernameValidator()])
-    email = serializers.EmailField(max_length=254)
-    password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
-    password_confirm = serializers.CharField(max_length=128, write_only=True, required=False, trim_whitespace=False)
-    first_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
-    last_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+    username = StrictCharField(max_length=150, validators=[_USERNAME])
+    email = StrictEmailField(max_length=254)
+    password = StrictCharField(max_length=128, write_only=True, trim_whitespace=False)
+    password_confirm = StrictCharField(max_length=128, write_only=True, required=False, trim_whitespace=False)
+    first_name = StrictCharField(max_length=150, required=False, allow_blank=True, default="")
+    last_name = StrictCharField(max_length=150, required=False, allow_blank=True, default="")
 
     def validate_username(self, value: str) -> str:
         if "@" in value:
@@ -55,17 +59,17 @@ class RegisteredUserSerializer(serializers.ModelSerializer[User]):
 
 
 class TokenInputSerializer(serializers.Serializer[Any]):
-    token = serializers.CharField(max_length=200)
+    token = StrictCharField(max_length=200)
 
 
 class EmailInputSerializer(serializers.Serializer[Any]):
-    email = serializers.EmailField(max_length=254)
+    email = StrictEmailField(max_length=254)
 
 
 class LoginInputSerializer(serializers.Serializer[Any]):
-    username = serializers.CharField(max_length=254, required=False, help_text="Username or email address.")
-    email = serializers.CharField(max_length=254, required=False, help_text="Alternative to `username`.")
-    password = serializers.CharField(max_length=128, trim_whitespace=False)
+    username = StrictCharField(max_length=254, required=False, help_text="Username or email address.")
+    email = StrictCharField(max_length=254, required=False, help_text="Alternative to `username`.")
+    password = StrictCharField(max_length=128, trim_whitespace=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         identifier = attrs.get("username") or attrs.get("email")
@@ -73,6 +77,18 @@ class LoginInputSerializer(serializers.Serializer[Any]):
             raise serializers.ValidationError({"username": ["Give a username or an email address."]})
         attrs["identifier"] = identifier
         return attrs
+
+
+class LoginByUsernameSerializer(serializers.Serializer[Any]):
+    """Log in by username (an email address in `username` works too)."""
+
+    username = StrictCharField(max_length=254, help_text="Username, or an email address.")
+    password = StrictCharField(max_length=128, trim_whitespace=False)
+
+
+class LoginByEmailSerializer(serializers.Serializer[Any]):
+    email = StrictCharField(max_length=254, help_text="Email address (or a username).")
+    password = StrictCharField(max_length=128, trim_whitespace=False)
 
 
 class TokenPairSerializer(serializers.Serializer[Any]):
@@ -85,17 +101,17 @@ class LoginOutputSerializer(TokenPairSerializer):
 
 
 class RefreshInputSerializer(serializers.Serializer[Any]):
-    refresh = serializers.CharField(max_length=2000)
+    refresh = StrictCharField(max_length=2000)
 
 
 class ProfileUpdateSerializer(serializers.Serializer[Any]):
-    first_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
-    last_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
+    first_name = StrictCharField(max_length=150, required=False, allow_blank=True)
+    last_name = StrictCharField(max_length=150, required=False, allow_blank=True)
 
 
 class PasswordChangeInputSerializer(serializers.Serializer[Any]):
-    old_password = serializers.CharField(max_length=128, trim_whitespace=False)
-    new_password = serializers.CharField(max_length=128, trim_whitespace=False)
+    old_password = StrictCharField(max_length=128, trim_whitespace=False)
+    new_password = StrictCharField(max_length=128, trim_whitespace=False)
 
 
 class PasswordChangeOutputSerializer(TokenPairSerializer):
@@ -103,8 +119,8 @@ class PasswordChangeOutputSerializer(TokenPairSerializer):
 
 
 class PasswordResetConfirmSerializer(serializers.Serializer[Any]):
-    token = serializers.CharField(max_length=200)
-    new_password = serializers.CharField(max_length=128, trim_whitespace=False)
+    token = StrictCharField(max_length=200)
+    new_password = StrictCharField(max_length=128, trim_whitespace=False)
 
 
 class DetailSerializer(serializers.Serializer[Any]):
@@ -113,6 +129,8 @@ class DetailSerializer(serializers.Serializer[Any]):
 
 class TokenRefreshInputSerializer(TokenRefreshSerializer):
     """simplejwt's refresh, except a deleted user is a 401 rather than an uncaught DoesNotExist."""
+
+    refresh = StrictCharField()
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
         try:

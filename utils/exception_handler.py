@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
@@ -23,6 +23,13 @@ def error_body(detail: str, code: str, errors: dict[str, Any] | None = None) -> 
     if errors:
         body["errors"] = errors
     return body
+
+
+DATABASE_ERRORS = (OperationalError, InterfaceError)  # the database is down or the connection broke
+
+
+def database_unavailable_body() -> dict[str, Any]:
+    return error_body("The database is unavailable; try again shortly.", "database_unavailable")
 
 
 def _validation_errors(data: Any) -> dict[str, Any]:
@@ -51,12 +58,17 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         errors = exc.errors if isinstance(exc, ValidationFailed) else None
         headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
         return Response(error_body(exc.detail, exc.code, errors), status=exc.status_code, headers=headers)
-    if isinstance(exc, (OperationalError, InterfaceError)):
-        logger.exception("Database unavailable while serving %s", context.get("request"))
+    if isinstance(exc, RequestDataTooBig):  # raised while DRF reads a body over DATA_UPLOAD_MAX_MEMORY_SIZE
         return Response(
-            error_body("The database is unavailable; try again shortly.", "database_unavailable"),
-            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            error_body("The request body is too large.", "request_too_large"),
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         )
+    if isinstance(exc, SuspiciousOperation):  # e.g. too many form fields: the client's fault, never a 500
+        logger.warning("Suspicious request refused: %s", exc)
+        return Response(error_body("Bad request.", "bad_request"), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, DATABASE_ERRORS):
+        logger.exception("Database unavailable while serving %s", context.get("request"))
+        return Response(database_unavailable_body(), status=status.HTTP_503_SERVICE_UNAVAILABLE)
     if isinstance(exc, (Http404, PermissionDenied, drf_exceptions.APIException)):
         response = drf_exception_handler(exc, context)
         if response is not None:

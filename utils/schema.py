@@ -1,20 +1,28 @@
-"""OpenAPI helpers: the error envelope as a schema component, with an example per status."""
+"""OpenAPI helpers: the error envelope as a schema component, with an example per status, and the
+schema of the strict text field (``utils.serializers``)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.utils import Direction, OpenApiExample, OpenApiResponse
 from rest_framework import serializers
+
+from utils.serializers import NO_NUL_PATTERN, NOT_BLANK_PATTERN, StrictCharField
+
+if TYPE_CHECKING:
+    from drf_spectacular.openapi import AutoSchema
 
 
 class ErrorSerializer(serializers.Serializer[Any]):
     detail = serializers.CharField()
     code = serializers.CharField()
     errors = serializers.DictField(  # type: ignore[assignment]
-        child=serializers.ListField(child=serializers.CharField()),
+        child=serializers.JSONField(),
         required=False,
-        help_text="Validation errors by field (400 only).",
+        help_text="Validation errors by field (400 only): a list of messages, or for a nested object or list "
+        'the same shape again, e.g. `{"documents": {"0": {"title": ["This field is required."]}}}`.',
     )
 
 
@@ -31,6 +39,10 @@ _EXAMPLES: dict[int, tuple[str, dict[str, Any]]] = {
     404: ("Not found", {"detail": "Not found.", "code": "not_found"}),
     409: ("Conflict", {"detail": "The request conflicts with the current state.", "code": "conflict"}),
     413: ("Too large", {"detail": "The upload is larger than 10 MB.", "code": "too_large"}),
+    415: (
+        "Unsupported file type",
+        {"detail": "Upload a .txt, .md, .rst, .html or .pdf file.", "code": "unsupported_file_type"},
+    ),
     429: ("Throttled", {"detail": "Request was throttled. Expected available in 42 seconds.", "code": "throttled"}),
     503: ("Unavailable", {"detail": "An upstream provider is unavailable.", "code": "provider_unavailable"}),
 }
@@ -47,3 +59,18 @@ def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
             examples=[OpenApiExample(name, value=value, response_only=True, status_codes=[str(status)])],
         )
     return responses
+
+
+class StrictCharFieldExtension(OpenApiSerializerFieldExtension):
+    """Adds the NUL and blank rules to request schemas (responses are what the server wrote)."""
+
+    target_class = StrictCharField
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema: AutoSchema, direction: Direction) -> dict[str, Any]:
+        schema: dict[str, Any] = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        field = self.target
+        if direction == "request" and "pattern" not in schema and "enum" not in schema:
+            blank_ok = field.allow_blank or not field.trim_whitespace
+            schema["pattern"] = NO_NUL_PATTERN if blank_ok else NOT_BLANK_PATTERN
+        return schema

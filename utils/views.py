@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from django.http import HttpRequest, JsonResponse
 
-from utils.exception_handler import error_body
+from utils.exception_handler import DATABASE_ERRORS, database_unavailable_body, error_body
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
@@ -24,6 +25,10 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
 
 
 def server_error(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    # Django calls this while it handles the exception. A database outage met outside DRF (the
+    # session middleware, the admin) is a 503, as it is in the API: the client should retry.
+    if isinstance(sys.exc_info()[1], DATABASE_ERRORS):
+        return JsonResponse(database_unavailable_body(), status=503)
     return JsonResponse(error_body("Internal server error.", "server_error"), status=500)
 
 

@@ -54,6 +54,14 @@ _ANSWER_TYPES = {
     "when": re.compile(rf"{_DURATION}|{_DATE_OR_TIME}", re.IGNORECASE),
 }
 _WORD_GROUP = re.compile(rf"(?:\S+\s*){{1,{_STREAM_WORDS}}}")
+# A sentence carrying its own citation ("... [2].", "[Source: Official Policy]") would read as if we
+# had cited it: a document could attribute its claims to another document or to an authority.
+# Such sentences are never quoted. Code spans ("`[1]`") are prose about markers and do not count.
+_CITATION_LOOKALIKE = re.compile(
+    r"[\[\uff3b\u3010]\s*(?:\d+\s*[\]\uff3d\u3011]|(?:sources?|citations?|cite|ref(?:erence)?s?|doc(?:ument)?s?)\b)",
+    re.IGNORECASE,
+)
+_CODE_SPAN = re.compile(r"`[^`]*`")
 
 
 @dataclass(frozen=True)
@@ -113,13 +121,18 @@ def _paragraphs(text: str, title: str) -> Iterator[str]:
     yield from flush()
 
 
+def _cites_something(sentence: str) -> bool:
+    return bool(_CITATION_LOOKALIKE.search(_CODE_SPAN.sub("", sentence)))
+
+
 def _sentences(document: ContextDocument) -> list[_Sentence]:
-    """Candidate sentences of one document (its text with line wraps joined), headings left out."""
+    """Candidate sentences of one document (its text with line wraps joined), headings and sentences
+    with citation markers of their own left out."""
     title = " ".join(document.title.split()).casefold()
     found: list[_Sentence] = []
     for paragraph in _paragraphs(document.text, title):
         for sentence in split_sentences(paragraph):
-            if len(sentence) >= MIN_SENTENCE_CHARS:
+            if len(sentence) >= MIN_SENTENCE_CHARS and not _cites_something(sentence):
                 found.append(_Sentence(document.number, len(found), sentence, frozenset(tokenize(sentence))))
     return found
 

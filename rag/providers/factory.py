@@ -1,6 +1,7 @@
 """The one place that knows which providers are configured (``settings.RAG_*``).
 
-Each provider is built once per process on first use. Nothing outside this module asks which
+Each provider is built once per process on first use, wrapped so that its calls are timed and
+its failures counted (``rag.providers.instrumented``). Nothing outside this module asks which
 implementation is active.
 """
 
@@ -12,12 +13,19 @@ from functools import lru_cache
 from django.conf import settings
 
 from rag.providers.base import Embedder, Generator, VectorStore
+from rag.providers.instrumented import (
+    InstrumentedEmbedder,
+    InstrumentedGenerator,
+    InstrumentedVectorStore,
+    instrumented,
+)
 from rag.versioning import RedisVersionBoard
 
 _lock = threading.Lock()
 
 
 @lru_cache(maxsize=1)
+@instrumented(InstrumentedEmbedder)
 def _embedder() -> Embedder:
     if settings.RAG_EMBEDDER == "mistral":
         from rag.providers.mistral import MistralEmbedder
@@ -35,6 +43,7 @@ def _embedder() -> Embedder:
 
 
 @lru_cache(maxsize=1)
+@instrumented(InstrumentedVectorStore)
 def _vector_store() -> VectorStore:
     if settings.RAG_VECTOR_STORE == "pinecone":
         from rag.providers.pinecone_store import PineconeVectorStore
@@ -58,6 +67,7 @@ def _vector_store() -> VectorStore:
 
 
 @lru_cache(maxsize=1)
+@instrumented(InstrumentedGenerator)
 def _generator() -> Generator:
     if settings.RAG_GENERATOR == "mistral":
         from rag.providers.mistral import MistralGenerator

@@ -27,7 +27,15 @@ from mistralai.client.utils import BackoffStrategy, RetryConfig
 
 from rag.answering.prompt import build_messages
 from rag.providers.base import AnswerRequest, Generation, GenerationDelta, Usage, Vectors
-from rag.providers.http import retry_after_seconds, tls_context
+from rag.providers.http import (
+    MAX_ANSWER_CHARS,
+    MAX_RESPONSE_BYTES,
+    ByteLimitedTransport,
+    ResponseTooLarge,
+    bounded_model_name,
+    retry_after_seconds,
+    tls_context,
+)
 from utils.exceptions import (
     ProviderBadResponse,
     ProviderError,
@@ -35,6 +43,8 @@ from utils.exceptions import (
     ProviderTimeout,
     ProviderUnavailable,
 )
+from utils.logging import current_request_id
+from utils.metrics import failure_kind, record_retry
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +59,11 @@ T = TypeVar("T")
 # --- the time budget of one call ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass
 class _CallBudget:
     retry_until: float  # time.monotonic(): the SDK starts no retry after this (max_elapsed_time)
     deadline: float  # time.monotonic(): no attempt may run past this
+    failed_attempt: str = ""  # why the last attempt failed: the SDK's next one is a retry (metrics)
 
 
 _current_budget: ContextVar[_CallBudget | None] = ContextVar("mistral_call_budget", default=None)
@@ -80,7 +91,21 @@ class _BudgetedTransport(httpx.BaseTransport):
         if remaining <= 0:  # only scheduling delays get here: backoff sleeps are capped at timeout_s
             raise httpx.TimeoutException("the call's time budget is exhausted", request=request)
         request.extensions["timeout"] = _clamp_timeouts(request.extensions.get("timeout"), remaining)
-        response = self._inner.handle_request(request)
+        if request_id := current_request_id():
+            request.headers["X-Request-ID"] = request_id
+        if budget.failed_attempt:
+            record_retry(PROVIDER, budget.failed_attempt)
+        try:
+            response = self._inner.handle_request(request)
+        except httpx.RemoteProtocolError as exc:
+            # A connection closed before any response: the SDK retries network errors but not
+            # protocol errors, and nothing was answered, so this attempt is safe to repeat.
+            budget.failed_attempt = failure_kind(exc)
+            raise httpx.ReadError(str(exc), request=request) from exc
+        except httpx.TransportError as exc:
+            budget.failed_attempt = failure_kind(exc)
+            raise
+        budget.failed_attempt = f"http_{response.status_code}" if response.status_code >= 400 else ""
         if response.status_code == 429:
             wait = retry_after_seconds(response.headers)
             if wait and time.monotonic() + wait > budget.retry_until:
@@ -122,6 +147,8 @@ def _classify(exc: BaseException, operation: str) -> ProviderError:
         return ProviderBadResponse(f"{where}: invalid or unexpected JSON in the response", provider=PROVIDER)
     if isinstance(exc, MistralError):
         return _classify_status(exc.status_code, where, _server_message(exc))
+    if isinstance(exc, ResponseTooLarge):
+        return ProviderBadResponse(f"{where}: {exc}", provider=PROVIDER)
     if isinstance(exc, httpx.TimeoutException):
         return ProviderTimeout(f"{where}: no answer in time ({type(exc).__name__})", provider=PROVIDER)
     if isinstance(exc, httpx.RemoteProtocolError):
@@ -167,6 +194,7 @@ class _MistralCalls:
         budget_s: float,
         initial_backoff_s: float,
         max_backoff_s: float,
+        max_response_bytes: int,
     ) -> None:
         if not api_key:
             raise ValueError("mistral: an API key is required")
@@ -181,7 +209,9 @@ class _MistralCalls:
             max_elapsed_time=_ms(budget_s),
             jitter_ms=max(1, _ms(initial_backoff_s) // 2),  # the SDK's default adds up to 1 s a retry
         )
-        transport = _BudgetedTransport(httpx.HTTPTransport(verify=tls_context()))
+        transport = _BudgetedTransport(
+            ByteLimitedTransport(httpx.HTTPTransport(verify=tls_context()), max_bytes=max_response_bytes)
+        )
         self._http = httpx.Client(transport=transport, follow_redirects=True)
         self.sdk = Mistral(
             api_key=api_key,
@@ -233,6 +263,7 @@ class MistralEmbedder:
         *,
         initial_backoff_s: float = 0.5,
         max_backoff_s: float = 4.0,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -244,6 +275,7 @@ class MistralEmbedder:
             budget_s=budget_s,
             initial_backoff_s=initial_backoff_s,
             max_backoff_s=max_backoff_s,
+            max_response_bytes=max_response_bytes,
         )
 
     def embed_documents(self, texts: Sequence[str]) -> Vectors:
@@ -305,8 +337,11 @@ class MistralGenerator:
         max_tokens: int | None = None,
         initial_backoff_s: float = 0.5,
         max_backoff_s: float = 4.0,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        max_answer_chars: int = MAX_ANSWER_CHARS,
     ) -> None:
         self.model = model
+        self.max_answer_chars = max_answer_chars
         self._options: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
         self._options = {key: value for key, value in self._options.items() if value is not None}
         self._calls = _MistralCalls(
@@ -316,6 +351,7 @@ class MistralGenerator:
             budget_s=budget_s,
             initial_backoff_s=initial_backoff_s,
             max_backoff_s=max_backoff_s,
+            max_response_bytes=max_response_bytes,
         )
 
     def generate(self, request: AnswerRequest) -> Generation:
@@ -330,7 +366,9 @@ class MistralGenerator:
         text = _content_text(response.choices[0].message.content)
         if not text.strip():
             raise ProviderBadResponse(f"{PROVIDER}: chat completion: the answer is empty", provider=PROVIDER)
-        return Generation(text=text, model=response.model or self.model, usage=_usage(response.usage))
+        if len(text) > self.max_answer_chars:
+            raise self._too_long("chat completion")
+        return Generation(text=text, model=bounded_model_name(response.model, self.model), usage=_usage(response.usage))
 
     def stream(self, request: AnswerRequest) -> Iterator[GenerationDelta]:
         """Text deltas as they arrive; a last, empty delta carries the usage when the server sends it."""
@@ -340,6 +378,7 @@ class MistralGenerator:
         )
         usage: Usage | None = None
         finished = produced = False
+        length = 0
         with events:  # closes the HTTP response even if the consumer stops early
             for chunk in self._chunks(events):
                 usage = _usage(chunk.usage) or usage
@@ -349,6 +388,9 @@ class MistralGenerator:
                 finished = finished or bool(choice.finish_reason)
                 text = _content_text(choice.delta.content)
                 if text:
+                    length += len(text)
+                    if length > self.max_answer_chars:
+                        raise self._too_long("chat stream")
                     produced = True
                     yield GenerationDelta(text=text)
         if not finished:
@@ -357,6 +399,11 @@ class MistralGenerator:
             raise ProviderBadResponse(f"{PROVIDER}: chat stream: the answer is empty", provider=PROVIDER)
         if usage is not None:
             yield GenerationDelta(text="", usage=usage)
+
+    def _too_long(self, operation: str) -> ProviderBadResponse:
+        return ProviderBadResponse(
+            f"{PROVIDER}: {operation}: the answer is longer than {self.max_answer_chars} characters", provider=PROVIDER
+        )
 
     def _chunks(self, events: Any) -> Iterator[Any]:
         """The stream's chunks, with read failures translated."""

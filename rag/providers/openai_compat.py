@@ -21,7 +21,15 @@ import httpx
 
 from rag.answering.prompt import build_messages
 from rag.providers.base import AnswerRequest, Generation, GenerationDelta, Usage
-from rag.providers.http import retry_after_seconds, tls_context
+from rag.providers.http import (
+    MAX_ANSWER_CHARS,
+    MAX_RESPONSE_BYTES,
+    ByteLimitedTransport,
+    ResponseTooLarge,
+    bounded_model_name,
+    retry_after_seconds,
+    tls_context,
+)
 from utils.exceptions import (
     ProviderBadResponse,
     ProviderError,
@@ -29,6 +37,8 @@ from utils.exceptions import (
     ProviderTimeout,
     ProviderUnavailable,
 )
+from utils.logging import current_request_id
+from utils.metrics import failure_kind, record_retry
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +75,11 @@ class OpenAICompatGenerator:
         initial_backoff_s: float = 0.5,
         max_backoff_s: float = 4.0,
         stream_usage: bool = True,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        max_answer_chars: int = MAX_ANSWER_CHARS,
     ) -> None:
         self.model = model
+        self.max_answer_chars = max_answer_chars
         self._url = f"{base_url.rstrip('/')}/chat/completions"
         self._api_key = api_key or ""
         self._timeout_s = timeout_s
@@ -78,7 +91,8 @@ class OpenAICompatGenerator:
         options = {"temperature": temperature, "max_tokens": max_tokens}
         self._options = {key: value for key, value in options.items() if value is not None}
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(headers=headers, verify=tls_context())
+        transport = ByteLimitedTransport(httpx.HTTPTransport(verify=tls_context()), max_bytes=max_response_bytes)
+        self._http = httpx.Client(headers=headers, transport=transport)
 
     def generate(self, request: AnswerRequest) -> Generation:
         """One chat completion."""
@@ -90,8 +104,10 @@ class OpenAICompatGenerator:
             raise self._bad("chat completion", "the response has no choices[0].message.content")
         if not text.strip():
             raise self._bad("chat completion", "the answer is empty")
-        model = data.get("model") if isinstance(data.get("model"), str) else None
-        return Generation(text=text, model=model or self.model, usage=_usage(data.get("usage")))
+        if len(text) > self.max_answer_chars:
+            raise self._bad("chat completion", f"the answer is longer than {self.max_answer_chars} characters")
+        model = bounded_model_name(data.get("model"), self.model)
+        return Generation(text=text, model=model, usage=_usage(data.get("usage")))
 
     def stream(self, request: AnswerRequest) -> Iterator[GenerationDelta]:
         """Text deltas as they arrive; a last, empty delta carries the usage when the server sends it."""
@@ -102,11 +118,15 @@ class OpenAICompatGenerator:
         response = self._send(payload, "chat stream", stream=True)
         usage: Usage | None = None
         produced = False
+        length = 0
         try:
             for chunk in self._sse_chunks(response):
                 usage = _usage(chunk.get("usage")) or usage
                 text = _delta_text(chunk)
                 if text:
+                    length += len(text)
+                    if length > self.max_answer_chars:
+                        raise self._bad("chat stream", f"the answer is longer than {self.max_answer_chars} characters")
                     produced = True
                     yield GenerationDelta(text=text)
         finally:  # also when the consumer stops early
@@ -136,10 +156,12 @@ class OpenAICompatGenerator:
                     logger.warning("%s (after %.2f s)", error.detail, time.monotonic() - started)
                     raise error from exc
                 logger.debug("openai: %s attempt %d failed (%r); retrying in %.2f s", operation, attempt, exc, wait)
+                record_retry(PROVIDER, failure_kind(exc))
                 time.sleep(wait)
 
     def _attempt(self, payload: dict[str, Any], timeout: float, *, stream: bool) -> httpx.Response:
-        request = self._http.build_request("POST", self._url, json=payload, timeout=timeout)
+        headers = {"X-Request-ID": request_id} if (request_id := current_request_id()) else None
+        request = self._http.build_request("POST", self._url, json=payload, timeout=timeout, headers=headers)
         response = self._http.send(request, stream=True)
         if response.status_code < 400 and stream:
             return response  # the caller reads the body, then closes it
@@ -218,6 +240,8 @@ def _retryable(exc: Exception) -> bool:
 
 def _classify(exc: Exception, where: str, attempts: int) -> ProviderError:
     tries = f" after {attempts} attempts" if attempts > 1 else ""
+    if isinstance(exc, ResponseTooLarge):
+        return ProviderBadResponse(f"{where}: {exc}", provider=PROVIDER)
     if isinstance(exc, _StatusError):
         detail = f": {exc.detail}" if exc.detail else ""
         if exc.status == 429:

@@ -19,6 +19,7 @@ Every failure leaves as a typed ``ProviderError`` with ``provider="pinecone"``.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
@@ -26,6 +27,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
+import httpx
 import numpy as np
 from pinecone import (
     ApiError,
@@ -41,6 +43,7 @@ from pinecone import (
 )
 
 from rag.providers.base import VectorMatch, Vectors
+from rag.providers.http import MAX_RESPONSE_BYTES, ByteLimitedTransport, ResponseTooLarge
 from utils.exceptions import (
     IndexMismatch,
     ProviderBadResponse,
@@ -49,6 +52,7 @@ from utils.exceptions import (
     ProviderTimeout,
     ProviderUnavailable,
 )
+from utils.metrics import failure_kind, record_retry
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +65,7 @@ MAX_TOP_K = 10_000
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 _INT_METADATA = ("document_id", "chunk_index")  # Pinecone hands every number back as a float
 
-_FAILURES = (ApiError, PineconeTimeoutError, PineconeConnectionError, ResponseParsingError)
+_FAILURES = (ApiError, PineconeTimeoutError, PineconeConnectionError, ResponseParsingError, ResponseTooLarge)
 T = TypeVar("T")
 
 
@@ -83,6 +87,7 @@ class PineconeVectorStore:
         max_attempts: int = 4,
         initial_backoff_s: float = 0.2,
         max_backoff_s: float = 2.0,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         if not api_key:
             raise ValueError("pinecone: an API key is required")
@@ -96,6 +101,7 @@ class PineconeVectorStore:
         self._max_attempts = max(1, max_attempts)
         self._initial_backoff_s = initial_backoff_s
         self._max_backoff_s = max_backoff_s
+        self._max_response_bytes = max_response_bytes
         self._api_key = api_key
         # No network here: the control plane is only asked for the host on first use.
         self._pc = Pinecone(
@@ -163,15 +169,7 @@ class PineconeVectorStore:
                 include_metadata=True,
             ),
         )
-        matches = []
-        for match in response.matches:
-            try:
-                chunk_id = int(match.id)
-            except ValueError:
-                logger.warning("pinecone: ignoring a vector whose id %r is not a chunk id", match.id)
-                continue
-            matches.append(VectorMatch(id=chunk_id, score=float(match.score), metadata=_restore(match.metadata)))
-        return matches
+        return _valid_matches(response.matches, top_k)
 
     def delete(self, ids: Sequence[int]) -> None:
         """Remove these chunks' vectors; ids that are not stored are ignored."""
@@ -256,7 +254,7 @@ class PineconeVectorStore:
             if self._index is None:
                 host = self._host or self._call("describe index", self._describe_host)
                 index = self._pc.index(host=host)
-                _turn_off_sdk_retries(index)
+                _harden_transport(index, self._max_response_bytes)
                 self._index = index
             return self._index
 
@@ -294,6 +292,7 @@ class PineconeVectorStore:
                     logger.warning("%s (after %.2f s)", error.detail, time.monotonic() - started)
                     raise error from exc
                 logger.debug("pinecone: %s attempt %d failed (%s); retrying in %.2f s", operation, attempt, exc, wait)
+                record_retry(PROVIDER, failure_kind(exc))
                 time.sleep(wait)
 
     def _retry_wait(self, exc: Exception, attempt: int, retry_until: float) -> float | None:
@@ -326,6 +325,8 @@ class PineconeVectorStore:
 
 def _classify(exc: Exception, where: str, attempts: int) -> ProviderError:
     tries = f" after {attempts} attempts" if attempts > 1 else ""
+    if isinstance(exc, ResponseTooLarge):
+        return ProviderBadResponse(f"{where}: {exc}", provider=PROVIDER)
     if isinstance(exc, RateLimitError):
         return ProviderRateLimited(f"{where}: rate limited (HTTP 429){tries}", provider=PROVIDER)
     if isinstance(exc, ServiceError):
@@ -342,10 +343,11 @@ def _classify(exc: Exception, where: str, attempts: int) -> ProviderError:
     return ProviderBadResponse(f"{where}: invalid or unexpected JSON in the response", provider=PROVIDER)
 
 
-def _turn_off_sdk_retries(index: Index) -> None:
-    """Give the data plane's transport a no-retry policy; ``_call`` does the retrying.
+def _harden_transport(index: Index, max_response_bytes: int) -> None:
+    """Give the data plane's transport a no-retry policy (``_call`` does the retrying) and a cap on
+    response bodies.
 
-    The SDK exposes no public setting for this (``Pinecone(retry_config=...)`` stops at the
+    The SDK exposes no public setting for either (``Pinecone(retry_config=...)`` stops at the
     control plane), so this reaches into its transport; the fault tests notice if that changes.
     """
     transport: Any = getattr(getattr(getattr(index, "_http", None), "_client", None), "_transport", None)
@@ -353,6 +355,35 @@ def _turn_off_sdk_retries(index: Index) -> None:
         transport._config = RetryConfig(max_retries=0)
     else:
         logger.warning("pinecone: could not switch off the SDK's own retries; calls may outlast the time budget")
+    inner = getattr(transport, "_transport", None)
+    if isinstance(inner, httpx.BaseTransport) and not isinstance(inner, ByteLimitedTransport):
+        transport._transport = ByteLimitedTransport(inner, max_bytes=max_response_bytes)
+    else:
+        logger.warning("pinecone: could not cap the size of responses")
+
+
+def _valid_matches(raw: Sequence[Any], top_k: int) -> list[VectorMatch]:
+    """The matches we can use, best first: chunk ids, finite cosine scores, each id once, ``top_k`` at most.
+
+    The store's answer is input like any other: a non-finite score would pass the minimum-score
+    test and break JSON rendering, and a longer list than asked for would cost work downstream.
+    """
+    matches: list[VectorMatch] = []
+    seen: set[int] = set()
+    for match in raw:
+        try:
+            chunk_id, score = int(match.id), float(match.score)
+        except (TypeError, ValueError):
+            logger.warning("pinecone: ignoring a match with id %.40r and score %.40r", match.id, match.score)
+            continue
+        if not math.isfinite(score) or chunk_id in seen:
+            logger.warning("pinecone: ignoring a repeated match or one with a non-finite score (id %d)", chunk_id)
+            continue
+        seen.add(chunk_id)
+        score = min(1.0, max(-1.0, score))  # a cosine; anything outside is an error of the store
+        matches.append(VectorMatch(id=chunk_id, score=score, metadata=_restore(match.metadata)))
+    matches.sort(key=lambda m: -m.score)
+    return matches[:top_k]
 
 
 def pinecone_filter(flt: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -15,6 +15,7 @@ from rag.providers.base import AnswerRequest, ContextDocument, Generator, Turn, 
 from rag.providers.factory import get_generator
 from rag.services.retrieval import RetrievedDocument, retrieve
 from utils.exceptions import ProviderError
+from utils.metrics import record_degraded
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ def answer_question(*, question: str, history: Sequence[Turn] = ()) -> Answer:
         answer = Answer(generation.text, sources, generator.name, generation.model, _usage(generation.usage))
     except ProviderError as exc:
         logger.warning("Generator %s failed (%s); answering extractively", generator.name, exc.code)
+        record_degraded(generator.name)
         generation = _EXTRACTIVE.generate(request)
         answer = Answer(generation.text, sources, _EXTRACTIVE.name, generation.model, degraded=True, error=exc.code)
     answer.retrieval_ms = retrieval.took_ms
@@ -122,6 +124,7 @@ def answer_stream(*, question: str, history: Sequence[Turn] = ()) -> Iterator[An
         answer = Answer("".join(parts), sources, generator.name, generator.model, _usage(usage))
     except ProviderError as exc:
         logger.warning("Generator %s failed mid-stream (%s); answering extractively", generator.name, exc.code)
+        record_degraded(generator.name)
         fallback = _EXTRACTIVE.generate(request)
         if not parts:
             yield AnswerEvent("delta", fallback.text)
