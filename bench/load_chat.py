@@ -1,16 +1,27 @@
-"""Load test of the chat flow over HTTP, then a check that no acknowledged message was lost.
+"""Load test of the whole chat flow over HTTP, then a check that no acknowledged message was lost.
 
 Usage:
     .venv/bin/python bench/load_chat.py [--server gunicorn|runserver] [--users 10] [--duration 120]
-                                        [--history-duration 30] [--chunks 10000]
+                                        [--rate 0] [--history-duration 30] [--chunks 10000]
+                                        [--workers 2] [--threads 4] [--metrics-out FILE]
 
 Starts the server on 127.0.0.1 against a fresh embedded-default deployment (SQLite, the local
-embedder, FAISS, the extractive answerer) whose knowledge base is the shipped help centre padded
-with synthetic chunks to --chunks. N simulated users, each with its own session, send messages as
-fast as the server answers (each with an Idempotency-Key) for --duration seconds; then N users read
-GET /api/chat/history/ for --history-duration seconds. Afterwards the database is checked: every
-acknowledged message (201) is stored exactly once. Prints throughput, p50/p95/p99 per endpoint,
-errors by status and the server's RSS. The load stays on loopback and stops by itself.
+embedder, FAISS, the extractive answerer; the file email backend) whose knowledge base is the
+shipped help centre padded with synthetic chunks to --chunks. Each of the N simulated users walks
+the whole flow: register, open the verification link from the emailed file, log in, open a session,
+then until --duration is over: send a message (with an Idempotency-Key), and now and then read
+their history or the session's messages; finally log out. Then N users read GET /api/chat/history/
+as fast as it answers for --history-duration seconds.
+
+--rate 0 (closed loop): each user sends again as soon as the answer arrives, which measures capacity
+(messages/s) but not latency, since with N users queued on the server latency is N / throughput.
+--rate R (open loop): the users together send R messages/s, each on a Poisson schedule, and a
+message's latency counts from when it was due, so a server that falls behind shows it (no
+coordinated omission).
+
+Afterwards the database is checked: every acknowledged message (201) is stored exactly once.
+Prints throughput, p50/p95/p99 per endpoint, statuses (5xx count), the server's RSS (all
+workers) and the load generator's own CPU time, and with --metrics-out saves /metrics.
 """
 
 from __future__ import annotations
@@ -19,19 +30,23 @@ import argparse
 import asyncio
 import os
 import random
+import re
+import resource
 import signal
-import statistics
 import subprocess
 import sys
 import time
 import uuid
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 import _django
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+PASSWORD = "Load-Test-Passphrase-1"
+METRICS_TOKEN = "load-test-metrics-token"
 QUESTIONS = [
     "How do I reset my password?",
     "What is an AI chatbot?",
@@ -42,38 +57,35 @@ QUESTIONS = [
     "What does retrieval-augmented generation mean?",
     "How do refresh tokens work?",
 ]
+LINK = re.compile(r"https?://\S+/api/auth/verify-email/([A-Za-z0-9_\-]+)/")
 
 
-def prepare(users: int, chunks: int) -> list[tuple[str, int]]:
-    """Knowledge base, users, tokens and one session each; returns (access token, session id)."""
+def prepare(chunks: int) -> None:
+    """The knowledge base: the shipped help centre, padded with synthetic chunks."""
     import bench_search
     from django.core.management import call_command
 
-    from chat.models import ChatSession
-    from users.models import User
-    from users.services import tokens_for
-
     call_command("populate_documents", verbosity=0)
     bench_search.build(chunks, random.Random(5), reset=False)
-    pairs = []
-    for n in range(users):
-        user = User.objects.create_user(f"load{n}", f"load{n}@example.com", "Load-Test-Passphrase-1", is_verified=True)
-        session = ChatSession.objects.create(user=user, title=f"load {n}")
-        pairs.append((tokens_for(user).access, session.pk))
-    return pairs
 
 
-def start_server(kind: str, port: int) -> subprocess.Popen[bytes]:
+def start_server(kind: str, port: int, workers: int, threads: int) -> subprocess.Popen[bytes]:
     python = sys.executable
     if kind == "gunicorn":
         command = [str(Path(python).with_name("gunicorn")), "-c", "config/gunicorn.conf.py", "config.wsgi"]
     else:
         command = [python, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
-    env = os.environ | {"PORT": str(port), "HOST": "127.0.0.1", "GUNICORN_ACCESS_LOG": "/dev/null"}
+    env = os.environ | {
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "GUNICORN_ACCESS_LOG": "/dev/null",
+        "GUNICORN_WORKERS": str(workers),
+        "GUNICORN_THREADS": str(threads),
+    }
     return subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
 
 
-def wait_ready(base: str, deadline_s: float = 60) -> None:
+def wait_ready(base: str, deadline_s: float = 90) -> None:
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
         try:
@@ -85,72 +97,134 @@ def wait_ready(base: str, deadline_s: float = 60) -> None:
     raise RuntimeError("server did not become ready")
 
 
-def server_rss_mb(proc: subprocess.Popen[bytes]) -> float:
-    """RSS of the server process and its children (gunicorn workers)."""
-    pids = [proc.pid] + [
-        int(p) for p in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
-    ]
-    total = 0
-    for pid in pids:
+def server_rss_mb(proc: subprocess.Popen[bytes]) -> tuple[float, list[float]]:
+    """(total RSS of the server and its workers, RSS of each worker) in MB."""
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    sizes = []
+    for pid in [proc.pid, *map(int, children)]:
         try:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS"):
-                    total += int(line.split()[1])
+                    sizes.append(int(line.split()[1]) / 1024)
         except FileNotFoundError:
             continue
-    return total / 1024
+    return sum(sizes), sizes[1:] or sizes
 
 
-async def sender(
-    client: httpx.AsyncClient, token: str, session_id: int, stop: float, stats: dict, acked: list[tuple[int, str]]
-) -> None:
-    headers = {"Authorization": f"Bearer {token}"}
-    n = 0
+class Stats:
+    def __init__(self) -> None:
+        self.latency: dict[str, list[float]] = defaultdict(list)
+        self.status: dict[str, Counter[Any]] = defaultdict(Counter)
+        self.acked: list[tuple[int, str]] = []
+
+    async def call(self, name: str, request: Any, due: float | None = None) -> httpx.Response | None:
+        started = due if due is not None else time.perf_counter()
+        try:
+            response: httpx.Response = await request
+            status: Any = response.status_code
+        except httpx.HTTPError as exc:
+            response, status = None, type(exc).__name__
+        self.latency[name].append((time.perf_counter() - started) * 1000)
+        self.status[name][status] += 1
+        return response
+
+
+def _verification_token(mail_dir: Path, email: str) -> str:
+    for path in sorted(mail_dir.glob("*.log"), key=lambda p: p.stat().st_mtime, reverse=True):
+        text = path.read_text(errors="replace")
+        for message in text.split("-" * 79):
+            if f"To: {email}" in message and (match := LINK.search(message)):
+                return match.group(1)
+    raise RuntimeError(f"no verification email for {email} in {mail_dir}")
+
+
+async def onboard(client: httpx.AsyncClient, n: int, stats: Stats, mail_dir: Path) -> tuple[dict[str, str], str, int]:
+    """Register, verify from the emailed link, log in, open a session: (auth headers, refresh, session id)."""
+    username, email = f"load{n}", f"load{n}@example.com"
+    body = {"username": username, "email": email, "password": PASSWORD}
+    response = await stats.call("register", client.post("/api/auth/register/", json=body))
+    assert response is not None and response.status_code == 201, response and response.text
+    for _ in range(50):  # the file backend writes as the request ends
+        try:
+            token = _verification_token(mail_dir, email)
+            break
+        except RuntimeError:
+            await asyncio.sleep(0.1)
+    else:
+        token = _verification_token(mail_dir, email)
+    response = await stats.call("verify", client.get(f"/api/auth/verify-email/{token}/"))
+    assert response is not None and response.status_code == 200, response and response.text
+    response = await stats.call(
+        "login", client.post("/api/auth/login/", json={"username": email, "password": PASSWORD})
+    )
+    assert response is not None and response.status_code == 200, response and response.text
+    tokens = response.json()
+    headers = {"Authorization": f"Bearer {tokens['access']}"}
+    response = await stats.call("create_session", client.post("/api/chat/sessions/", json={}, headers=headers))
+    assert response is not None and response.status_code == 201, response and response.text
+    return headers, tokens["refresh"], response.json()["id"]
+
+
+async def user(
+    client: httpx.AsyncClient, n: int, stop: float, rate: float, stats: Stats, mail_dir: Path, rng: random.Random
+) -> tuple[dict[str, str], str]:
+    headers, refresh, session_id = await onboard(client, n, stats, mail_dir)
+    due = time.perf_counter()
+    sent = 0
     while time.monotonic() < stop:
-        n += 1
+        if rate > 0:
+            due += rng.expovariate(rate)
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            if time.monotonic() >= stop:
+                break
+        sent += 1
         key = uuid.uuid4().hex
-        content = f"{QUESTIONS[n % len(QUESTIONS)]} [{key[:8]}]"
-        started = time.perf_counter()
-        try:
-            response = await client.post(
-                f"/api/chat/sessions/{session_id}/messages/",
-                json={"content": content},
-                headers=headers | {"Idempotency-Key": key},
-            )
-            status = response.status_code
-        except httpx.HTTPError as exc:
-            status = type(exc).__name__
-        stats["send"].append((time.perf_counter() - started) * 1000)
-        stats["status"][status] += 1
-        if status == 201:
-            acked.append((response.json()["user_message"]["id"], content))
+        content = f"{QUESTIONS[(n + sent) % len(QUESTIONS)]} [{key[:8]}]"
+        request = client.post(
+            f"/api/chat/sessions/{session_id}/messages/",
+            json={"content": content},
+            headers=headers | {"Idempotency-Key": key},
+        )
+        response = await stats.call("send", request, due if rate > 0 else None)
+        if response is not None and response.status_code == 201:
+            stats.acked.append((response.json()["user_message"]["id"], content))
+        if sent % 5 == 0:
+            await stats.call("history", client.get("/api/chat/history/", headers=headers))
+        if sent % 10 == 0:
+            url = f"/api/chat/sessions/{session_id}/messages/?page_size=20"
+            await stats.call("messages", client.get(url, headers=headers))
+    return headers, refresh
 
 
-async def reader(client: httpx.AsyncClient, token: str, stop: float, stats: dict) -> None:
-    headers = {"Authorization": f"Bearer {token}"}
+async def reader(client: httpx.AsyncClient, headers: dict[str, str], stop: float, stats: Stats) -> None:
     while time.monotonic() < stop:
-        started = time.perf_counter()
-        try:
-            status = (await client.get("/api/chat/history/", headers=headers)).status_code
-        except httpx.HTTPError as exc:
-            status = type(exc).__name__
-        stats["history"].append((time.perf_counter() - started) * 1000)
-        stats["history_status"][status] += 1
+        await stats.call("history_only", client.get("/api/chat/history/", headers=headers))
 
 
-async def drive(base: str, pairs: list[tuple[str, int]], duration: float, history_duration: float) -> tuple[dict, list]:
-    stats: dict = defaultdict(list)
-    stats["status"], stats["history_status"] = Counter(), Counter()
-    acked: list[tuple[int, str]] = []
-    limits = httpx.Limits(max_connections=len(pairs) * 2)
-    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+async def drive(
+    base: str, users: int, duration: float, rate: float, history_duration: float, mail_dir: Path
+) -> tuple[Stats, dict[str, float]]:
+    stats = Stats()
+    elapsed: dict[str, float] = {}
+    limits = httpx.Limits(max_connections=users * 2, max_keepalive_connections=users * 2)
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+        rng = random.Random(11)
         started = time.monotonic()
-        await asyncio.gather(*(sender(client, t, s, started + duration, stats, acked) for t, s in pairs))
-        stats["send_elapsed"] = time.monotonic() - started
-        started = time.monotonic()
-        await asyncio.gather(*(reader(client, t, started + history_duration, stats) for t, _ in pairs))
-        stats["history_elapsed"] = time.monotonic() - started
-    return stats, acked
+        sessions = await asyncio.gather(
+            *(user(client, n, started + duration, rate / users, stats, mail_dir, rng) for n in range(users))
+        )
+        elapsed["send"] = time.monotonic() - started
+        if history_duration > 0:
+            started = time.monotonic()
+            await asyncio.gather(*(reader(client, h, started + history_duration, stats) for h, _ in sessions))
+            elapsed["history_only"] = time.monotonic() - started
+        await asyncio.gather(
+            *(
+                stats.call("logout", client.post("/api/auth/logout/", json={"refresh": r}, headers=h))
+                for h, r in sessions
+            )
+        )
+    return stats, elapsed
 
 
 def verify(acked: list[tuple[int, str]]) -> tuple[int, int]:
@@ -164,53 +238,91 @@ def verify(acked: list[tuple[int, str]]) -> tuple[int, int]:
     return missing, duplicated
 
 
+def fetch_metrics(base: str, out: Path) -> None:
+    response = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10)
+    out.write_text(response.text)
+    sys.stdout.write(f"/metrics: {response.status_code}, {len(response.text)} bytes saved to {out}\n")
+
+
+def report(args: argparse.Namespace, stats: Stats, elapsed: dict[str, float], work: Path) -> None:
+    from utils.stats import percentile
+
+    out = sys.stdout.write
+    mode = f"open loop at {args.rate:g} messages/s" if args.rate > 0 else "closed loop"
+    extra = f" ({args.workers} workers x {args.threads} threads)" if args.server == "gunicorn" else ""
+    out(f"server: {args.server}{extra}  users: {args.users}  {mode}  chunks: {args.chunks}  data: {work}\n")
+    for name in ("register", "verify", "login", "create_session", "send", "history", "messages", "history_only"):
+        values = stats.latency.get(name)
+        if not values:
+            continue
+        rate = ""
+        if name in elapsed:
+            count = len(stats.acked) if name == "send" else len(values)
+            rate = f"  {count / elapsed[name]:.1f}/s over {elapsed[name]:.0f} s"
+        out(
+            f"{name:>14}: n={len(values):<6} p50 {percentile(values, 50):7.1f} ms  p95 {percentile(values, 95):7.1f} ms"
+            f"  p99 {percentile(values, 99):7.1f} ms{rate}  statuses {dict(stats.status[name])}\n"
+        )
+    server_errors = sum(n for c in stats.status.values() for s, n in c.items() if not isinstance(s, int) or s >= 500)
+    out(f"5xx or transport errors: {server_errors}\n")
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--server", choices=["gunicorn", "runserver"], default="gunicorn")
     parser.add_argument("--users", type=int, default=10)
     parser.add_argument("--duration", type=float, default=120)
+    parser.add_argument("--rate", type=float, default=0.0, help="total messages/s (0: closed loop)")
     parser.add_argument("--history-duration", type=float, default=30)
     parser.add_argument("--chunks", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--port", type=int, default=8931)
+    parser.add_argument("--metrics-out", type=Path)
     args = parser.parse_args()
     os.environ.update(
         {
             "THROTTLE_CHAT": "1000000/min",
+            "THROTTLE_LOGIN": "1000000/min",
+            "THROTTLE_REGISTER": "1000000/min",
+            "THROTTLE_ACCOUNT_TOKEN": "1000000/min",
             "CHAT_DAILY_QUOTA": "100000000",
             "DEBUG": "false",
             "SECURE_SSL_REDIRECT": "false",
             "ALLOWED_HOSTS": "127.0.0.1",
             "DEV_SCHEDULER": "false",
+            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "METRICS_TOKEN": METRICS_TOKEN,
         }
     )
     work = _django.setup("load")
-    pairs = prepare(args.users, args.chunks)
-    base = f"http://127.0.0.1:{args.port}"
-    server = start_server(args.server, args.port)
+    os.environ["PUBLIC_BASE_URL"] = base = f"http://127.0.0.1:{args.port}"
+    mail_dir = work / "mail"
+    os.environ["EMAIL_FILE_PATH"] = str(mail_dir)
+    prepare(args.chunks)
+    server = start_server(args.server, args.port, args.workers, args.threads)
+    cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     try:
         wait_ready(base)
-        stats, acked = asyncio.run(drive(base, pairs, args.duration, args.history_duration))
-        rss = server_rss_mb(server)
+        stats, elapsed = asyncio.run(drive(base, args.users, args.duration, args.rate, args.history_duration, mail_dir))
+        total_rss, worker_rss = server_rss_mb(server)
+        if args.metrics_out:
+            fetch_metrics(base, args.metrics_out)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-    missing, duplicated = verify(acked)
-    from utils.stats import percentile
-
-    send, history = stats["send"], stats["history"]
-    out = sys.stdout.write
-    out(f"server: {args.server}  users: {args.users}  data: {work}\n")
-    out(
-        f"send:    {len(send)} requests in {stats['send_elapsed']:.0f} s = {len(acked) / stats['send_elapsed']:.1f} "
-        f"messages/s; p50 {statistics.median(send):.0f} ms  p95 {percentile(send, 95):.0f} ms  "
-        f"p99 {percentile(send, 99):.0f} ms; statuses {dict(stats['status'])}\n"
+    cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    report(args, stats, elapsed, work)
+    missing, duplicated = verify(stats.acked)
+    client_cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+    wall = sum(elapsed.values())
+    sys.stdout.write(
+        f"acknowledged: {len(stats.acked)}  missing: {missing}  duplicated: {duplicated}\n"
+        f"server RSS: {total_rss:.0f} MB in all; workers: {', '.join(f'{r:.0f}' for r in worker_rss)} MB\n"
+        f"load generator CPU: {client_cpu:.1f} s over {wall:.0f} s ({client_cpu / max(wall, 1e-9):.2f} cores)\n"
     )
-    out(
-        f"history: {len(history)} requests in {stats['history_elapsed']:.0f} s = "
-        f"{len(history) / stats['history_elapsed']:.0f} requests/s; p50 {statistics.median(history):.0f} ms  "
-        f"p95 {percentile(history, 95):.0f} ms; statuses {dict(stats['history_status'])}\n"
-    )
-    out(f"acknowledged: {len(acked)}  missing: {missing}  duplicated: {duplicated}  server RSS: {rss:.0f} MB\n")
+    if missing or duplicated:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -5,12 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from chat.history import history_changed_for_everyone
 from chat.models import ChatMessage, ChatSession
 
 
 class ReadOnlyAdmin(admin.ModelAdmin[Any]):
+    """Content is read-only; deleting is allowed and refreshes everyone's cached history."""
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        super().delete_model(request, obj)
+        history_changed_for_everyone()
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        super().delete_queryset(request, queryset)
+        history_changed_for_everyone()
+
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 

@@ -12,14 +12,18 @@ from rest_framework import status
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from chat import selectors, services
 from chat.exports import MarkdownRenderer, session_export
+from chat.history import history_for
 from chat.models import ChatSession
 from chat.serializers import (
     FeedbackSerializer,
     HistorySerializer,
+    MessageListQuerySerializer,
+    MessagePageSerializer,
     MessageSerializer,
     SendInputSerializer,
     SendOutputSerializer,
@@ -76,8 +80,25 @@ _BOT_MESSAGE = _USER_MESSAGE | {
 }
 
 
-def _session_or_404(request: Request, session_id: int) -> ChatSession:
-    session = selectors.session_get(user=request_user(request), session_id=session_id)
+# With OpenAPI 3.0 an event stream's schema describes one event (3.2 calls it ``itemSchema``).
+_SSE_EVENT = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["user_message", "sources", "delta", "done", "error"]},
+        "data": {
+            "type": "string",
+            "description": "JSON: the stored message (`user_message`, `done`), the list of sources (`sources`), "
+            "`{text}` (`delta`) or `{detail, code}` (`error`).",
+        },
+    },
+}
+
+
+def _session_or_404(request: Request, session_id: int, *, counted: bool = True) -> ChatSession:
+    """The caller's session (with ``message_count`` when ``counted``); anyone else's is a 404."""
+    select = selectors.session_get if counted else selectors.session_owned
+    session = select(user=request_user(request), session_id=session_id)
     if session is None:
         raise NotFound("Session not found.")
     return session
@@ -90,6 +111,14 @@ def _example(name: str, value: Any, code: int = 200) -> OpenApiExample:
 class JsonErrorsApi(APIView):
     """For views that also render streams or files: errors are always the JSON envelope."""
 
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple[Any, str]:
+        # DRF answers an unknown ``?format=`` with 404 but ignores an empty or repeated one: 404 too.
+        formats = request.query_params.getlist(api_settings.URL_FORMAT_OVERRIDE or "format")
+        known = {renderer.format for renderer in self.get_renderers()}
+        if not force and formats and (len(formats) > 1 or formats[0] not in known):
+            raise NotFound("Unknown format.")
+        return super().perform_content_negotiation(request, force)
+
     def handle_exception(self, exc: Exception) -> Response:
         self.request.accepted_renderer = JSONRenderer()
         self.request.accepted_media_type = "application/json"
@@ -97,12 +126,13 @@ class JsonErrorsApi(APIView):
 
 
 class SessionListApi(APIView):
+    pagination_class = StandardPagination  # read by the schema generator (page parameters, envelope)
+
     @extend_schema(
         tags=TAG,
         summary="Your sessions, most recent activity first",
-        parameters=[OpenApiParameter("page", int), OpenApiParameter("page_size", int, description="Up to 100.")],
-        responses={200: SessionSerializer(many=True), **error_responses(401)},
-        examples=[_example("Page", {"count": 1, "next": None, "previous": None, "results": [_SESSION]})],
+        responses={200: SessionSerializer(many=True), **error_responses(400, 401, 404)},
+        examples=[_example("Page", _SESSION)],  # the generator wraps it in the page envelope
     )
     def get(self, request: Request) -> Response:
         paginator = StandardPagination()
@@ -149,9 +179,10 @@ class SessionDetailApi(APIView):
     )
     def patch(self, request: Request, session_id: int) -> Response:
         session = _session_or_404(request, session_id)
-        serializer = SessionRenameSerializer(data=request.data)
+        serializer = SessionRenameSerializer(data=request.data, partial=True)  # PATCH: absent means unchanged
         serializer.is_valid(raise_exception=True)
-        services.session_rename(session=session, title=serializer.validated_data["title"])
+        if "title" in serializer.validated_data:
+            services.session_rename(session=session, title=serializer.validated_data["title"])
         return Response(SessionSerializer(_session_or_404(request, session_id)).data)
 
     @extend_schema(
@@ -166,20 +197,6 @@ class ChatThrottle(ScopedThrottle):
     pass
 
 
-def _cursor(request: Request, name: str) -> int | None:
-    raw = request.query_params.get(name)
-    if raw in (None, ""):
-        return None
-    if not raw.isdigit():
-        raise ValidationFailed("Invalid input.", errors={name: ["A message id is expected."]})
-    return int(raw)
-
-
-def _page_size(request: Request) -> int:
-    raw = request.query_params.get("page_size", "50")
-    return min(max(int(raw), 1), 100) if raw.isdigit() else 50
-
-
 class SessionMessagesApi(JsonErrorsApi):
     renderer_classes = [JSONRenderer, EventStreamRenderer]
     throttle_scope = "chat"
@@ -187,29 +204,35 @@ class SessionMessagesApi(JsonErrorsApi):
     def get_throttles(self) -> list[Any]:
         return [ChatThrottle()] if self.request.method == "POST" else []
 
+    def get_renderers(self) -> list[Any]:
+        # Only an answer streams; a page of messages is JSON (also what the schema generator reads).
+        if self.request is not None and self.request.method != "POST":
+            return [JSONRenderer()]
+        return super().get_renderers()
+
     @extend_schema(
         tags=TAG,
         summary="A session's messages, oldest first",
-        description="Cursor pagination: `?after=<message id>` for newer messages, `?before=<message id>` for older.",
-        parameters=[
-            OpenApiParameter("after", int),
-            OpenApiParameter("before", int),
-            OpenApiParameter("page_size", int, description="1–100, default 50."),
-        ],
-        responses={200: MessageSerializer(many=True), **error_responses(400, 401, 404)},
+        description=(
+            "Cursor pagination: `?after=<message id>` for newer messages, `?before=<message id>` for older; "
+            "both together bound a window (the newest page inside it)."
+        ),
+        parameters=[MessageListQuerySerializer],
+        responses={200: MessagePageSerializer, **error_responses(400, 401, 404)},
         examples=[
             _example("Page", {"count": 2, "next": None, "previous": None, "results": [_USER_MESSAGE, _BOT_MESSAGE]})
         ],
     )
     def get(self, request: Request, session_id: int) -> Response:
-        session = _session_or_404(request, session_id)
-        before, after = _cursor(request, "before"), _cursor(request, "after")
-        if before is not None and after is not None:
-            raise ValidationFailed("Use either before or after, not both.", errors={"before": ["Not with after."]})
+        session = _session_or_404(request, session_id, counted=False)
+        query = MessageListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        before, after = query.validated_data.get("before"), query.validated_data.get("after")
+        size = min(query.validated_data.get("page_size", 50), 100)
         queryset = selectors.message_list(user=request_user(request), session=session)
-        size = _page_size(request)
         if before is not None:
-            older = list(queryset.filter(id__lt=before).order_by("-id")[: size + 1])
+            window = queryset.filter(id__gt=after) if after is not None else queryset
+            older = list(window.filter(id__lt=before).order_by("-id")[: size + 1])
             has_older = len(older) > size
             items = older[:size][::-1]
             has_newer = queryset.filter(id__gte=before).exists()
@@ -242,15 +265,17 @@ class SessionMessagesApi(JsonErrorsApi):
         ),
         parameters=[
             OpenApiParameter(
-                "Idempotency-Key", str, OpenApiParameter.HEADER, required=False, description="Up to 255 characters."
+                "Idempotency-Key",
+                {"type": "string", "maxLength": 255},
+                OpenApiParameter.HEADER,
+                required=False,
+                description="Up to 255 characters.",
             )
         ],
         request=SendInputSerializer,
         responses={
             (201, "application/json"): SendOutputSerializer,
-            (200, "text/event-stream"): OpenApiResponse(
-                OpenApiTypes.STR, description="The answer as Server-Sent Events."
-            ),
+            (200, "text/event-stream"): OpenApiResponse(_SSE_EVENT, description="The answer as Server-Sent Events."),
             **error_responses(400, 401, 404, 409, 429, 503),
         },
         examples=[
@@ -259,7 +284,7 @@ class SessionMessagesApi(JsonErrorsApi):
         ],
     )
     def post(self, request: Request, session_id: int) -> Response | StreamingHttpResponse:
-        session = _session_or_404(request, session_id)
+        session = _session_or_404(request, session_id, counted=False)
         serializer = SendInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         key = request.headers.get("Idempotency-Key", "").strip()
@@ -306,16 +331,7 @@ class HistoryApi(APIView):
         ],
     )
     def get(self, request: Request) -> Response:
-        user = request_user(request)
-        sessions = selectors.session_list(user=user)
-        return Response(
-            {
-                "sessions": SessionSerializer(sessions[:20], many=True).data,
-                "recent_messages": MessageSerializer(selectors.recent_messages(user=user), many=True).data,
-                "total_sessions": sessions.count(),
-                "total_messages": selectors.message_total(user=user),
-            }
-        )
+        return Response(history_for(request_user(request)))
 
 
 class FeedbackApi(APIView):

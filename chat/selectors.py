@@ -18,6 +18,11 @@ def session_get(*, user: User, session_id: int) -> ChatSession | None:
     return session_list(user=user).filter(pk=session_id).first()
 
 
+def session_owned(*, user: User, session_id: int) -> ChatSession | None:
+    """The session without its message count: for routes that only need to know it is the caller's."""
+    return ChatSession.objects.filter(user=user, pk=session_id).first()
+
+
 def message_list(*, user: User, session: ChatSession) -> QuerySet[ChatMessage]:
     return ChatMessage.objects.filter(session=session, session__user=user).order_by("id")
 

@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from chat.models import ChatMessage, ChatSession
 from rag.serializers import SourceSerializer
+from utils.serializers import QueryIntegerField, StrictCharField, StrictChoiceField
 
 MAX_MESSAGE_CHARS = 4000
 
@@ -39,16 +40,16 @@ class SessionSerializer(serializers.ModelSerializer[ChatSession]):
 
 
 class SessionInputSerializer(serializers.Serializer[Any]):
-    title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    title = StrictCharField(max_length=200, required=False, allow_blank=True, default="")
 
 
 class SessionRenameSerializer(serializers.Serializer[Any]):
-    title = serializers.CharField(max_length=200)
+    title = StrictCharField(max_length=200)
 
 
 class FeedbackSerializer(serializers.Serializer[Any]):
-    rating = serializers.ChoiceField(choices=[1, -1])
-    comment = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
+    rating = StrictChoiceField(choices=[1, -1])
+    comment = StrictCharField(max_length=1000, required=False, allow_blank=True, default="")
 
 
 class FeedbackOutputSerializer(serializers.Serializer[Any]):
@@ -117,12 +118,27 @@ class MessageSerializer(serializers.ModelSerializer[ChatMessage]):
 
 
 class SendInputSerializer(serializers.Serializer[Any]):
-    content = serializers.CharField(max_length=MAX_MESSAGE_CHARS, trim_whitespace=True)
+    content = StrictCharField(max_length=MAX_MESSAGE_CHARS, trim_whitespace=True)
 
 
 class SendOutputSerializer(serializers.Serializer[Any]):
     user_message = MessageSerializer()
     bot_message = MessageSerializer()
+
+
+class MessageListQuerySerializer(serializers.Serializer[Any]):
+    after = QueryIntegerField(min_value=0, required=False, help_text="Only messages with a greater id.")
+    before = QueryIntegerField(min_value=0, required=False, help_text="Only messages with a smaller id.")
+    page_size = QueryIntegerField(min_value=1, required=False, help_text="Default 50; above 100 counts as 100.")
+
+
+class MessagePageSerializer(serializers.Serializer[Any]):
+    """A page of a session's messages (cursor links in ``next`` and ``previous``)."""
+
+    count = serializers.IntegerField(help_text="Messages in the session.")
+    next = serializers.URLField(allow_null=True, help_text="Newer messages.")
+    previous = serializers.URLField(allow_null=True, help_text="Older messages.")
+    results = MessageSerializer(many=True)
 
 
 class HistorySerializer(serializers.Serializer[Any]):

@@ -15,11 +15,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from chat.history import history_changed
 from chat.models import ChatMessage, ChatSession, IdempotencyRecord
 from rag.providers.base import Turn
 from rag.services.answering import Answer, answer_question, answer_stream
 from users.models import User
 from utils.exceptions import Conflict, ServiceError, Throttled, ValidationFailed
+from utils.metrics import record_message_sent
 from utils.redis import get_redis
 
 logger = logging.getLogger(__name__)
@@ -45,24 +47,30 @@ class Received:
     bot_message: ChatMessage | None
     record: IdempotencyRecord | None
     replayed: bool
+    user_id: int
 
 
 # --- sessions ---------------------------------------------------------------------------------
 
 
 def session_create(*, user: User, title: str = "") -> ChatSession:
-    return ChatSession.objects.create(user=user, title=title.strip())
+    session = ChatSession.objects.create(user=user, title=title.strip())
+    history_changed(user.pk)
+    return session
 
 
 def session_rename(*, session: ChatSession, title: str) -> ChatSession:
     session.title = title.strip()
     session.updated_at = timezone.now()
     session.save(update_fields=["title", "updated_at"])
+    history_changed(session.user_id)
     return session
 
 
 def session_delete(*, session: ChatSession) -> None:
+    user_id = session.user_id
     session.delete()
+    history_changed(user_id)
 
 
 def _title_from(question: str) -> str:
@@ -82,9 +90,8 @@ def _request_hash(session: ChatSession, content: str) -> str:
 def _quota_check(user: User) -> None:
     now = timezone.now()
     midnight = datetime.combine(now.date(), time.min, tzinfo=now.tzinfo)
-    sent = ChatMessage.objects.filter(
-        session__user=user, sender=ChatMessage.Sender.USER, created_at__gte=midnight
-    ).count()
+    today = ChatMessage.objects.filter(session__user=user, sender=ChatMessage.Sender.USER, created_at__gte=midnight)
+    sent = today[: settings.CHAT_DAILY_QUOTA].count()  # stops counting at the quota: a bounded read
     if sent >= settings.CHAT_DAILY_QUOTA:
         seconds = int((midnight + timedelta(days=1) - now).total_seconds())
         raise Throttled(
@@ -97,7 +104,9 @@ def _quota_check(user: User) -> None:
 def _replay(record: IdempotencyRecord, session: ChatSession, content: str) -> Received:
     if record.request_hash != _request_hash(session, content):
         raise Conflict("This Idempotency-Key was already used for a different message.", code="idempotency_key_reused")
-    return Received(record.user_message, record.bot_message, record, replayed=record.bot_message is not None)
+    return Received(
+        record.user_message, record.bot_message, record, replayed=record.bot_message is not None, user_id=record.user_id
+    )
 
 
 def message_receive(*, user: User, session: ChatSession, content: str, idempotency_key: str = "") -> Received:
@@ -120,6 +129,7 @@ def message_receive(*, user: User, session: ChatSession, content: str, idempoten
             session.title = _title_from(content)
         session.updated_at = now
         session.save(update_fields=["title", "updated_at"])
+        history_changed(user.pk)
         record = None
         if idempotency_key:
             try:
@@ -135,7 +145,8 @@ def message_receive(*, user: User, session: ChatSession, content: str, idempoten
                 raise Conflict(
                     "A request with this Idempotency-Key is in progress.", code="idempotency_in_progress"
                 ) from exc
-    return Received(message, None, record, replayed=False)
+    record_message_sent()  # after the commit: rollbacks and replays are not counted
+    return Received(message, None, record, replayed=False, user_id=user.pk)
 
 
 def _history(message: ChatMessage) -> list[Turn]:
@@ -149,11 +160,26 @@ def _history(message: ChatMessage) -> list[Turn]:
 
 @transaction.atomic
 def _store_answer(received: Received, answer: Answer) -> ChatMessage:
+    """Store the answer; if a concurrent retry of the same key stored one first, return that one.
+
+    The record's row is locked (PostgreSQL; SQLite serialises writers anyway), so of two overlapping
+    retries — possible when the Redis answer lock is unavailable — exactly one answer is kept.
+    """
     message = received.user_message
+    if received.record is not None:
+        stored = (
+            IdempotencyRecord.objects.select_for_update()
+            .filter(pk=received.record.pk)
+            .values_list("bot_message_id", flat=True)
+            .first()
+        )
+        if stored is not None:
+            return ChatMessage.objects.get(pk=stored)
     bot = ChatMessage.objects.create(
         session_id=message.session_id, sender=ChatMessage.Sender.BOT, content=answer.text, metadata=answer.metadata()
     )
     ChatSession.objects.filter(pk=message.session_id).update(updated_at=bot.created_at)
+    history_changed(received.user_id)
     if received.record is not None:
         IdempotencyRecord.objects.filter(pk=received.record.pk).update(bot_message=bot)
     return bot
@@ -234,4 +260,5 @@ def message_feedback(*, message: ChatMessage, rating: int, comment: str = "") ->
     message.feedback_comment = comment
     message.feedback_at = timezone.now()
     message.save(update_fields=["feedback_rating", "feedback_comment", "feedback_at"])
+    history_changed(message.session.user_id)
     return message

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rag.providers.base import Turn
 from rag.services.retrieval import retrieve
 from utils.stats import percentile
 
@@ -16,6 +17,7 @@ from utils.stats import percentile
 class Question:
     q: str
     expect: tuple[str, ...]
+    history: tuple[str, ...] = ()  # earlier user questions of the same session, oldest first
 
 
 @dataclass
@@ -42,7 +44,13 @@ def load_questions(path: Path) -> list[Question]:
             continue
         try:
             row = json.loads(line)
-            questions.append(Question(q=str(row["q"]), expect=tuple(str(s) for s in row["expect"])))
+            questions.append(
+                Question(
+                    q=str(row["q"]),
+                    expect=tuple(str(s) for s in row["expect"]),
+                    history=tuple(str(h) for h in row.get("history", ())),
+                )
+            )
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}:{number}: expected {{'q': ..., 'expect': [...]}} ({exc})") from exc
     return questions
@@ -54,7 +62,9 @@ def evaluate(questions: list[Question], *, top_k: int = 3, fusion: str | None = 
     hit1 = hit3 = reciprocal = 0.0
     for question in questions:
         started = time.perf_counter()
-        sources = [d.source for d in retrieve(query=question.q, top_k=top_k, fusion=fusion, use_cache=False).documents]
+        history = [Turn(role="user", content=text) for text in question.history]
+        found = retrieve(query=question.q, history=history, top_k=top_k, fusion=fusion, use_cache=False)
+        sources = [d.source for d in found.documents]
         latencies.append((time.perf_counter() - started) * 1000)
         rank = next((i for i, s in enumerate(sources[:3], start=1) if s in question.expect), None)
         hit1 += rank == 1

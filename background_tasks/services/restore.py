@@ -32,6 +32,7 @@ from background_tasks.services.backups import (
     applied_migrations,
     member_name,
 )
+from chat.history import history_changed_for_everyone
 from utils.exceptions import ServiceError
 
 logger = logging.getLogger(__name__)
@@ -208,6 +209,7 @@ def backup_restore(
             _reset_sequences()
     except DatabaseError as exc:
         raise BackupError(f"The restore failed and was rolled back: {exc}") from exc
+    history_changed_for_everyone()
     logger.info("Restored %s from %s", counts, path.name)
     if rebuild_index:
         from rag.services.ingestion import index_rebuild

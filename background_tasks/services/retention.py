@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from chat.history import history_changed_for_everyone
 from chat.models import ChatMessage, ChatSession
 
 logger = logging.getLogger(__name__)
@@ -55,5 +56,7 @@ def chat_history_prune(
         deleted_messages, deleted_sessions = _prune_batch(rows)
         messages += deleted_messages
         sessions += deleted_sessions
+    if messages:
+        history_changed_for_everyone()
     logger.info("Pruned %d messages and %d emptied sessions older than %s", messages, sessions, cutoff)
     return {"messages_deleted": messages, "sessions_deleted": sessions}

@@ -126,17 +126,29 @@ class _LexicalHolder:
 lexical_index = _LexicalHolder()
 
 
-def _follow_up_query(query: str, history: Sequence[Turn]) -> str | None:
-    """The question read together with the previous user turn, so "how long does it last?" works."""
+def _previous_question(query: str, history: Sequence[Turn]) -> str | None:
+    """The user's previous question in this session, if it differs from this one."""
     previous = [turn.content for turn in history if turn.role == "user"]
     if not previous or previous[-1].strip() == query.strip():
         return None
-    return f"{previous[-1]}\n{query}"
+    return previous[-1]
 
 
 def _follow_up_weight(query: str) -> float:
     """Short questions ("and how long is it valid?") lean on the conversation; long ones stand alone."""
     return 1.5 if len(query.split()) <= FOLLOW_UP_MAX_WORDS else 0.5
+
+
+def _combined(first: Vectors, second: Vectors, first_words: int, second_words: int) -> Vectors:
+    """The direction between two unit vectors: the follow-up read together with its context.
+
+    The embedder mean-pools token vectors, so the sum of the two questions' embeddings is close to
+    the embedding of their concatenation, and it costs no model run: the previous question's vector
+    is in the cache since it was asked.
+    """
+    total = first_words * np.asarray(first, dtype=np.float32) + second_words * np.asarray(second, dtype=np.float32)
+    norm = float(np.linalg.norm(total))
+    return total / norm if norm else total
 
 
 def _rank(query: str, vector: Vectors, candidates: int, fusion: str) -> tuple[list[int], dict[int, float], list[int]]:
@@ -163,16 +175,18 @@ def retrieve(
     top_k = top_k or settings.RAG_TOP_K
     fusion = fusion or settings.RAG_FUSION
     candidates = max(settings.RAG_CANDIDATES, top_k * 4)
-    follow_up = _follow_up_query(query, history)
-    vectors = embed_queries([query, follow_up] if follow_up else [query], use_cache=use_cache)
+    previous = _previous_question(query, history)
+    vectors = embed_queries([query, previous] if previous else [query], use_cache=use_cache)
     dense, cosine, lexical = _rank(query, vectors[0], candidates, fusion)
     rankings: list[Sequence[int]] = [dense]
     weights = [1.0]
     if lexical:
         rankings.append(lexical)
         weights.append(settings.RAG_LEXICAL_WEIGHT)
-    if follow_up:
-        f_dense, f_cosine, f_lexical = _rank(follow_up, vectors[1], candidates, fusion)
+    if previous:
+        follow_up = f"{previous}\n{query}"
+        combined = _combined(vectors[0], vectors[1], len(query.split()), len(previous.split()))
+        f_dense, f_cosine, f_lexical = _rank(follow_up, combined, candidates, fusion)
         for chunk_id, score in f_cosine.items():
             cosine[chunk_id] = max(cosine.get(chunk_id, 0.0), score)
         factor = _follow_up_weight(query)

@@ -250,8 +250,10 @@ def test_message_pagination_with_cursors(api_client, session):
     assert [m["id"] for m in older["results"]] == ids[4:6] and older["previous"] and older["next"]
     last = api_client.get(url, {"after": ids[5]}).json()
     assert [m["id"] for m in last["results"]] == ids[6:] and last["next"] is None
-    assert api_client.get(url, {"after": 1, "before": 9}).status_code == 400
-    assert api_client.get(url, {"after": "x"}).status_code == 400
+    window = api_client.get(url, {"after": ids[1], "before": ids[5], "page_size": 2}).json()
+    assert [m["id"] for m in window["results"]] == ids[3:5] and window["previous"] and window["next"]
+    for bad in ({"after": "x"}, {"after": "1.0"}, {"before": -1}, {"page_size": 0}, {"page_size": "ten"}):
+        assert api_client.get(url, bad).status_code == 400, bad
 
 
 # --- limits -----------------------------------------------------------------------------------
@@ -312,3 +314,19 @@ def test_export_json_and_markdown(api_client, session, knowledge_base):
     text = as_md.content.decode()
     assert "how do I reset my password" in text and "Reset a forgotten password" in text
     assert api_client.get(url, {"format": "pdf"}).status_code == 404
+
+
+def test_two_overlapping_retries_keep_one_answer(user, knowledge_base):
+    """Without the Redis answer lock two retries of one key may both compute an answer: one is kept."""
+    from chat.models import ChatSession
+    from chat.services import _store_answer, message_receive
+    from rag.services.answering import Answer
+
+    session = ChatSession.objects.create(user=user)
+    first_try = message_receive(user=user, session=session, content="reset my password", idempotency_key="k")
+    second_try = message_receive(user=user, session=session, content="reset my password", idempotency_key="k")
+    assert second_try.user_message.pk == first_try.user_message.pk and second_try.bot_message is None
+    kept = _store_answer(first_try, Answer(text="first", sources=[], provider="extractive", model="x"))
+    again = _store_answer(second_try, Answer(text="second", sources=[], provider="extractive", model="x"))
+    assert again.pk == kept.pk and again.content == "first"
+    assert ChatMessage.objects.filter(sender="bot").count() == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag.models import Chunk
-from rag.providers.base import Turn
+from rag.providers.base import Turn, Vectors
 from rag.providers.factory import get_embedder
 from rag.services.retrieval import retrieve
 
@@ -64,19 +64,26 @@ def test_a_new_topic_in_the_same_session_is_not_dragged_back(knowledge_base):
     assert sources(result)[0] == "faq/chatbot.md"
 
 
-def test_a_question_and_its_follow_up_form_are_embedded_in_one_call(knowledge_base, monkeypatch):
+def test_a_follow_up_costs_one_model_run_and_reuses_the_previous_question(knowledge_base, monkeypatch):
     embedder = get_embedder()
-    calls = []
-    original = embedder.embed_documents
+    calls: list[list[str]] = []
+    batch, single = embedder.embed_documents, embedder.embed_query
 
-    def recording(texts):
+    def recording_batch(texts: list[str]) -> Vectors:
         calls.append(list(texts))
-        return original(texts)
+        return batch(texts)
 
-    monkeypatch.setattr(embedder, "embed_documents", recording)
-    monkeypatch.setattr(embedder, "embed_query", lambda text: pytest.fail("embedded the question on its own"))
+    def recording_single(text: str) -> Vectors:
+        calls.append([text])
+        return single(text)
+
+    monkeypatch.setattr(embedder, "embed_documents", recording_batch)
+    monkeypatch.setattr(embedder, "embed_query", recording_single)
     history = [Turn(role="user", content="I forgot my password, how do I get back in?")]
     retrieve(query="how long is the link valid?", history=history)
-    assert calls == [
-        ["how long is the link valid?", "I forgot my password, how do I get back in?\nhow long is the link valid?"]
-    ]
+    # Nothing cached yet: the question and the previous one share a single model run.
+    assert calls == [["how long is the link valid?", "I forgot my password, how do I get back in?"]]
+    calls.clear()
+    retrieve(query="and can I ask for another one?", history=history)
+    # The previous question's vector comes from the cache: only the new question is embedded.
+    assert calls == [["and can I ask for another one?"]]
