@@ -19,6 +19,7 @@ from rag.ingestion.chunking import content_hash, split_into_chunks
 from rag.models import Chunk, Document
 from rag.providers.factory import get_embedder, get_vector_store
 from rag.services.retrieval import knowledge_base_changed
+from utils.exceptions import NotFound
 
 logger = logging.getLogger(__name__)
 
@@ -53,15 +54,23 @@ def _find_existing(item: DocumentInput, document: Document | None) -> Document |
     return None
 
 
+def _lock_still_there(document: Document) -> None:
+    """Lock the document's row for this transaction, or raise ``NotFound`` if it was deleted meanwhile."""
+    if not Document.objects.select_for_update().filter(pk=document.pk).exists():
+        raise NotFound("Document not found.")
+
+
 def document_ingest(*, item: DocumentInput, document: Document | None = None) -> IngestResult:
     """Create or update one document (matched by ``document`` or by ``source``) and index it."""
     existing = _find_existing(item, document)
     digest = content_hash(item.title, item.content)
     if existing is not None and existing.content_hash == digest and existing.category == item.category:
         # Same text, same category: nothing to re-embed (the vectors' metadata is unchanged).
-        existing.metadata = item.metadata if item.metadata is not None else existing.metadata
-        existing.source = item.source or existing.source
-        existing.save(update_fields=["metadata", "source", "updated_at"])
+        with transaction.atomic():
+            _lock_still_there(existing)
+            existing.metadata = item.metadata if item.metadata is not None else existing.metadata
+            existing.source = item.source or existing.source
+            existing.save(update_fields=["metadata", "source", "updated_at"])
         return IngestResult(existing, "unchanged", existing.chunks.count())
     texts = split_into_chunks(title=item.title, text=item.content)
     embedder = get_embedder()
@@ -69,6 +78,8 @@ def document_ingest(*, item: DocumentInput, document: Document | None = None) ->
     store = get_vector_store()
     store.ensure_compatible(embedder_name=embedder.name, dimension=embedder.dimension)
     with transaction.atomic():
+        if existing is not None:
+            _lock_still_there(existing)  # a delete that won the race is not undone by this update
         doc = existing or Document()
         old_ids = list(doc.chunks.values_list("id", flat=True)) if doc.pk else []
         doc.title, doc.content, doc.category = item.title, item.content, item.category

@@ -7,7 +7,7 @@ import pytest
 from rag.models import Chunk, Document
 from rag.providers.factory import get_embedder, get_vector_store
 from rag.services.ingestion import DocumentInput, document_delete, document_ingest, index_rebuild
-from utils.exceptions import IndexMismatch, ProviderUnavailable
+from utils.exceptions import IndexMismatch, NotFound, ProviderUnavailable
 
 pytestmark = pytest.mark.django_db
 
@@ -100,3 +100,14 @@ def test_index_rebuild_restores_every_vector():
     assert get_vector_store().count() == 0
     assert index_rebuild(batch_size=3) == len(expected)
     assert vector_ids() == expected
+
+
+@pytest.mark.parametrize("content", ["Unchanged body text.", "A changed body text."])
+def test_an_update_that_loses_a_race_with_a_delete_is_not_found(content):
+    """A PATCH holding a document deleted meanwhile neither fails with a 500 nor re-creates it."""
+    item = DocumentInput(title="Raced", content="Unchanged body text.", source="raced.md")
+    stale = document_ingest(item=item).document
+    Document.objects.filter(pk=stale.pk).delete()  # the concurrent DELETE commits first
+    with pytest.raises(NotFound):
+        document_ingest(item=DocumentInput(title="Raced", content=content, source="raced.md"), document=stale)
+    assert not Document.objects.exists()
