@@ -3,7 +3,7 @@
 Usage:
     .venv/bin/python bench/load_chat.py [--server gunicorn|runserver] [--users 10] [--duration 120]
                                         [--rate 0] [--history-duration 30] [--chunks 10000]
-                                        [--workers 2] [--threads 4] [--metrics-out FILE]
+                                        [--workers N] [--threads N] [--metrics-out FILE]
 
 Starts the server on 127.0.0.1 against a fresh embedded-default deployment (SQLite, the local
 embedder, FAISS, the extractive answerer; the file email backend) whose knowledge base is the
@@ -79,8 +79,8 @@ def start_server(kind: str, port: int, workers: int, threads: int) -> subprocess
         "PORT": str(port),
         "HOST": "127.0.0.1",
         "GUNICORN_ACCESS_LOG": "/dev/null",
-        "GUNICORN_WORKERS": str(workers),
-        "GUNICORN_THREADS": str(threads),
+        "GUNICORN_WORKERS": str(workers or ""),
+        "GUNICORN_THREADS": str(threads or ""),
     }
     return subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
 
@@ -249,7 +249,8 @@ def report(args: argparse.Namespace, stats: Stats, elapsed: dict[str, float], wo
 
     out = sys.stdout.write
     mode = f"open loop at {args.rate:g} messages/s" if args.rate > 0 else "closed loop"
-    extra = f" ({args.workers} workers x {args.threads} threads)" if args.server == "gunicorn" else ""
+    sizes = f"{args.workers or 'default'} workers x {args.threads or 'default'} threads"
+    extra = f" ({sizes})" if args.server == "gunicorn" else ""
     out(f"server: {args.server}{extra}  users: {args.users}  {mode}  chunks: {args.chunks}  data: {work}\n")
     for name in ("register", "verify", "login", "create_session", "send", "history", "messages", "history_only"):
         values = stats.latency.get(name)
@@ -275,8 +276,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.0, help="total messages/s (0: closed loop)")
     parser.add_argument("--history-duration", type=float, default=30)
     parser.add_argument("--chunks", type=int, default=10_000)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=0, help="gunicorn workers (0: the config's default)")
+    parser.add_argument("--threads", type=int, default=0, help="threads per worker (0: the config's default)")
     parser.add_argument("--port", type=int, default=8931)
     parser.add_argument("--metrics-out", type=Path)
     args = parser.parse_args()

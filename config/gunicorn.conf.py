@@ -14,15 +14,19 @@ from typing import Any
 
 # An empty variable (as in .env.example) means the default.
 bind = os.environ.get("GUNICORN_BIND") or f"{os.environ.get('HOST') or '127.0.0.1'}:{os.environ.get('PORT') or '8000'}"
-# One worker per core: the request work is CPU-bound Python (the GIL runs one thread at a time per
-# worker), so more workers than cores only add context switches. A few threads per worker keep a
-# core busy while a thread waits on the database or a provider, and keep SSE streams from
-# blocking other clients; more threads than that make every request wait behind the others
-# (measured in docs/BENCHMARKS.md: 2x4 beat 3x8 on 2 cores at p95). With a remote generator
-# (Mistral), answers wait on the network: raise GUNICORN_THREADS.
-workers = int(os.environ.get("GUNICORN_WORKERS") or multiprocessing.cpu_count())
+# Sizes by database (measured in docs/BENCHMARKS.md, 2 cores, 10 users sending as fast as answered):
+# - SQLite (the embedded default): one thread per worker, cores + 1 workers. SQLite has one writer
+#   at a time and a waiting writer sleeps in steps of up to 100 ms; a thread holding the write lock
+#   while it waits for its worker's GIL makes every other writer sleep. 3x1 answered 39 messages/s,
+#   2x4 33, 3x2 27. Each open SSE stream holds a worker, which is brief with extractive answers;
+#   streaming from a remote generator on SQLite wants GUNICORN_THREADS raised.
+# - PostgreSQL: one worker per core, 4 threads each: writers do not sleep, threads keep a core busy
+#   while one waits on the database or a provider, and an open stream holds only a thread.
+_SQLITE = (os.environ.get("DATABASE_URL") or "sqlite").startswith("sqlite")
+_CORES = multiprocessing.cpu_count()
+workers = int(os.environ.get("GUNICORN_WORKERS") or (_CORES + 1 if _SQLITE else _CORES))
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+threads = int(os.environ.get("GUNICORN_THREADS") or (1 if _SQLITE else 4))
 # A stream may last as long as the answer budget; the worker heartbeat is separate from threads.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
