@@ -56,14 +56,15 @@ def _vector_store() -> VectorStore:
             timeout_s=settings.RAG_REQUEST_TIMEOUT_S,
             budget_s=settings.RAG_TIMEOUT_S,
         )
-    import faiss
-
     from rag.providers.faiss_store import FaissVectorStore
 
     # One query at a time per request thread: OpenMP's thread team costs more to wake than an
     # exact search over 10k vectors takes (measured 24 ms with 2 threads, 1 ms with 1).
-    faiss.omp_set_num_threads(settings.FAISS_THREADS)
-    return FaissVectorStore(settings.VECTOR_INDEX_DIR, version_board=RedisVersionBoard("rag:faiss:version"))
+    return FaissVectorStore(
+        settings.VECTOR_INDEX_DIR,
+        version_board=RedisVersionBoard("rag:faiss:version"),
+        search_threads=settings.FAISS_THREADS,
+    )
 
 
 @lru_cache(maxsize=1)

@@ -92,8 +92,14 @@ class FaissVectorStore:
 
     name = "faiss"
 
-    def __init__(self, directory: str | os.PathLike[str], *, version_board: VersionBoard) -> None:
+    def __init__(
+        self, directory: str | os.PathLike[str], *, version_board: VersionBoard, search_threads: int | None = None
+    ) -> None:
         self.directory = Path(directory)
+        # OpenMP's thread count is a per-thread setting: a request thread of a threaded server
+        # starts with one OpenMP thread per core whatever the main thread set, so it is set on
+        # every search (a plain store of an int).
+        self._search_threads = search_threads
         self._board = version_board
         self._lock = threading.RLock()
         self._index: faiss.IndexIDMap2 | None = None
@@ -142,6 +148,8 @@ class FaissVectorStore:
                     return []
                 params, limit = faiss.SearchParameters(), int(allowed.size)
                 params.sel = faiss.IDSelectorBatch(allowed)
+            if self._search_threads:
+                faiss.omp_set_num_threads(self._search_threads)
             scores, labels = index.search(query, min(top_k, limit), params=params)
             return [
                 VectorMatch(id=int(label), score=float(score), metadata=self._chunks[int(label)].as_metadata())

@@ -236,3 +236,24 @@ def test_damaged_files_name_reindex_and_reset_recovers(tmp_path, store):
     damaged.reset(embedder_name=EMBEDDER, dimension=DIM)  # what reindex does first
     damaged.upsert([1], unit(0)[None, :], [meta(1)])
     assert FaissVectorStore(tmp_path / "index", version_board=LocalVersionBoard()).count() == 1
+
+
+def test_searches_from_any_thread_use_the_configured_openmp_threads(tmp_path):
+    """OpenMP's thread count is per thread: a server's request threads must get the setting too."""
+    import threading
+
+    import faiss
+
+    store = FaissVectorStore(tmp_path / "index", version_board=LocalVersionBoard(), search_threads=1)
+    store.reset(embedder_name="test", dimension=4)
+    store.upsert([1], np.eye(4, dtype=np.float32)[:1], [{"document_id": 1, "chunk_index": 0}])
+    seen: list[int] = []
+
+    def search_in_a_new_thread() -> None:
+        store.query(np.eye(4, dtype=np.float32)[0], top_k=1)
+        seen.append(faiss.omp_get_max_threads())
+
+    thread = threading.Thread(target=search_in_a_new_thread)
+    thread.start()
+    thread.join()
+    assert seen == [1]
