@@ -77,6 +77,14 @@ class _RetryAfterBeyondBudget(Exception):
         self.seconds = seconds
 
 
+class _BudgetSpentOnErrors(Exception):
+    """The budget ran out between retries of an HTTP error status (429 or 5xx)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"still HTTP {status} when the time budget ran out")
+        self.status = status
+
+
 class _BudgetedTransport(httpx.BaseTransport):
     """Enforces the current call's budget on every attempt the SDK makes."""
 
@@ -89,6 +97,9 @@ class _BudgetedTransport(httpx.BaseTransport):
             return self._inner.handle_request(request)
         remaining = budget.deadline - time.monotonic()
         if remaining <= 0:  # only scheduling delays get here: backoff sleeps are capped at timeout_s
+            if budget.failed_attempt.startswith("http_"):
+                # The budget ran out while retrying an error answer: report that answer, not a timeout.
+                raise _BudgetSpentOnErrors(int(budget.failed_attempt.removeprefix("http_")))
             raise httpx.TimeoutException("the call's time budget is exhausted", request=request)
         request.extensions["timeout"] = _clamp_timeouts(request.extensions.get("timeout"), remaining)
         if request_id := current_request_id():
@@ -143,6 +154,8 @@ def _classify(exc: BaseException, operation: str) -> ProviderError:
     where = f"{PROVIDER}: {operation}"
     if isinstance(exc, _RetryAfterBeyondBudget):
         return ProviderRateLimited(f"{where}: rate limited (HTTP 429); {exc}", provider=PROVIDER)
+    if isinstance(exc, _BudgetSpentOnErrors):
+        return _classify_status(exc.status, where, "")
     if isinstance(exc, ResponseValidationError):
         return ProviderBadResponse(f"{where}: invalid or unexpected JSON in the response", provider=PROVIDER)
     if isinstance(exc, MistralError):
