@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from chat import selectors, services
 from chat.exports import MarkdownRenderer, session_export
-from chat.history import history_for
+from chat.history import history_json
 from chat.models import ChatSession
 from chat.serializers import (
     FeedbackSerializer,
@@ -330,8 +330,9 @@ class HistoryApi(APIView):
             )
         ],
     )
-    def get(self, request: Request) -> Response:
-        return Response(history_for(request_user(request)))
+    def get(self, request: Request) -> HttpResponse:
+        # Already-rendered JSON (cached as bytes), so DRF's renderer is skipped.
+        return HttpResponse(history_json(request_user(request)), content_type="application/json")
 
 
 class FeedbackApi(APIView):

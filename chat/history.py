@@ -1,12 +1,16 @@
 """``GET /api/chat/history/``: the overview a client polls most, cached per user until it changes.
 
-A user's payload is cached with the *generation* it was built under: a per-user token that every
-write to their chat data replaces (after the write commits), and a global one that jobs touching
-everyone's data (retention, restore, admin deletes) replace. The generations are read *before* the
-database, so a payload built while a write commits is stored under the old generation and never
-served. One cache round trip per hit; the TTL bounds the age of anything a missed writer leaves.
-Without Redis, or with ``CHAT_HISTORY_CACHE`` off (the default on fakeredis, which is per process),
-the payload is built from the database every time.
+Each user has a *version* token (``HistoryVersion``) that every write to their chat data replaces
+inside the writing transaction; jobs touching everyone's chats (retention, restore, admin deletes)
+replace every token. The rendered JSON is cached under (user, token), so a hit costs one primary-key
+read and one cache read, and no cache entry is ever invalidated: a new token simply misses.
+
+The token is read *before* the overview is built, so an entry can only hold data at least as new as
+its token; it is served only while that token is current, that is until the next write commits.
+Any cache works, shared or not: on Redis the workers share entries, on the embedded default each
+worker's fakeredis holds its own, and both stay exact because the token lives in the database.
+A user with no token yet (nothing written since the upgrade or a restore) is read from the database.
+``CHAT_HISTORY_CACHE=false`` turns the cache off.
 """
 
 from __future__ import annotations
@@ -17,12 +21,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
 from django.db.models import Count
 from redis.exceptions import RedisError
+from rest_framework.renderers import JSONRenderer
 
 from chat import selectors
-from chat.models import ChatMessage, ChatSession
+from chat.models import ChatMessage, ChatSession, HistoryVersion
 from chat.serializers import MessageSerializer, SessionSerializer
 from users.models import User
 
@@ -30,11 +34,6 @@ logger = logging.getLogger(__name__)
 
 HISTORY_TTL_SECONDS = 300
 RECENT = 20
-_EVERYONE = "chat:history:gen"
-
-
-def _keys(user_id: int) -> tuple[str, str]:
-    return f"chat:history:{user_id}", f"chat:history:gen:{user_id}"
 
 
 def build_history(user: User) -> dict[str, Any]:
@@ -57,40 +56,43 @@ def build_history(user: User) -> dict[str, Any]:
     }
 
 
-def history_for(user: User) -> dict[str, Any]:
+def _render(data: dict[str, Any]) -> bytes:
+    return JSONRenderer().render(data)  # the bytes the view would have rendered
+
+
+def history_json(user: User) -> bytes:
+    """The overview as JSON bytes, from the cache when this user has not written since it was built."""
     if not settings.CHAT_HISTORY_CACHE:
-        return build_history(user)
-    payload_key, user_key = _keys(user.pk)
+        return _render(build_history(user))
+    token = HistoryVersion.objects.filter(pk=user.pk).values_list("token", flat=True).first()
+    if token is None:
+        return _render(build_history(user))
+    key = f"chat:history:{user.pk}:{token}"
     try:
-        found = cache.get_many([payload_key, user_key, _EVERYONE])
+        cached: bytes | None = cache.get(key)
     except RedisError as exc:
         logger.warning("History cache unavailable (%s); reading the database", exc)
-        return build_history(user)
-    generation = (found.get(user_key), found.get(_EVERYONE))
-    cached = found.get(payload_key)
-    if cached is not None and cached["generation"] == generation:
-        data: dict[str, Any] = cached["data"]
-        return data
-    data = build_history(user)
+        return _render(build_history(user))
+    if cached is not None:
+        return cached
+    body = _render(build_history(user))
     try:
-        cache.set(payload_key, {"generation": generation, "data": data}, timeout=HISTORY_TTL_SECONDS)
+        cache.set(key, body, timeout=HISTORY_TTL_SECONDS)
     except RedisError as exc:
         logger.warning("History not cached: %s", exc)
-    return data
-
-
-def _replace(key: str) -> None:
-    try:
-        cache.set(key, uuid.uuid4().hex, timeout=None)
-    except RedisError as exc:  # the TTL still bounds how long a stale overview can be served
-        logger.warning("Could not invalidate the cached history (%s): %s", key, exc)
+    return body
 
 
 def history_changed(user_id: int) -> None:
-    """Call on every write to this user's sessions or messages (takes effect at commit)."""
-    transaction.on_commit(lambda: _replace(_keys(user_id)[1]))
+    """Call in the same transaction as (or after) every write to this user's sessions or messages."""
+    HistoryVersion.objects.bulk_create(
+        [HistoryVersion(user_id=user_id, token=uuid.uuid4().hex)],
+        update_conflicts=True,
+        unique_fields=["user"],
+        update_fields=["token"],
+    )
 
 
 def history_changed_for_everyone() -> None:
     """Call after writes that touch many users' chats (retention, restore, admin deletes)."""
-    transaction.on_commit(lambda: _replace(_EVERYONE))
+    HistoryVersion.objects.update(token=uuid.uuid4().hex)

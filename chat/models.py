@@ -67,3 +67,14 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"Idempotency key of user {self.user_id}"
+
+
+class HistoryVersion(models.Model):
+    """A token that every write to the user's chats replaces, in the writing transaction: the key
+    under which their cached ``/api/chat/history/`` is stored (see ``chat.history``)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    token = models.CharField(max_length=32)
+
+    def __str__(self) -> str:
+        return f"History version of user {self.user_id}"

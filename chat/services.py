@@ -53,12 +53,14 @@ class Received:
 # --- sessions ---------------------------------------------------------------------------------
 
 
+@transaction.atomic
 def session_create(*, user: User, title: str = "") -> ChatSession:
     session = ChatSession.objects.create(user=user, title=title.strip())
     history_changed(user.pk)
     return session
 
 
+@transaction.atomic
 def session_rename(*, session: ChatSession, title: str) -> ChatSession:
     session.title = title.strip()
     session.updated_at = timezone.now()
@@ -67,6 +69,7 @@ def session_rename(*, session: ChatSession, title: str) -> ChatSession:
     return session
 
 
+@transaction.atomic
 def session_delete(*, session: ChatSession) -> None:
     user_id = session.user_id
     session.delete()
@@ -253,6 +256,7 @@ def message_answer_stream(*, received: Received) -> Iterator[tuple[str, Any]]:
 # --- feedback and export ----------------------------------------------------------------------
 
 
+@transaction.atomic
 def message_feedback(*, message: ChatMessage, rating: int, comment: str = "") -> ChatMessage:
     if message.sender != ChatMessage.Sender.BOT:
         raise ValidationFailed("Only answers can be rated.", code="not_an_answer")

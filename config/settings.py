@@ -177,9 +177,9 @@ THROTTLE_RATES = {
     "chat": env_str("THROTTLE_CHAT", "30/min"),
 }
 CHAT_DAILY_QUOTA = env_int("CHAT_DAILY_QUOTA", 500)
-# Cache GET /api/chat/history/ per user in Redis until their next write. Off on fakeredis: each
-# process would have its own cache and miss the writes other processes (gunicorn workers) make.
-CHAT_HISTORY_CACHE = env_bool("CHAT_HISTORY_CACHE", not USE_FAKE_REDIS)
+# Cache GET /api/chat/history/ per user until their next write (keyed by a version token kept in
+# the database, so it is exact on a shared Redis and on each worker's own fakeredis alike).
+CHAT_HISTORY_CACHE = env_bool("CHAT_HISTORY_CACHE", True)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTAuthentication"],

@@ -1,6 +1,7 @@
 """GET /api/chat/history/ is cached per user and never stale after that user's writes.
 
-These tests commit for real (``transaction=True``): invalidation happens on commit, as in production.
+These tests commit for real (``transaction=True``), as in production. Writes never touch the cache
+(they replace the version token in the database), so a cache per worker behaves as a shared one.
 """
 
 from __future__ import annotations
@@ -13,15 +14,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from background_tasks.services.retention import chat_history_prune
-from chat.models import ChatMessage
+from chat.models import ChatMessage, HistoryVersion
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _cache_on(settings):
-    settings.CHAT_HISTORY_CACHE = True  # on fakeredis it is off by default (one cache per process)
 
 
 HISTORY = "/api/chat/history/"
@@ -47,8 +43,30 @@ def test_a_repeated_read_comes_from_the_cache(api_client, knowledge_base):
     with CaptureQueriesContext(connection) as queries:
         again = history(api_client)
     assert again == first
-    # Only authentication touches the database; the overview itself is served from the cache.
-    assert not [q for q in queries.captured_queries if "chat_" in q["sql"]]
+    # Authentication and the version token; the overview itself is served from the cache.
+    chat_reads = [q["sql"] for q in queries.captured_queries if "chat_" in q["sql"]]
+    assert len(chat_reads) == 1 and "chat_historyversion" in chat_reads[0]
+
+
+def test_a_change_that_skips_the_version_is_not_seen_until_the_next_write(api_client, knowledge_base):
+    # Shows that reads really come from the cache, and that the version token is what refreshes it.
+    session = api_client.post(SESSIONS, {}, format="json").json()
+    ask(api_client, session["id"], "how do I reset my password")
+    history(api_client)
+    ChatMessage.objects.update(content="changed behind the cache's back")
+    assert "changed behind the cache's back" not in str(history(api_client))
+    api_client.patch(f"{SESSIONS}{session['id']}/", {"title": "Renamed"}, format="json")
+    assert history(api_client)["recent_messages"][0]["content"] == "changed behind the cache's back"
+
+
+def test_a_user_without_a_version_is_read_from_the_database(api_client, knowledge_base):
+    # After an upgrade or a restore, until the user's next write.
+    session = api_client.post(SESSIONS, {}, format="json").json()
+    ask(api_client, session["id"], "how do I reset my password")
+    HistoryVersion.objects.all().delete()
+    history(api_client)
+    ChatMessage.objects.update(content="changed")
+    assert history(api_client)["recent_messages"][0]["content"] == "changed"
 
 
 def test_every_write_of_the_user_shows_at_once(api_client, knowledge_base):
