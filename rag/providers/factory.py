@@ -110,6 +110,18 @@ def get_generator() -> Generator:
         return _generator()
 
 
+def warm_up() -> None:
+    """Build the providers and load what is local (the embedding model, the FAISS index), without
+    calling any remote service: a server worker does this before its first request, so that
+    request does not pay a second of loading while others queue behind it."""
+    embedder, store = get_embedder(), get_vector_store()
+    get_generator()
+    if settings.RAG_EMBEDDER == "local":
+        vector = embedder.embed_query("warm up")
+        if settings.RAG_VECTOR_STORE == "faiss":
+            store.query(vector, top_k=1)
+
+
 def reset_providers() -> None:
     """Forget the built providers (tests and settings changes); the next call rebuilds them."""
     with _lock:

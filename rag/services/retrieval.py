@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 from rag.lexical import LexicalIndex, reciprocal_rank_fusion
 from rag.models import Chunk
+from rag.providers import factory
 from rag.providers.base import Turn, Vectors
 from rag.providers.factory import get_embedder, get_vector_store
 from rag.versioning import RedisVersionBoard
@@ -124,6 +125,13 @@ class _LexicalHolder:
 
 
 lexical_index = _LexicalHolder()
+
+
+def warm_up() -> None:
+    """Load this process's models and indexes (see ``factory.warm_up``), and the lexical index."""
+    factory.warm_up()
+    if settings.RAG_FUSION == "hybrid":
+        lexical_index.get()
 
 
 def _previous_question(query: str, history: Sequence[Turn]) -> str | None:
