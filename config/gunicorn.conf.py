@@ -27,6 +27,11 @@ _CORES = multiprocessing.cpu_count()
 workers = int(os.environ.get("GUNICORN_WORKERS") or (_CORES + 1 if _SQLITE else _CORES))
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS") or (1 if _SQLITE else 4))
+# Connections a worker holds at once, kept-alive idle ones included. gthread's default (1000) lets
+# the first worker to wake take every keep-alive client while its siblings idle: 10 users all ended
+# up on one of 3 workers. At twice its threads a busy worker stops accepting and the others take
+# the next clients; with 10 users at 40 messages/s, p50/p95 went from 51/187 ms to 32/67 ms.
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS") or 2 * threads)
 # A stream may last as long as the answer budget; the worker heartbeat is separate from threads.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))

@@ -1,4 +1,5 @@
-"""Under gunicorn with two workers, ``/metrics`` adds up every worker's samples.
+"""Under gunicorn with two workers, ``/metrics`` adds up every worker's samples, and keep-alive
+clients are spread over both workers.
 
 Runs the real ``config/gunicorn.conf.py`` (hooks included) on the embedded default, with a
 temporary VAR_DIR and metrics directory, bound to a free port on 127.0.0.1.
@@ -163,3 +164,39 @@ def test_request_ids_and_json_logs_under_gunicorn(server):
         time.sleep(0.05)
     assert lines and lines[0]["logger"] == "django.request" and lines[0]["request_id"] == "gunicorn-1"
     assert "not-a-valid-jwt" not in server.log.read_text()
+
+
+def test_keep_alive_clients_spread_over_the_workers(server):
+    # Two workers of two threads each hold at most 4 connections apiece (GUNICORN_WORKER_CONNECTIONS
+    # defaults to twice the threads): of 5 clients connected at once, one must be on the other worker.
+    # A worker the test above stopped is replaced: wait until two workers answer new connections.
+    deadline, start = time.monotonic() + 20, server.served_per_worker()
+    while len(live := {pid for pid, n in server.served_per_worker().items() if n > start.get(pid, 0)}) < 2:
+        assert time.monotonic() < deadline, "two workers did not come up"
+        server.get(PATH)
+    before = server.served_per_worker()
+    second = max(live)
+    clients = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=10) for _ in range(5)]
+    try:
+        # The first worker is the only one awake when the clients connect, as when its sibling is busy.
+        os.kill(second, signal.SIGSTOP)
+        try:
+            for client in clients:
+                client.connect()
+            time.sleep(0.5)  # the awake worker accepts every connection it has room for
+        finally:
+            os.kill(second, signal.SIGCONT)
+        time.sleep(0.5)  # the other worker accepts the rest, before any request is sent
+        for client in clients:
+            client.request("GET", PATH)
+        for client in clients:
+            response = client.getresponse()
+            response.read()
+            assert response.status == 401
+    finally:
+        for client in clients:
+            client.close()
+    after = server.served_per_worker()
+    assert sum(after.values()) - sum(before.values()) == 5
+    grew = {pid for pid, n in after.items() if n > before.get(pid, 0)}
+    assert grew == live, f"one worker took all 5 clients: {before} -> {after}"
