@@ -62,10 +62,10 @@ def _render(data: dict[str, Any]) -> bytes:
 
 def history_json(user: User) -> bytes:
     """The overview as JSON bytes, from the cache when this user has not written since it was built."""
-    if not settings.CHAT_HISTORY_CACHE:
-        return _render(build_history(user))
-    token = HistoryVersion.objects.filter(pk=user.pk).values_list("token", flat=True).first()
-    if token is None:
+    token = None
+    if settings.CHAT_HISTORY_CACHE:
+        token = HistoryVersion.objects.filter(pk=user.pk).values_list("token", flat=True).first()
+    if token is None:  # the cache is off, or this user has no version yet
         return _render(build_history(user))
     key = f"chat:history:{user.pk}:{token}"
     try:

@@ -18,9 +18,9 @@ from redis.exceptions import RedisError
 
 from rag.lexical import LexicalIndex, reciprocal_rank_fusion
 from rag.models import Chunk
-from rag.providers import factory
 from rag.providers.base import Turn, Vectors
 from rag.providers.factory import get_embedder, get_vector_store
+from rag.providers.factory import warm_up as warm_up_providers
 from rag.versioning import RedisVersionBoard
 
 logger = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ lexical_index = _LexicalHolder()
 
 def warm_up() -> None:
     """Load this process's models and indexes (see ``factory.warm_up``), and the lexical index."""
-    factory.warm_up()
+    warm_up_providers()
     if settings.RAG_FUSION == "hybrid":
         lexical_index.get()
 
