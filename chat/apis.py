@@ -60,6 +60,9 @@ _USER_MESSAGE = {
     "sender": "user",
     "content": "How do I reset my password?",
     "created_at": "2026-11-21T09:31:00Z",
+    "answer_status": None,
+    "abstain_reason": None,
+    "citations": [],
     "sources": [],
     "degraded": False,
     "latency_ms": None,
@@ -73,10 +76,19 @@ _BOT_MESSAGE = _USER_MESSAGE | {
     "sender": "bot",
     "created_at": "2026-11-21T09:31:01Z",
     "content": "Ask for a reset email at POST /api/auth/password/reset/ with your address [1].",
+    "answer_status": "answered",
+    "citations": [
+        {
+            "n": 1,
+            "document_id": 7,
+            "chunk_id": 31,
+            "quote": "Ask for a reset email at POST /api/auth/password/reset/ with your email address.",
+        }
+    ],
     "sources": [_SOURCE],
     "latency_ms": 38,
     "provider": "extractive",
-    "model": "extractive-v1",
+    "model": "extractive-v2",
 }
 
 

@@ -28,6 +28,10 @@ def _markdown(export: dict[str, Any]) -> str:
     for message in export["messages"]:
         who = "You" if message["sender"] == "user" else "Assistant"
         lines += [f"## {who} · {message['created_at']}", "", message["content"], ""]
+        if message.get("citations"):
+            lines.append("Quotes:")
+            lines += [f'[{c["n"]}] "{" ".join(c["quote"].split())}"' for c in message["citations"]]
+            lines.append("")
         if message["sources"]:
             lines.append("Sources:")
             lines += [

@@ -11,6 +11,8 @@ from rag.serializers import SourceSerializer
 from utils.serializers import QueryIntegerField, StrictCharField, StrictChoiceField
 
 MAX_MESSAGE_CHARS = 4000
+# How answers declined before the answer contract recorded a status.
+LEGACY_NO_INFORMATION = "I don't have specific information"
 
 
 _DATETIME = serializers.DateTimeField()
@@ -64,8 +66,39 @@ class UsageSerializer(serializers.Serializer[Any]):
     total_tokens = serializers.IntegerField()
 
 
+class CitationSerializer(serializers.Serializer[Any]):
+    n = serializers.IntegerField(help_text="The marker [n] in the answer: the n-th of its sources.")
+    document_id = serializers.IntegerField()
+    chunk_id = serializers.IntegerField()
+    quote = serializers.CharField(help_text="Text of that chunk the marked sentence rests on (checked on the server).")
+
+
+def _answer_status(message: ChatMessage, meta: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The stored status; answers stored before it existed read as abstained when they declined."""
+    if message.sender != ChatMessage.Sender.BOT:
+        return None, None
+    if "answer_status" in meta:
+        return meta["answer_status"], meta.get("abstain_reason")
+    if message.content.startswith(LEGACY_NO_INFORMATION):
+        return "abstained", "no_match" if not meta.get("sources") else "low_support"
+    return "answered", None
+
+
 class MessageSerializer(serializers.ModelSerializer[ChatMessage]):
     session_id = serializers.IntegerField(read_only=True)
+    answer_status = serializers.ChoiceField(
+        choices=["answered", "abstained"],
+        read_only=True,
+        allow_null=True,
+        help_text="Answers only (null for user messages): `abstained` when the knowledge base does not support one.",
+    )
+    abstain_reason = serializers.ChoiceField(
+        choices=["no_match", "low_support", "model_declined"],
+        read_only=True,
+        allow_null=True,
+        help_text="Why it abstained: nothing retrieved, evidence too weak, or the model said it has no information.",
+    )
+    citations = CitationSerializer(many=True, read_only=True)
     sources = SourceSerializer(many=True, read_only=True)
     degraded = serializers.BooleanField(read_only=True)
     latency_ms = serializers.IntegerField(read_only=True, allow_null=True)
@@ -82,6 +115,9 @@ class MessageSerializer(serializers.ModelSerializer[ChatMessage]):
             "sender",
             "content",
             "created_at",
+            "answer_status",
+            "abstain_reason",
+            "citations",
             "sources",
             "degraded",
             "latency_ms",
@@ -101,13 +137,17 @@ class MessageSerializer(serializers.ModelSerializer[ChatMessage]):
                 "comment": instance.feedback_comment,
                 "updated_at": _timestamp(instance.feedback_at),
             }
+        status, reason = _answer_status(instance, meta)
         return {
             "id": instance.pk,
             "session_id": instance.session_id,
             "sender": instance.sender,
             "content": instance.content,
             "created_at": _timestamp(instance.created_at),
-            "sources": meta.get("sources", []),
+            "answer_status": status,
+            "abstain_reason": reason,
+            "citations": meta.get("citations", []),
+            "sources": meta.get("sources", []) if status != "abstained" else [],
             "degraded": bool(meta.get("degraded", False)),
             "latency_ms": meta.get("latency_ms"),
             "provider": meta.get("provider"),

@@ -1,8 +1,15 @@
-"""The offline answerer: the retrieved sentences that best answer the question, each cited.
+"""The offline answerer: the passages of the retrieved documents that answer the question, cited.
 
-Deterministic and fast (well under 5 ms for three documents). It only ever emits sentences copied
-from the retrieved documents, each followed by its document's marker ``[n]``, or the one fixed
-``NO_INFORMATION_ANSWER`` sentence.
+Candidates are the quotable units of the retrieved chunks (``rag.answering.units``: sentences, a
+lead sentence with its list or steps, table rows with their header, FAQ answers). Each is scored
+with semantic evidence (the question's embedding against the unit's, stored at ingestion) and
+lexical evidence (the share of the question's idf-weighted terms it contains, its section heading
+counting half). The best unit must reach ``MIN_SUPPORT`` or the answer abstains; other units join
+it only while their evidence stays close to the best one's, and a unit of another document must
+be nearly as good on its own (no padding from a document that merely shares a word). The chosen
+units are read in document order, each followed by its document's marker ``[n]``.
+
+Deterministic and fast: no model run (the vectors come with the request), a few milliseconds.
 """
 
 from __future__ import annotations
@@ -14,28 +21,29 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from rag.ingestion.chunking import split_sentences
+import numpy as np
+
+from rag.answering.citations import LOW_SUPPORT, NO_INFORMATION_ANSWER, NO_MATCH
+from rag.answering.units import FAQ, SENTENCE, Unit, chunk_units
 from rag.lexical import tokenize
-from rag.providers.base import AnswerRequest, ContextDocument, Generation, GenerationDelta, Turn
+from rag.providers.base import AnswerRequest, Citation, ContextDocument, Generation, GenerationDelta, Turn, Vectors
 
 logger = logging.getLogger(__name__)
 
-NO_INFORMATION_ANSWER = "I don't have specific information about this topic."
+__all__ = ["NO_INFORMATION_ANSWER", "ExtractiveGenerator", "extractive_answer"]
 
-MIN_SENTENCE_CHARS = 25
+# Calibrated on the dev split of rag/eval/answers (README "Measuring answers"); see bench/ for the sweep.
+LEXICAL_WEIGHT = 0.35  # weight of the lexical share (0-1) next to the cosine similarity (0-1)
+MIN_SUPPORT = 0.52  # below this best score the evidence is too weak: abstain
+KEEP_WITHIN = 0.06  # further units of the best unit's document: at most this far below the best
+OTHER_DOCUMENT_WITHIN = 0.02  # a unit of another document must be this close to the best
+MAX_UNITS = 3
+MAX_ANSWER_CHARS = 900
 _SHORT_QUESTION_TERMS = 3  # below this many content words, the previous user turn helps
 _HISTORY_WEIGHT = 0.5
-_RANK_BONUS = 0.25  # x1.25 for the first document's sentences, x1.125 for the second's, ...
-_ANSWER_TYPE_BONUS = 1.3  # "how long" and a sentence with a duration in it, etc.
-_RELATIVE_FLOOR = 0.35  # sentences scoring under this share of the best one are left out
-_DUPLICATE_OVERLAP = 0.8  # Jaccard overlap of terms above which two sentences say the same
-_HEADING_MAX_CHARS = 60
+_ANSWER_TYPE_BONUS = 0.03
 _STREAM_WORDS = 6
 
-_LIST_MARKER = re.compile(r"^\s*(?:[-*+\u2022>]\s+|\d{1,3}[.)]\s+)")
-_UNDERLINE = re.compile(r"^\s*([=\-~^*#_])\1{2,}\s*$")
-_ENDS_SENTENCE = re.compile(r"[.!?:;)\"'\u2019\u201d]\s*$")
-# "how long/much/many/often/soon", "when": the kind of answer asked for, not a topic word.
 _QUESTION_TYPE = re.compile(r"\bhow\s+(long|much|many|often|soon)\b|\b(when)\b", re.IGNORECASE)
 _UNIT_OF_TIME = r"(?:second|minute|hour|day|week|month|year|night)s?"
 _NUMBER_WORD = r"(?:\d+(?:[.,]\d+)?|one|two|three|four|five|six|seven|eight|nine|ten|twelve|fifteen|thirty|sixty)"
@@ -54,9 +62,9 @@ _ANSWER_TYPES = {
     "when": re.compile(rf"{_DURATION}|{_DATE_OR_TIME}", re.IGNORECASE),
 }
 _WORD_GROUP = re.compile(rf"(?:\S+\s*){{1,{_STREAM_WORDS}}}")
-# A sentence carrying its own citation ("... [2].", "[Source: Official Policy]") would read as if we
-# had cited it: a document could attribute its claims to another document or to an authority.
-# Such sentences are never quoted. Code spans ("`[1]`") are prose about markers and do not count.
+# A unit carrying its own citation ("... [2].", "[Source: Official Policy]") would read as if we had
+# cited it: a document could attribute its claims to another document or to an authority. Such
+# units are never quoted. Code spans ("`[1]`") are prose about markers and do not count.
 _CITATION_LOOKALIKE = re.compile(
     r"[\[\uff3b\u3010]\s*(?:\d+\s*[\]\uff3d\u3011]|(?:sources?|citations?|cite|ref(?:erence)?s?|doc(?:ument)?s?)\b)",
     re.IGNORECASE,
@@ -65,163 +73,172 @@ _CODE_SPAN = re.compile(r"`[^`]*`")
 
 
 @dataclass(frozen=True)
-class _Sentence:
-    number: int  # the document's citation marker
-    position: int  # reading order within the document
-    text: str
+class _Candidate:
+    number: int  # the document's marker
+    rank: int  # the document's retrieval rank (0 first)
+    chunk_id: int
+    chunk_order: int  # the chunk's position in its document
+    unit: Unit
     terms: frozenset[str]
+    section_terms: frozenset[str]
+    similarity: float  # cosine of the question and the unit (or its chunk, without vectors)
 
 
-def _is_heading(line: str, title: str) -> bool:
-    stripped = line.strip()
-    if not stripped or stripped.startswith("#") or _UNDERLINE.match(stripped):
-        return True
-    if " ".join(stripped.split()).casefold() == title:
-        return True  # the title line that prefixes every chunk
-    # A short line without closing punctuation that is not a list item reads as a heading.
-    return len(stripped) <= _HEADING_MAX_CHARS and not _ENDS_SENTENCE.search(stripped) and not _LIST_MARKER.match(line)
+@dataclass(frozen=True)
+class ExtractiveResult:
+    text: str
+    citations: tuple[Citation, ...]
+    abstain_reason: str | None  # "no_match" or "low_support" when it declined
 
 
-def _is_marked_heading(line: str, title: str) -> bool:
-    stripped = line.strip()
-    return (
-        stripped.startswith("#")
-        or bool(_UNDERLINE.match(stripped))
-        or (
-            " ".join(stripped.split()).casefold() == title  # the title line that prefixes every chunk
-        )
-    )
+def _cites_something(text: str) -> bool:
+    return bool(_CITATION_LOOKALIKE.search(_CODE_SPAN.sub("", text)))
 
 
-def _paragraphs(text: str, title: str) -> Iterator[str]:
-    """Paragraphs and list items with their wrapped lines joined; headings, code and tables left out.
-
-    Help-centre Markdown wraps prose at ~100 columns, so a sentence often spans two lines; a
-    paragraph of one short line without closing punctuation reads as a heading.
-    """
-    lines: list[str] = []
-
-    def flush() -> Iterator[str]:
-        if lines and not (len(lines) == 1 and _is_heading(lines[0], title)):
-            yield " ".join(lines)
-        lines.clear()
-
-    in_code = False
-    for line in text.splitlines():
-        stripped = line.strip()
-        fence = stripped.startswith("```")
-        in_code = in_code != fence  # a fence opens or closes a code block
-        marker = _LIST_MARKER.match(line)
-        skip = fence or in_code or stripped.startswith("|") or _is_marked_heading(line, title)
-        if skip or not stripped or marker:
-            yield from flush()
-        if skip or not stripped:
-            continue
-        lines.append(line[marker.end() :].strip() if marker else stripped)
-    yield from flush()
+def _unit_similarities(vectors: Vectors | None, count: int, question: Vectors | None, fallback: float) -> list[float]:
+    if question is None or vectors is None or vectors.shape != (count, question.shape[0]):
+        return [fallback] * count
+    return [float(value) for value in np.asarray(vectors, dtype=np.float32) @ question]
 
 
-def _cites_something(sentence: str) -> bool:
-    return bool(_CITATION_LOOKALIKE.search(_CODE_SPAN.sub("", sentence)))
-
-
-def _sentences(document: ContextDocument) -> list[_Sentence]:
-    """Candidate sentences of one document (its text with line wraps joined), headings and sentences
-    with citation markers of their own left out."""
-    title = " ".join(document.title.split()).casefold()
-    found: list[_Sentence] = []
-    for paragraph in _paragraphs(document.text, title):
-        for sentence in split_sentences(paragraph):
-            if len(sentence) >= MIN_SENTENCE_CHARS and not _cites_something(sentence):
-                found.append(_Sentence(document.number, len(found), sentence, frozenset(tokenize(sentence))))
+def _candidates(documents: Sequence[ContextDocument], question: Vectors | None) -> list[_Candidate]:
+    found: list[_Candidate] = []
+    for rank, document in enumerate(documents):
+        for passage in document.passages:
+            units = chunk_units(passage.text)
+            fallback = passage.similarity or document.similarity
+            similarities = _unit_similarities(passage.unit_vectors, len(units), question, fallback)
+            order = passage.index
+            for unit, similarity in zip(units, similarities, strict=True):
+                if _cites_something(unit.quote):
+                    continue
+                terms = frozenset(tokenize(unit.display))
+                found.append(
+                    _Candidate(
+                        document.number, rank, passage.chunk_id, order, unit, terms,
+                        frozenset(tokenize(unit.section)), similarity,
+                    )
+                )  # fmt: skip
     return found
 
 
-def _query_terms(question: str, history: Sequence[Turn]) -> tuple[set[str], dict[str, float]]:
-    """The question's own terms, and every term's weight (previous user turn at half weight)."""
-    own = set(tokenize(_QUESTION_TYPE.sub(" ", question)))
+def _question_terms(question: str, history: Sequence[Turn]) -> dict[str, float]:
+    """Each question term's weight; a short follow-up borrows the previous user turn's at half weight."""
+    own = tokenize(_QUESTION_TYPE.sub(" ", question))
     weights = dict.fromkeys(own, 1.0)
-    if len(own) < _SHORT_QUESTION_TERMS:
+    if len(weights) < _SHORT_QUESTION_TERMS:
         previous = next((t.content for t in reversed(history) if t.role == "user" and t.content != question), "")
         for term in tokenize(_QUESTION_TYPE.sub(" ", previous)):
             weights.setdefault(term, _HISTORY_WEIGHT)
-    # A question with no content words of its own ("and then?") leans on the turn before it.
-    return (own or set(weights)), weights
+    return weights
 
 
-def _answer_type(question: str) -> re.Pattern[str] | None:
-    """What a sentence that answers ``question`` probably contains (a duration, an amount …)."""
-    match = _QUESTION_TYPE.search(question)
-    return _ANSWER_TYPES[(match.group(1) or match.group(2)).lower()] if match else None
-
-
-def _scores(sentences: list[_Sentence], request: AnswerRequest) -> dict[int, float]:
-    """Score per sentence index, only for sentences sharing a content word with the question."""
-    required, weights = _query_terms(request.question, request.history)
-    answer_type = _answer_type(request.question)
-    ranks = {document.number: rank for rank, document in enumerate(request.documents)}
-    document_frequency = Counter(term for s in sentences for term in s.terms & weights.keys())
-    idf = {term: math.log(1 + len(sentences) / count) for term, count in document_frequency.items()}
-    mass = sum(weights[term] * value for term, value in idf.items()) or 1.0
-    scores: dict[int, float] = {}
-    for index, sentence in enumerate(sentences):
-        if not sentence.terms & required:
-            continue
-        score = sum(weights[term] * idf[term] for term in sentence.terms & weights.keys()) / mass
-        # Long sentences match more terms by chance; damp them gently.
-        score /= 1 + 0.02 * max(0, len(sentence.terms) - 20)
-        score *= 1 + _RANK_BONUS / (1 + ranks[sentence.number])
-        if answer_type is not None and answer_type.search(sentence.text):
-            score *= _ANSWER_TYPE_BONUS
-        scores[index] = score
+def _scores(candidates: list[_Candidate], request: AnswerRequest) -> list[float]:
+    weights = _question_terms(request.question, request.history)
+    frequency = Counter(term for c in candidates for term in (c.terms | c.section_terms) & weights.keys())
+    idf = {term: math.log(1 + len(candidates) / count) for term, count in frequency.items()}
+    # Terms no candidate contains count too: a question about something the documents never
+    # mention has a low lexical share everywhere.
+    mass = sum(weight * idf.get(term, math.log(1 + len(candidates))) for term, weight in weights.items()) or 1.0
+    match = _QUESTION_TYPE.search(request.question)
+    answer_type = _ANSWER_TYPES[(match.group(1) or match.group(2)).lower()] if match else None
+    scores = []
+    for candidate in candidates:
+        own = candidate.terms & weights.keys()
+        from_section = (candidate.section_terms - candidate.terms) & weights.keys()
+        section_share = 1.0 if candidate.unit.kind == FAQ else 0.5
+        lexical = (
+            sum(weights[t] * idf[t] for t in own) + section_share * sum(weights[t] * idf[t] for t in from_section)
+        ) / mass
+        score = candidate.similarity + LEXICAL_WEIGHT * lexical
+        if answer_type is not None and answer_type.search(candidate.unit.display):
+            score += _ANSWER_TYPE_BONUS
+        scores.append(score)
     return scores
 
 
-def _select(sentences: list[_Sentence], scores: dict[int, float], limit: int) -> list[_Sentence]:
-    """The best sentences, no near-duplicates, ordered by document and then by reading order."""
-    best = max(scores.values())
-    chosen: list[_Sentence] = []
-    for index in sorted(scores, key=lambda i: (-scores[i], sentences[i].number, sentences[i].position)):
-        if len(chosen) == limit or scores[index] < best * _RELATIVE_FLOOR:
-            break
-        candidate = sentences[index]
-        if not any(_same(candidate, other) for other in chosen):
-            chosen.append(candidate)
-    return sorted(chosen, key=lambda s: (s.number, s.position))
-
-
-def _same(a: _Sentence, b: _Sentence) -> bool:
-    if a.text == b.text:
+def _overlaps(a: _Candidate, b: _Candidate) -> bool:
+    if a.chunk_id == b.chunk_id and (a.unit.quote in b.unit.quote or b.unit.quote in a.unit.quote):
         return True
     union = a.terms | b.terms
-    return bool(union) and len(a.terms & b.terms) / len(union) >= _DUPLICATE_OVERLAP
+    return bool(union) and len(a.terms & b.terms) / len(union) >= 0.8
 
 
-def extractive_answer(request: AnswerRequest, *, max_sentences: int = 4) -> str:
-    """The best-matching sentences of the retrieved documents, each followed by its ``[n]``."""
-    sentences = [s for document in request.documents for s in _sentences(document)]
-    scores = _scores(sentences, request) if sentences else {}
-    if not scores:
-        return NO_INFORMATION_ANSWER
-    chosen = _select(sentences, scores, max(1, max_sentences))
-    return " ".join(f"{sentence.text} [{sentence.number}]" for sentence in chosen)
+def _select(candidates: list[_Candidate], scores: list[float], max_units: int) -> list[_Candidate]:
+    order = sorted(range(len(candidates)), key=lambda i: (-scores[i], candidates[i].rank, candidates[i].chunk_order))
+    best_index = order[0]
+    best, best_score = candidates[best_index], scores[best_index]
+    chosen = [best]
+    length = len(best.unit.display)
+    for index in order[1:]:
+        candidate, score = candidates[index], scores[index]
+        margin = KEEP_WITHIN if candidate.number == best.number else OTHER_DOCUMENT_WITHIN
+        if len(chosen) == max_units or score < best_score - margin:
+            continue
+        if length + len(candidate.unit.display) > MAX_ANSWER_CHARS or any(_overlaps(candidate, c) for c in chosen):
+            continue
+        chosen.append(candidate)
+        length += len(candidate.unit.display)
+    documents = list(dict.fromkeys(c.number for c in chosen))
+    return sorted(chosen, key=lambda c: (documents.index(c.number), c.chunk_order, c.unit.position))
+
+
+def _render(chosen: list[_Candidate]) -> str:
+    parts: list[str] = []
+    previous: _Candidate | None = None
+    for candidate in chosen:
+        text = f"{candidate.unit.display} [{candidate.number}]"
+        inline = candidate.unit.kind in (SENTENCE, FAQ) and "\n" not in candidate.unit.display
+        if previous is not None:
+            same_flow = inline and previous.unit.kind in (SENTENCE, FAQ) and previous.chunk_id == candidate.chunk_id
+            parts.append(" " if same_flow else "\n\n")
+        parts.append(text)
+        previous = candidate
+    return "".join(parts)
+
+
+def extractive_result(request: AnswerRequest, *, max_units: int = MAX_UNITS) -> ExtractiveResult:
+    """The answer, the citation behind each marker, and why it declined if it did."""
+    if not request.documents:
+        return ExtractiveResult(NO_INFORMATION_ANSWER, (), NO_MATCH)
+    question = None if request.question_vector is None else np.asarray(request.question_vector, dtype=np.float32)
+    candidates = _candidates(request.documents, question)
+    scores = _scores(candidates, request) if candidates else []
+    if not scores or max(scores) < MIN_SUPPORT:
+        return ExtractiveResult(NO_INFORMATION_ANSWER, (), LOW_SUPPORT)
+    chosen = _select(candidates, scores, max(1, max_units))
+    citations = tuple(Citation(c.number, c.chunk_id, c.unit.quote) for c in chosen)
+    return ExtractiveResult(_render(chosen), citations, None)
+
+
+def extractive_answer(request: AnswerRequest, *, max_units: int = MAX_UNITS) -> str:
+    """The answer's text alone."""
+    return extractive_result(request, max_units=max_units).text
 
 
 class ExtractiveGenerator:
     """``Generator`` that answers extractively, offline; never fails, never calls out."""
 
     name = "extractive"
-    model = "extractive-v1"
+    model = "extractive-v2"
 
-    def __init__(self, *, max_sentences: int = 4) -> None:
-        self.max_sentences = max_sentences
+    def __init__(self, *, max_units: int = MAX_UNITS) -> None:
+        self.max_units = max_units
 
     def generate(self, request: AnswerRequest) -> Generation:
-        """The whole answer at once."""
-        return Generation(text=extractive_answer(request, max_sentences=self.max_sentences), model=self.model)
+        """The whole answer at once, with the quote behind each of its markers."""
+        result = extractive_result(request, max_units=self.max_units)
+        return Generation(
+            text=result.text, model=self.model, citations=result.citations, abstain_reason=result.abstain_reason
+        )
 
     def stream(self, request: AnswerRequest) -> Iterator[GenerationDelta]:
         """The same answer in groups of a few words; the deltas concatenate to ``generate``'s text."""
-        text = self.generate(request).text
-        for match in _WORD_GROUP.finditer(text):
-            yield GenerationDelta(text=match.group(0))
+        for group in stream_text(self.generate(request).text):
+            yield GenerationDelta(text=group)
+
+
+def stream_text(text: str) -> Iterator[str]:
+    """``text`` in groups of a few words (with their spacing), for a stream that reads naturally."""
+    for match in _WORD_GROUP.finditer(text):
+        yield match.group(0)

@@ -64,6 +64,17 @@ class VectorStore(Protocol):
 
 
 @dataclass(frozen=True)
+class ContextPassage:
+    """A retrieved chunk of a document: what a citation points at."""
+
+    chunk_id: int
+    text: str  # the chunk's text, heading path first
+    index: int = 0  # its position in the document
+    similarity: float = 0.0  # cosine similarity to the question (0 if unknown)
+    unit_vectors: Vectors | None = None  # embeddings of the chunk's quotable units, if stored
+
+
+@dataclass(frozen=True)
 class ContextDocument:
     """One retrieved document as the generator sees it; ``number`` is its citation marker."""
 
@@ -72,6 +83,8 @@ class ContextDocument:
     title: str
     text: str  # the document's best-matching chunk texts, joined
     score: float
+    passages: Sequence[ContextPassage] = ()
+    similarity: float = 0.0  # best cosine similarity of its chunks to the question
 
 
 @dataclass(frozen=True)
@@ -85,6 +98,16 @@ class AnswerRequest:
     question: str
     documents: Sequence[ContextDocument]
     history: Sequence[Turn] = ()
+    question_vector: Vectors | None = None  # the question's embedding, when retrieval made one
+
+
+@dataclass(frozen=True)
+class Citation:
+    """``[n]`` in an answer's text: document ``n`` of the request, and the text it quotes."""
+
+    n: int
+    chunk_id: int
+    quote: str
 
 
 @dataclass(frozen=True)
@@ -99,6 +122,10 @@ class Generation:
     text: str
     model: str
     usage: Usage | None = None
+    # A generator that knows exactly what each marker quotes says so (the extractive one does);
+    # for the others, quotes are found on the server (``rag.answering.citations``).
+    citations: tuple[Citation, ...] = ()
+    abstain_reason: str | None = None  # set when the generator itself declined to answer
 
 
 @dataclass(frozen=True)

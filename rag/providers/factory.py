@@ -100,6 +100,22 @@ def get_embedder() -> Embedder:
         return _embedder()
 
 
+@lru_cache(maxsize=1)
+def _passage_embedder() -> Embedder:
+    from rag.providers.local_embedder import LocalEmbedder
+
+    return LocalEmbedder(threads=settings.LOCAL_EMBEDDER_THREADS or None)
+
+
+def get_passage_embedder() -> Embedder:
+    """The local model, whichever embedder retrieval uses: the extractive answerer compares the
+    question with each quotable passage on it (their vectors are stored at ingestion), offline."""
+    if settings.RAG_EMBEDDER == "local":
+        return get_embedder()
+    with _lock:
+        return _passage_embedder()
+
+
 def get_vector_store() -> VectorStore:
     with _lock:
         return _vector_store()
@@ -128,3 +144,4 @@ def reset_providers() -> None:
         _embedder.cache_clear()
         _vector_store.cache_clear()
         _generator.cache_clear()
+        _passage_embedder.cache_clear()

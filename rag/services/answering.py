@@ -6,14 +6,29 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Generator as Generator_
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from rag.answering.extractive import ExtractiveGenerator
-from rag.providers.base import AnswerRequest, ContextDocument, Generator, Turn, Usage
-from rag.providers.factory import get_generator
-from rag.services.retrieval import RetrievedDocument, retrieve
+import numpy as np
+
+from rag.answering.citations import ANSWERED, finalize
+from rag.answering.extractive import ExtractiveGenerator, stream_text
+from rag.models import Chunk
+from rag.providers.base import (
+    AnswerRequest,
+    ContextDocument,
+    ContextPassage,
+    Generation,
+    Generator,
+    Turn,
+    Usage,
+    Vectors,
+)
+from rag.providers.factory import get_embedder, get_generator, get_passage_embedder
+from rag.providers.local_embedder import DIMENSION as _DIMENSION
+from rag.services.retrieval import Retrieval, retrieve
 from utils.exceptions import ProviderError
 from utils.metrics import record_degraded
 
@@ -25,7 +40,7 @@ _EXTRACTIVE = ExtractiveGenerator()
 @dataclass
 class Answer:
     text: str
-    sources: list[dict[str, Any]]
+    sources: list[dict[str, Any]]  # the documents the answer cites, in citation order
     provider: str
     model: str
     usage: dict[str, int] | None = None
@@ -34,9 +49,15 @@ class Answer:
     generation_ms: float = 0.0
     latency_ms: float = 0.0
     error: str = ""  # why the answer is degraded, for logs and metadata; never shown as the answer
+    answer_status: str = ANSWERED
+    abstain_reason: str | None = None
+    citations: list[dict[str, Any]] = field(default_factory=list)
 
     def metadata(self) -> dict[str, Any]:
         return {
+            "answer_status": self.answer_status,
+            "abstain_reason": self.abstain_reason,
+            "citations": self.citations,
             "sources": self.sources,
             "provider": self.provider,
             "model": self.model,
@@ -56,12 +77,51 @@ class AnswerEvent:
     data: Any = field(default=None)
 
 
-def _request(question: str, documents: Sequence[RetrievedDocument], history: Sequence[Turn]) -> AnswerRequest:
+def _unit_vectors(chunk_ids: list[int]) -> dict[int, Vectors]:
+    rows = Chunk.objects.filter(id__in=chunk_ids, unit_vectors__isnull=False).values_list("id", "unit_vectors")
+    return {
+        chunk_id: np.frombuffer(bytes(raw or b""), dtype=np.float16).reshape(-1, _DIMENSION).astype(np.float32)
+        for chunk_id, raw in rows
+    }
+
+
+def _request(question: str, retrieval: Retrieval, history: Sequence[Turn]) -> AnswerRequest:
+    """The generator's request: the documents with their passages and what the answerer needs."""
+    vectors = _unit_vectors([p.chunk_id for d in retrieval.documents for p in d.passages])
     context = [
-        ContextDocument(number=n, document_id=d.document_id, title=d.title, text=d.text, score=d.score)
-        for n, d in enumerate(documents, start=1)
+        ContextDocument(
+            number=n,
+            document_id=d.document_id,
+            title=d.title,
+            text=d.text,
+            score=d.score,
+            similarity=d.similarity,
+            passages=tuple(
+                ContextPassage(p.chunk_id, p.text, p.index, p.similarity, vectors.get(p.chunk_id)) for p in d.passages
+            ),
+        )
+        for n, d in enumerate(retrieval.documents, start=1)
     ]
-    return AnswerRequest(question=question, documents=context, history=tuple(history))
+    question_vector = retrieval.query_vector if get_passage_embedder() is get_embedder() else None
+    return AnswerRequest(question=question, documents=context, history=tuple(history), question_vector=question_vector)
+
+
+def _for_extractive(request: AnswerRequest) -> AnswerRequest:
+    """``request`` with the question embedded by the local model, if retrieval used another one."""
+    if request.question_vector is not None or not request.documents:
+        return request
+    return replace(request, question_vector=get_passage_embedder().embed_query(request.question))
+
+
+def _contract(answer: Answer, generation: Generation, retrieval: Retrieval, request: AnswerRequest) -> Answer:
+    """Apply the answer contract: verified citations, cited sources only, abstention."""
+    final = finalize(
+        generation.text, request.documents, citations=generation.citations, abstain_reason=generation.abstain_reason
+    )
+    answer.text, answer.answer_status, answer.abstain_reason = final.text, final.status, final.abstain_reason
+    answer.citations = final.citations
+    answer.sources = [retrieval.documents[number - 1].as_source() for number in final.cited]
+    return answer
 
 
 def _usage(usage: Usage | None) -> dict[str, int] | None:
@@ -79,21 +139,29 @@ def _generator_for(request: AnswerRequest) -> Generator:
     return get_generator() if request.documents else _EXTRACTIVE
 
 
+def _generate(generator: Generator, request: AnswerRequest) -> Generation:
+    return (
+        _EXTRACTIVE.generate(_for_extractive(request))
+        if generator.name == _EXTRACTIVE.name
+        else generator.generate(request)
+    )
+
+
 def answer_question(*, question: str, history: Sequence[Turn] = ()) -> Answer:
     started = time.perf_counter()
     retrieval = retrieve(query=question, history=history)
-    request = _request(question, retrieval.documents, history)
-    sources = [d.as_source() for d in retrieval.documents]
+    request = _request(question, retrieval, history)
     generator = _generator_for(request)
     gen_started = time.perf_counter()
     try:
-        generation = generator.generate(request)
-        answer = Answer(generation.text, sources, generator.name, generation.model, _usage(generation.usage))
+        generation = _generate(generator, request)
+        answer = Answer(generation.text, [], generator.name, generation.model, _usage(generation.usage))
     except ProviderError as exc:
         logger.warning("Generator %s failed (%s); answering extractively", generator.name, exc.code)
         record_degraded(generator.name)
-        generation = _EXTRACTIVE.generate(request)
-        answer = Answer(generation.text, sources, _EXTRACTIVE.name, generation.model, degraded=True, error=exc.code)
+        generation = _EXTRACTIVE.generate(_for_extractive(request))
+        answer = Answer(generation.text, [], _EXTRACTIVE.name, generation.model, degraded=True, error=exc.code)
+    _contract(answer, generation, retrieval, request)
     answer.retrieval_ms = retrieval.took_ms
     answer.generation_ms = (time.perf_counter() - gen_started) * 1000
     answer.latency_ms = (time.perf_counter() - started) * 1000
@@ -103,16 +171,37 @@ def answer_question(*, question: str, history: Sequence[Turn] = ()) -> Answer:
 def answer_stream(*, question: str, history: Sequence[Turn] = ()) -> Iterator[AnswerEvent]:
     """Yields ``sources``, then ``delta`` events, then ``done`` with the complete ``Answer``.
 
-    If the generator fails mid-stream, the answer is completed extractively and marked degraded;
-    the ``done`` event's text is then the authoritative (stored) answer.
+    The extractive answer is complete before the first event, so its ``sources`` are the cited
+    documents. A model's answer streams as it is written: ``sources`` then lists the retrieved
+    documents, and the ``done`` answer, with its markers checked and only the cited sources, is
+    the authoritative (stored) one. If the generator fails mid-stream, the answer is completed
+    extractively and marked degraded.
     """
     started = time.perf_counter()
     retrieval = retrieve(query=question, history=history)
-    request = _request(question, retrieval.documents, history)
-    sources = [d.as_source() for d in retrieval.documents]
-    yield AnswerEvent("sources", sources)
+    request = _request(question, retrieval, history)
     generator = _generator_for(request)
     gen_started = time.perf_counter()
+    if generator.name == _EXTRACTIVE.name:
+        generation = _EXTRACTIVE.generate(_for_extractive(request))
+        answer = _contract(
+            Answer(generation.text, [], generator.name, generation.model), generation, retrieval, request
+        )
+        yield AnswerEvent("sources", answer.sources)
+        for group in stream_text(answer.text):
+            yield AnswerEvent("delta", group)
+    else:
+        yield AnswerEvent("sources", [d.as_source() for d in retrieval.documents])
+        answer = yield from _stream_model(generator, request, retrieval)
+    answer.retrieval_ms = retrieval.took_ms
+    answer.generation_ms = (time.perf_counter() - gen_started) * 1000
+    answer.latency_ms = (time.perf_counter() - started) * 1000
+    yield AnswerEvent("done", answer)
+
+
+def _stream_model(
+    generator: Generator, request: AnswerRequest, retrieval: Retrieval
+) -> Generator_[AnswerEvent, None, Answer]:
     parts: list[str] = []
     usage: Usage | None = None
     try:
@@ -121,15 +210,15 @@ def answer_stream(*, question: str, history: Sequence[Turn] = ()) -> Iterator[An
             if delta.text:
                 parts.append(delta.text)
                 yield AnswerEvent("delta", delta.text)
-        answer = Answer("".join(parts), sources, generator.name, generator.model, _usage(usage))
+        generation = Generation(text="".join(parts), model=generator.model, usage=usage)
+        answer = Answer(generation.text, [], generator.name, generator.model, _usage(usage))
     except ProviderError as exc:
         logger.warning("Generator %s failed mid-stream (%s); answering extractively", generator.name, exc.code)
         record_degraded(generator.name)
-        fallback = _EXTRACTIVE.generate(request)
+        generation = _EXTRACTIVE.generate(_for_extractive(request))
+        answer = Answer(generation.text, [], _EXTRACTIVE.name, generation.model, degraded=True, error=exc.code)
+        _contract(answer, generation, retrieval, request)
         if not parts:
-            yield AnswerEvent("delta", fallback.text)
-        answer = Answer(fallback.text, sources, _EXTRACTIVE.name, fallback.model, degraded=True, error=exc.code)
-    answer.retrieval_ms = retrieval.took_ms
-    answer.generation_ms = (time.perf_counter() - gen_started) * 1000
-    answer.latency_ms = (time.perf_counter() - started) * 1000
-    yield AnswerEvent("done", answer)
+            yield AnswerEvent("delta", answer.text)
+        return answer
+    return _contract(answer, generation, retrieval, request)

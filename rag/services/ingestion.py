@@ -14,11 +14,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from django.db import transaction
 
+from rag.answering.units import chunk_units
 from rag.ingestion.chunking import content_hash, split_into_chunks
 from rag.models import Chunk, Document
-from rag.providers.factory import get_embedder, get_vector_store
+from rag.providers.factory import get_embedder, get_passage_embedder, get_vector_store
 from rag.providers.local_embedder import count_tokens
 from rag.services.retrieval import knowledge_base_changed
 from utils.exceptions import NotFound
@@ -97,11 +99,46 @@ def _plan(item: DocumentInput, document: Document | None) -> _Planned | IngestRe
     return _Planned(item, existing, digest, chunk_document(title=item.title, content=item.content))
 
 
+def _unit_texts(texts: Sequence[str]) -> list[list[str]]:
+    return [[unit.embed_text for unit in chunk_units(text)] for text in texts]
+
+
+def _pack(units: list[list[str]], matrix: Any, start: int) -> list[bytes]:
+    """Rows of ``matrix`` from ``start`` on, split per chunk as float16 bytes."""
+    packed = []
+    for chunk in units:
+        packed.append(np.ascontiguousarray(matrix[start : start + len(chunk)], dtype=np.float16).tobytes())
+        start += len(chunk)
+    return packed
+
+
+def unit_vectors(texts: Sequence[str]) -> list[bytes]:
+    """For each chunk text, the float16 embeddings of its quotable units (the extractive answerer's)."""
+    units = _unit_texts(texts)
+    flat = [text for chunk in units for text in chunk]
+    if not flat:
+        return [b"" for _ in texts]
+    return _pack(units, get_passage_embedder().embed_documents(flat), 0)
+
+
+def _embed(texts: list[str]) -> tuple[Any, list[bytes]]:
+    """Chunk vectors (the retrieval embedder) and unit vectors (the local model) for ``texts``."""
+    embedder = get_embedder()
+    if not texts:
+        return None, []
+    if get_passage_embedder() is not embedder:
+        return embedder.embed_documents(texts), unit_vectors(texts)
+    # One model, one call: the length-sorted batches of chunks and units run together.
+    units = _unit_texts(texts)
+    matrix = embedder.embed_documents([*texts, *(text for chunk in units for text in chunk)])
+    return matrix[: len(texts)], _pack(units, matrix, len(texts))
+
+
 def _write_batch(batch: list[_Planned]) -> list[IngestResult]:
     """Embed every chunk of ``batch`` in one call, then write rows and vectors in one transaction."""
     texts = [text for planned in batch for text in planned.texts]
     embedder = get_embedder()
-    vectors = embedder.embed_documents(texts) if texts else None
+    vectors, units = _embed(texts)
     store = get_vector_store()
     store.ensure_compatible(embedder_name=embedder.name, dimension=embedder.dimension)
     results: list[IngestResult] = []
@@ -119,7 +156,10 @@ def _write_batch(batch: list[_Planned]) -> list[IngestResult]:
             doc.title, doc.content, doc.category = item.title, item.content, item.category
             doc.source, doc.metadata, doc.content_hash = item.source, item.metadata or {}, planned.digest
             doc.save()
-            chunks = [Chunk(document=doc, index=i, text=t) for i, t in enumerate(planned.texts)]
+            chunks = [
+                Chunk(document=doc, index=i, text=t, unit_vectors=units[len(new_chunks) + i])
+                for i, t in enumerate(planned.texts)
+            ]
             new_chunks.extend(chunks)
             metadata.extend(_vector_metadata(doc, chunks))
             status = "updated" if planned.existing is not None else "created"
@@ -208,6 +248,11 @@ def index_rebuild(*, batch_size: int = 256, progress: Progress | None = None) ->
 
 def _index_batch(batch: list[Chunk], embedder: Any, store: Any, progress: Progress | None) -> int:
     vectors = embedder.embed_documents([c.text for c in batch])
+    missing = [c for c in batch if c.unit_vectors is None]
+    if missing:  # chunks ingested before unit vectors existed
+        for chunk, packed in zip(missing, unit_vectors([c.text for c in missing]), strict=True):
+            chunk.unit_vectors = packed
+        Chunk.objects.bulk_update(missing, ["unit_vectors"])
     metadata = [{"document_id": c.document_id, "chunk_index": c.index, "category": c.document.category} for c in batch]
     store.upsert([c.pk for c in batch], vectors, metadata)
     if progress is not None:

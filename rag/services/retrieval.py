@@ -40,6 +40,7 @@ class Passage:
     chunk_id: int
     index: int
     text: str
+    similarity: float = 0.0  # cosine to the query, 0 if the dense ranking did not reach it
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,9 @@ class Retrieval:
     query: str
     documents: list[RetrievedDocument] = field(default_factory=list)
     took_ms: float = 0.0
+    # The question's embedding as answers should read it: a short follow-up's is combined with
+    # the previous question's, like its follow-up ranking (None in lexical mode).
+    query_vector: Vectors | None = None
 
 
 def knowledge_base_changed() -> None:
@@ -160,7 +164,7 @@ def _follow_up_weight(query: str) -> float:
     return settings.RAG_FOLLOW_UP_WEIGHT if len(query.split()) <= FOLLOW_UP_MAX_WORDS else 0.5
 
 
-def _combined(first: Vectors, second: Vectors, first_words: int, second_words: int) -> Vectors:
+def combine_with_previous(first: Vectors, second: Vectors, first_words: int, second_words: int) -> Vectors:
     """The direction between two unit vectors: the follow-up read together with its context.
 
     The embedder mean-pools token vectors, so the sum of the two questions' embeddings is close to
@@ -222,18 +226,22 @@ def retrieve(
         vectors = embed_queries([searched, previous] if previous else [searched], use_cache=use_cache)
         rankings.add_dense(vectors[0], candidates, 1.0)
     rankings.add_lexical(index, searched, candidates, lexical_weight)
+    answer_vector = vectors[0] if vectors else None
     if previous:
         # The follow-up read with the previous question, as a second opinion weighted by how much
         # the question needs its context; the question's own rankings still count in full.
         factor = _follow_up_weight(query)
         if vectors:
-            combined = _combined(vectors[0], vectors[1], len(searched.split()), len(previous.split()))
+            combined = combine_with_previous(vectors[0], vectors[1], len(searched.split()), len(previous.split()))
             rankings.add_dense(combined, candidates, factor)
+            if len(query.split()) <= FOLLOW_UP_MAX_WORDS:
+                answer_vector = combined
         rankings.add_lexical(index, f"{previous}\n{searched}", candidates, factor * lexical_weight)
     fused = reciprocal_rank_fusion(rankings.lists, k=settings.RAG_RRF_K, weights=rankings.weights)
     ideal = sum(w / (settings.RAG_RRF_K + 1) for w in rankings.weights) or 1.0
     documents = _group_by_document(fused, rankings.cosine, top_k, ideal, check_similarity=fusion != "lexical")
-    return Retrieval(query=query, documents=documents, took_ms=round((time.perf_counter() - started) * 1000, 2))
+    took_ms = round((time.perf_counter() - started) * 1000, 2)
+    return Retrieval(query=query, documents=documents, took_ms=took_ms, query_vector=answer_vector)
 
 
 def _strip_title(text: str) -> str:
@@ -300,7 +308,7 @@ def _group_by_document(
                 snippet=_snippet(head.text),
                 text=text,
                 similarity=similarity,
-                passages=tuple(Passage(c.id, c.index, c.text) for c in best),
+                passages=tuple(Passage(c.id, c.index, c.text, cosine.get(c.id, 0.0)) for c in best),
             )
         )
         if len(results) == top_k:

@@ -77,7 +77,8 @@ def test_stream_yields_sources_deltas_then_done(knowledge_base, mistral_generato
     assert kinds[0] == "sources" and kinds[-1] == "done" and kinds.count("delta") >= 2
     done = events[-1].data
     assert "".join(e.data for e in events if e.kind == "delta") == done.text
-    assert events[0].data == done.sources and done.usage
+    # A model's stream announces the retrieved documents; the stored answer lists those it cites.
+    assert done.sources and all(source in events[0].data for source in done.sources) and done.usage
 
 
 def test_no_documents_means_no_model_call(knowledge_base, mistral_generator):
