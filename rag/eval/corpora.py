@@ -153,8 +153,13 @@ def extract(corpus: Corpus, archive: Path, dest: Path) -> int:
 
 
 def _stamp(corpus: Corpus, files: int) -> dict[str, object]:
-    return {"package": corpus.package, "version": corpus.version, "sha256": corpus.sha256,
-            "exclude": list(corpus.exclude), "files": files}  # fmt: skip
+    return {
+        "package": corpus.package,
+        "version": corpus.version,
+        "sha256": corpus.sha256,
+        "exclude": list(corpus.exclude),
+        "files": files,
+    }
 
 
 def is_current(corpus: Corpus, dest: Path) -> bool:
