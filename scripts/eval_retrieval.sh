@@ -20,13 +20,14 @@ for split in ${EVAL_SPLITS:-dev test}; do SPLIT_ARGS+=(--split "$split"); done
 
 # One isolated knowledge base per corpus: DEBUG for the embedded defaults (fake Redis, SQLite),
 # DOCUMENTS_DIR pinned so the help-centre base is the shipped documents/,
-# and the local FAISS store since a shared remote index would mix the corpora.
+# the local FAISS store since a shared remote index would mix the corpora, and only warnings logged
+# so the tables stand out.
 in_kb() {
   local kb="$PWD/var/eval/kb/$1"
   shift
   mkdir -p "$kb"
   env DEBUG=true VAR_DIR="$kb" DATABASE_URL="sqlite:///$kb/db.sqlite3" VECTOR_INDEX_DIR="$kb/index" \
-    DOCUMENTS_DIR="$PWD/documents" RAG_VECTOR_STORE=faiss "$@"
+    DOCUMENTS_DIR="$PWD/documents" RAG_VECTOR_STORE=faiss LOG_LEVEL="${LOG_LEVEL:-WARNING}" "$@"
 }
 
 # Everything a knowledge base's chunks and vectors depend on, besides its documents.
