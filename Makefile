@@ -10,6 +10,7 @@ STAMP := $(VENV)/.installed
 .PHONY: setup run test lint format migrate pytest check-deploy clean
 .PHONY: browser-deps
 .PHONY: serve fuzz fuzz-ci
+.PHONY: eval-retrieval
 
 # Re-install only when a requirements file changed since the last install.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -69,6 +70,11 @@ fuzz: setup
 
 fuzz-ci: setup
 	scripts/fuzz.sh ci
+
+# Retrieval quality on public documentation (Flask, Scrapy, Celery sdists from PyPI; needs network
+# once) and on the help-centre sets: hit@1, hit@3, MRR@3, nDCG@10 per split and mode. See README.
+eval-retrieval: setup
+	scripts/eval_retrieval.sh
 
 clean:
 	rm -rf $(VENV) var staticfiles

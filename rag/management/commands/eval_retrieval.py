@@ -1,39 +1,64 @@
-"""``manage.py eval_retrieval QUESTIONS.jsonl``: print hit@1, hit@3, MRR@3 and search latency."""
+"""``manage.py eval_retrieval SET.jsonl...``: hit@1, hit@3, MRR@3 and nDCG@10 per set, split and mode."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from rag.evaluation import evaluate, load_questions
+from rag.evaluation import ALL, SPLITS, Outcome, in_split, load_questions, run, splits_of, summarise
 from rag.services.retrieval import lexical_index
+
+MODES = ("dense", "lexical", "hybrid")  # retrieve()'s FUSION_MODES, in table order; hybrid: the two fused
+MODE_CHOICES = {"every": list(MODES), "both": ["dense", "hybrid"]} | {mode: [mode] for mode in MODES}
+ROW = "{:<14} {:<5} {:>4}  {:<8} {:>6} {:>6} {:>6} {:>8} {:>7}"
+HEADER = ROW.format("set", "split", "n", "mode", "hit@1", "hit@3", "MRR@3", "nDCG@10", "p50 ms")
 
 
 class Command(BaseCommand):
-    help = 'Evaluate retrieval on a question set: lines of {"q": ..., "expect": [source, ...]}.'
+    help = (
+        'Evaluate retrieval on question sets: lines of {"q": ..., "expect": [source, ...]} with optional '
+        '"history", "split" (dev/test) and "kind". Prints one row per set, split and fusion mode.'
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("questions", type=Path)
+        parser.add_argument("questions", type=Path, nargs="+", help="JSON-lines question sets.")
+        parser.add_argument(
+            "--split",
+            action="append",
+            choices=[*SPLITS, ALL],
+            help="Split to report (repeatable; default: dev and test). Sets without splits report 'all'.",
+        )
         parser.add_argument(
             "--fusion",
-            choices=["hybrid", "dense", "both"],
-            default=None,
-            help="Override RAG_FUSION; 'both' prints one line for each.",
+            choices=list(MODE_CHOICES),
+            default="every",
+            help="Mode to evaluate: one of them, 'both' (dense and hybrid) or 'every' (default: all three).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            questions = load_questions(options["questions"])
-        except (OSError, ValueError) as exc:
-            raise CommandError(str(exc)) from exc
-        modes = ["dense", "hybrid"] if options["fusion"] == "both" else [options["fusion"] or settings.RAG_FUSION]
-        for mode in modes:
-            lexical_index.get()  # build outside the timed loop, as a warm server would have it
-            report = evaluate(questions, fusion=mode)
-            self.stdout.write(f"[{mode}] {report.summary()}")
-            if options["verbosity"] >= 2:
-                for question, got in report.misses:
-                    self.stdout.write(f"  miss@1: {question!r} -> {got}")
+        sets = {}
+        for path in options["questions"]:
+            try:
+                sets[path] = load_questions(path)
+            except (OSError, ValueError) as exc:
+                raise CommandError(str(exc)) from exc
+        wanted = options["split"] or list(SPLITS)
+        modes = MODE_CHOICES[options["fusion"]]
+        lexical_index.get()  # build outside the timed loop, as a warm server would have it
+        self.stdout.write(HEADER)
+        for path, questions in sets.items():
+            outcomes = {mode: run(questions, fusion=mode) for mode in modes}
+            for split in splits_of(questions, wanted):
+                for mode in modes:
+                    chosen = [outcome for outcome in outcomes[mode] if in_split(outcome.question, split)]
+                    self._report(path.stem, split, mode, chosen, verbose=options["verbosity"] >= 2)
+
+    def _report(self, name: str, split: str, mode: str, outcomes: list[Outcome], *, verbose: bool) -> None:
+        report = summarise(outcomes)
+        figures = [f"{value:.3f}" for value in (report.hit1, report.hit3, report.mrr3, report.ndcg10)]
+        self.stdout.write(ROW.format(name, split, report.questions, mode, *figures, f"{report.p50_ms:.1f}"))
+        if verbose:
+            for question, got in report.misses:
+                self.stdout.write(f"    miss@1: {question!r} -> {got}")

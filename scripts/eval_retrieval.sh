@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Retrieval evaluation end to end (what `make eval-retrieval` runs): fetch the documentation
+# corpora (pinned PyPI sdists, see rag/eval/corpora.py), ingest each into its own knowledge base
+# under var/eval/kb/<corpus> (own SQLite database and FAISS index), and run eval_retrieval on its
+# question set; then the shipped help-centre sets on a knowledge base of documents/ alone.
+# A knowledge base is kept between runs and rebuilt from scratch when its documents or the code
+# that turns documents into chunks and vectors (rag/ingestion, rag/providers, the embedder
+# setting) changed since it was built: ingestion skips unchanged files, so it would otherwise keep
+# chunks made by the old code.
+#
+# Knobs: EVAL_CORPORA (names, default: all of them), EVAL_SPLITS (default "dev test"),
+# EVAL_ARGS (more eval_retrieval options, e.g. "--fusion hybrid -v 2"), EVAL_REBUILD=1 (rebuild
+# every knowledge base).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+CORPORA="${EVAL_CORPORA:-$($BIN/python -m rag.eval.corpora list | tr '\n' ' ')}"
+SPLIT_ARGS=()
+for split in ${EVAL_SPLITS:-dev test}; do SPLIT_ARGS+=(--split "$split"); done
+
+# One isolated knowledge base per corpus: DEBUG for the embedded defaults (fake Redis, SQLite),
+# DOCUMENTS_DIR pinned so the help-centre base is the shipped documents/,
+# the local FAISS store since a shared remote index would mix the corpora, and only warnings logged
+# so the tables stand out.
+in_kb() {
+  local kb="$PWD/var/eval/kb/$1"
+  shift
+  mkdir -p "$kb"
+  env DEBUG=true VAR_DIR="$kb" DATABASE_URL="sqlite:///$kb/db.sqlite3" VECTOR_INDEX_DIR="$kb/index" \
+    DOCUMENTS_DIR="$PWD/documents" RAG_VECTOR_STORE=faiss LOG_LEVEL="${LOG_LEVEL:-WARNING}" "$@"
+}
+
+# Everything a knowledge base's chunks and vectors depend on, besides its documents.
+code_stamp() {
+  { find rag/ingestion rag/providers rag/services/ingestion.py -name '*.py' -type f -print0 | LC_ALL=C sort -z |
+      xargs -0 cat
+    echo "${RAG_EMBEDDER:-auto} ${MISTRAL_API_KEY:+mistral} ${MISTRAL_EMBED_MODEL:-}"; } | sha256sum | cut -d' ' -f1
+}
+
+# Build (or keep) the knowledge base NAME from the files under FOLDER with the manage.py command
+# given after them; the stamp is written last, so an interrupted build is redone.
+build_kb() {
+  local name="$1" folder="$2" kb="var/eval/kb/$1"
+  shift 2
+  local stamp
+  stamp="$(code_stamp) $(find "$folder" -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-64)"
+  if [ "${EVAL_REBUILD:-0}" = 1 ] || [ "$(cat "$kb/.built" 2>/dev/null)" != "$stamp" ]; then
+    rm -rf "$kb"
+    in_kb "$name" $BIN/python manage.py migrate --noinput -v 0
+    in_kb "$name" $BIN/python manage.py "$@"
+    echo "$stamp" >"$kb/.built"
+  fi
+}
+
+$BIN/python -m rag.eval.corpora fetch $CORPORA
+for corpus in $CORPORA; do
+  echo "== $corpus"
+  build_kb "$corpus" "var/eval/corpora/$corpus" ingest "var/eval/corpora/$corpus"
+  in_kb "$corpus" $BIN/python manage.py eval_retrieval "rag/eval/retrieval/$corpus.jsonl" \
+    "${SPLIT_ARGS[@]}" ${EVAL_ARGS:-}
+done
+
+echo "== help-centre (regression sets, no split)"
+build_kb help-centre documents populate_documents
+in_kb help-centre $BIN/python manage.py eval_retrieval rag/eval/questions.jsonl rag/eval/follow_ups.jsonl \
+  ${EVAL_ARGS:-}
