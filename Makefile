@@ -10,6 +10,7 @@ STAMP := $(VENV)/.installed
 .PHONY: setup run test lint format migrate pytest check-deploy clean
 .PHONY: browser-deps
 .PHONY: serve fuzz fuzz-ci
+.PHONY: eval-answers
 
 # Re-install only when a requirements file changed since the last install.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -69,6 +70,11 @@ fuzz: setup
 
 fuzz-ci: setup
 	scripts/fuzz.sh ci
+
+# Answer quality on rag/eval/answers (its own knowledge base in var/eval/answers-kb): one summary
+# line per split. `make eval-answers EVAL_ARGS="--split test -v"` adds each question's failures.
+eval-answers: setup
+	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py eval_answers $(EVAL_ARGS)
 
 clean:
 	rm -rf $(VENV) var staticfiles

@@ -85,6 +85,7 @@ class Command(BaseCommand):
             "VECTOR_INDEX_DIR": str(kb_dir / "index"),
             "RAG_VECTOR_STORE": "faiss",  # never write the corpus into a shared (Pinecone) index
             "USE_FAKE_REDIS": "true",  # nor read retrieval caches filled from another knowledge base
+            "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),  # the summary lines, not the logs
         }
         command = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "eval_answers"]
         command += ["--split", options["split"], "--verbosity", str(options["verbosity"]), "--kb-dir", str(kb_dir)]
