@@ -261,3 +261,22 @@ def test_run_job_date_previews_a_past_day_without_sending_or_recording(classifie
 def test_run_job_date_rejects_bad_input(args, error):
     with pytest.raises(CommandError, match=error):
         call_command("run_job", *args, stdout=io.StringIO())
+
+
+def test_the_html_part_lists_the_comments_escaped_and_the_verified_users(classified):
+    ChatMessageFactory.create(session=classified, content="Is <i>this</i> right?", created_at=PAST_AT)
+    BotMessageFactory.create(
+        session=classified,
+        created_at=PAST_AT + timedelta(seconds=1),
+        feedback_rating=-1,
+        feedback_comment="<script>no</script>",
+        feedback_at=PAST_AT + timedelta(hours=1),
+    )
+    daily_report_send(day=PAST, now=datetime(2026, 11, 11, 8, 0, tzinfo=UTC), recipients=["ops@example.com"])
+    [message] = mail.outbox
+    [(html, _)] = message.alternatives
+    assert isinstance(html, str)
+    assert '<td>&hellip; of whom verified their email</td><td align="right">1</td>' in html
+    assert "&ldquo;&lt;script&gt;no&lt;/script&gt;&rdquo;" in html and "<script>" not in html
+    assert "on: Is &lt;i&gt;this&lt;/i&gt; right?" in html
+    assert "low_relevance: 1, unspecified: 1" in html
