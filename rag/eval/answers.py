@@ -245,6 +245,20 @@ def summarise(split: str, outcomes: Sequence[Outcome]) -> Summary:
     )
 
 
+def by_kind(outcomes: Sequence[Outcome]) -> str:
+    """Fact recall per kind of answerable question, and abstention on unanswerable ones."""
+    parts = []
+    for kind in KINDS:
+        chosen = [o for o in outcomes if o.case.kind == kind]
+        if not chosen:
+            continue
+        if kind == "unanswerable":
+            parts.append(f"{kind} abstained {_mean(o.abstained for o in chosen):.2f} ({len(chosen)})")
+        else:
+            parts.append(f"{kind} {_mean(o.fact_recall for o in chosen):.2f} ({len(chosen)})")
+    return "fact recall by kind: " + ", ".join(parts)
+
+
 def failures(outcomes: Iterable[Outcome]) -> list[str]:
     """One line per shortcoming of one question: missed facts, wrong abstention, off-target sources."""
     lines = []

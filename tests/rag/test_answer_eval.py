@@ -278,7 +278,9 @@ def test_command_prints_one_line_per_split_in_the_isolated_process(small_eval, m
     )
     out = io.StringIO()
     call_command("eval_answers", *args, "--split", "dev", "-v", stdout=out, stderr=io.StringIO())
-    assert out.getvalue().count("\n") == 1  # nothing failed, so -v adds no line
+    summary, kinds = out.getvalue().splitlines()  # nothing failed: -v adds only the breakdown by kind
+    assert summary.startswith("[dev] questions: 2")
+    assert kinds == "  fact recall by kind: factoid 1.00 (1), unanswerable abstained 1.00 (1)"
 
 
 def test_command_reruns_itself_on_its_own_knowledge_base(monkeypatch, tmp_path):

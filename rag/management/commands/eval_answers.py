@@ -18,7 +18,16 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from rag.eval.answers import evaluate, failures, knowledge_base_load, load_cases, missing_documents, select, summarise
+from rag.eval.answers import (
+    by_kind,
+    evaluate,
+    failures,
+    knowledge_base_load,
+    load_cases,
+    missing_documents,
+    select,
+    summarise,
+)
 
 EVAL_DIR = Path(settings.BASE_DIR) / "rag" / "eval" / "answers"
 KB_MARKER = "EVAL_ANSWERS_KB"  # set in the child process: the knowledge base it runs on
@@ -72,6 +81,7 @@ class Command(BaseCommand):
             chosen = [o for o in outcomes if o.case.split == split]
             self.stdout.write(summarise(split, chosen).line())
             if options["verbosity"] >= 2:
+                self.stdout.write(f"  {by_kind(chosen)}")
                 for line in failures(chosen):
                     self.stdout.write(f"  {line}")
 
