@@ -300,13 +300,15 @@ LOCAL_EMBEDDER_THREADS = env_int("LOCAL_EMBEDDER_THREADS", 0)  # 0: one per core
 FAISS_THREADS = env_int("FAISS_THREADS", 1)  # OpenMP threads per search
 EMBED_BATCH_SIZE = env_int("EMBED_BATCH_SIZE", 64)
 RAG_TOP_K = env_int("RAG_TOP_K", 3)
-RAG_CANDIDATES = env_int("RAG_CANDIDATES", 40)  # chunks taken from each ranking before fusion
+RAG_CANDIDATES = env_int("RAG_CANDIDATES", 50)  # chunks taken from each ranking before fusion
 RAG_MIN_SCORE = env_float("RAG_MIN_SCORE", 0.25)  # cosine; below it a document is not used
-RAG_FUSION = env_str("RAG_FUSION", "hybrid").lower()  # hybrid (dense + BM25, RRF) or dense
-# Fusion: BM25's vote counts half of the dense one, and a small k favours each list's top ranks
-# (tuned on rag/eval/questions.jsonl; see README "Retrieval quality").
-RAG_LEXICAL_WEIGHT = env_float("RAG_LEXICAL_WEIGHT", 0.5)
-RAG_RRF_K = env_int("RAG_RRF_K", 10)
+RAG_FUSION = env_str("RAG_FUSION", "hybrid").lower()  # hybrid (dense + BM25, RRF), dense or lexical
+# Fusion: plain reciprocal rank fusion, BM25 counting as much as the dense ranking, k=60 (the
+# constant of Cormack et al.); chosen on the dev splits of rag/eval (README "Retrieval quality").
+RAG_LEXICAL_WEIGHT = env_float("RAG_LEXICAL_WEIGHT", 1.0)
+RAG_RRF_K = env_int("RAG_RRF_K", 60)
+# Weight of the rankings of a short follow-up read together with the previous question.
+RAG_FOLLOW_UP_WEIGHT = env_float("RAG_FOLLOW_UP_WEIGHT", 1.5)
 RAG_HISTORY_TURNS = env_int("RAG_HISTORY_TURNS", 4)
 RAG_TIMEOUT_S = env_float("RAG_TIMEOUT_S", 20.0)  # total budget of one provider call, retries included
 RAG_REQUEST_TIMEOUT_S = env_float("RAG_REQUEST_TIMEOUT_S", 10.0)  # one HTTP attempt

@@ -1,4 +1,5 @@
-"""Lexical ranking (BM25 over chunk texts) and reciprocal rank fusion.
+"""Lexical ranking (BM25 over chunk texts), spelling correction from the corpus vocabulary, and
+reciprocal rank fusion.
 
 The tokenizer (lower-case words, English stop words removed, a light suffix-stripping stemmer) is
 shared with the extractive answerer so that both match "refunds", "refunded" and "refund" alike.
@@ -14,6 +15,8 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
 
 logger = logging.getLogger(__name__)
 
@@ -65,12 +68,56 @@ def tokenize(text: str) -> list[str]:
     ]
 
 
-class LexicalIndex:
-    """An immutable BM25 index over chunk texts, keyed by chunk id."""
+_SURFACE_WORD = re.compile(r"[^\W\d_]{3,}")
+_MIN_CORRECTED_CHARS = 5  # shorter words are too often real words of another corpus
 
-    def __init__(self, ids: Sequence[int], retriever: Any) -> None:
+
+def _max_edits(word: str) -> int:
+    return 1 if len(word) < 8 else 2
+
+
+class SpellingCorrector:
+    """Replaces a query word that the corpus never uses by the corpus's most frequent word within
+    one edit (two for long words; a swap of two letters is one edit), so that "chnage my pasword"
+    finds what "change my password" finds. Words the corpus knows are never touched."""
+
+    def __init__(self, frequencies: dict[str, int]) -> None:
+        self._frequencies = frequencies
+        self._words = list(frequencies)
+
+    @classmethod
+    def from_texts(cls, texts: Sequence[str]) -> SpellingCorrector:
+        counts: dict[str, int] = {}
+        for text in texts:
+            for word in _SURFACE_WORD.findall(text.casefold()):
+                counts[word] = counts.get(word, 0) + 1
+        return cls(counts)
+
+    def correct_word(self, word: str) -> str:
+        folded = word.casefold()
+        if len(folded) < _MIN_CORRECTED_CHARS or folded in self._frequencies or folded in STOP_WORDS:
+            return word
+        if not folded.isalpha():
+            return word
+        limit = _max_edits(folded)
+        matches = process.extract(folded, self._words, scorer=OSA.distance, score_cutoff=limit, limit=20)
+        if not matches:
+            return word
+        best = min(matches, key=lambda match: (match[1], -self._frequencies[match[0]], match[0]))
+        return best[0]
+
+    def correct(self, text: str) -> str:
+        """``text`` with each unknown word replaced by its correction, if it has one."""
+        return _SURFACE_WORD.sub(lambda match: self.correct_word(match.group(0)), text)
+
+
+class LexicalIndex:
+    """An immutable BM25 index over chunk texts, keyed by chunk id, with its corpus's speller."""
+
+    def __init__(self, ids: Sequence[int], retriever: Any, speller: SpellingCorrector | None = None) -> None:
         self._ids = np.asarray(ids, dtype=np.int64)
         self._retriever = retriever
+        self.speller = speller or SpellingCorrector({})
 
     @classmethod
     def build(cls, ids: Sequence[int], texts: Sequence[str]) -> LexicalIndex:
@@ -84,7 +131,7 @@ class LexicalIndex:
         retriever = bm25s.BM25(method="lucene")
         if texts:
             retriever.index([tokenize(text) for text in texts], show_progress=False)
-        return cls(ids, retriever)
+        return cls(ids, retriever, SpellingCorrector.from_texts(texts))
 
     def __len__(self) -> int:
         return int(self._ids.size)

@@ -1,7 +1,12 @@
-"""Splitting documents into overlapping chunks on paragraph and sentence boundaries.
+"""Splitting a document into chunks along its own structure.
 
-Pure and deterministic. Each chunk is ``"{title}\\n\\n{body}"``: the title travels with every
-chunk so that a chunk read alone (by the embedder, by the generator) still says what it is about.
+The text is read as sections (``rag.ingestion.structure``); each chunk holds whole blocks of one
+section and starts with its heading path, ``"{title} › {section} › {subsection}\n\n{body}"``, so
+that a chunk read alone (by the embedder, by BM25, by the answerer) still says what it is about.
+A paragraph ending in ":" stays with the list, table or code that it introduces; a list or table
+too long for one chunk is cut between items or rows, and each piece repeats the lead sentence
+and the table's header. Chunks are sized in the embedder's tokens: the local model reads 256, and
+a chunk it cannot read whole is a chunk half-indexed. Pure and deterministic.
 """
 
 from __future__ import annotations
@@ -9,30 +14,30 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 
-_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
-# Lines that stand on their own even without a blank line before them: list items, headings,
-# table rows. Other single newlines are soft wraps and become spaces.
-_OWN_LINE = re.compile(r"^\s*(?:[-*+\u2022]\s|\d{1,3}[.)]\s|#{1,6}\s|\|)")
-# A sentence ends at . ! ? or … (plus closing quotes/brackets) followed by whitespace.
+from rag.ingestion.structure import CODE, LIST, PARAGRAPH, TABLE, Block, parse_structure
+
+TokenCounter = Callable[[str], int]
+
+MAX_TOKENS = 256  # the local embedder's window, [CLS] and [SEP] included
+PATH_SEPARATOR = " \u203a "  # " › "
+_SPECIAL_TOKENS = 2
+_SAFETY = 4  # the sum of the pieces' counts can be a token or two short of the whole's
+_MIN_BODY_TOKENS = 48
 _SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u2019\u201d)\]]*(?=\s)")
 _ABBREVIATIONS = frozenset(
     {"e.g", "i.e", "etc", "vs", "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "no", "fig", "approx", "incl"}
 )
 _WORD_BEFORE = re.compile(r"([\w.]+)$")
 _NEXT_CHAR = re.compile(r"\s*(\S)")
-# Paragraph breaks are preferred chunk boundaries once a chunk is this full.
-_PARAGRAPH_FILL = 0.75
+_ROUGH_TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
-@dataclass(frozen=True)
-class _Unit:
-    """A sentence (or a piece of an overlong one) and the block it came from."""
-
-    text: str
-    paragraph: int
-    block: int
+def approximate_tokens(text: str) -> int:
+    """A WordPiece-like count without a tokenizer: a piece per short word, more for long ones."""
+    return sum(1 + len(piece) // 8 for piece in _ROUGH_TOKEN.findall(text))
 
 
 def split_sentences(text: str) -> list[str]:
@@ -65,91 +70,147 @@ def _is_abbreviation(text: str, dot: int, end: int) -> bool:
     return bool(following and following.group(1).islower())  # "approx. two days" goes on
 
 
-def _blocks(text: str) -> list[tuple[int, str]]:
-    """(paragraph number, block) pairs; soft-wrapped lines are joined, list items kept apart."""
-    blocks: list[tuple[int, str]] = []
-    for number, paragraph in enumerate(_PARAGRAPH_BREAK.split(text.replace("\r\n", "\n"))):
-        current: list[str] = []
-        for line in paragraph.split("\n"):
-            if not line.strip():
-                continue
-            if current and _OWN_LINE.match(line):
-                blocks.append((number, " ".join(current)))
-                current = []
-            current.append(" ".join(line.split()))
-        if current:
-            blocks.append((number, " ".join(current)))
-    return blocks
+@dataclass(frozen=True)
+class _Unit:
+    """What stays together in a chunk if it fits: a block, or a lead sentence and its block."""
+
+    kind: str
+    lead: str  # "Options:" before a list, table or code; "" otherwise
+    lines: tuple[str, ...]
+    path: tuple[str, ...]
+
+    def render(self) -> str:
+        return _render(self.kind, self.lead, self.lines)
 
 
-def _split_long(sentence: str, limit: int) -> list[str]:
-    """An overlong sentence in pieces of at most ``limit`` characters, cut between words."""
-    pieces: list[str] = []
-    current = ""
-    for word in sentence.split(" "):
-        if current and len(current) + 1 + len(word) > limit:
-            pieces.append(current)
-            current = word
-        else:
-            current = f"{current} {word}" if current else word
-    if current:
-        pieces.append(current)
-    return pieces
+def _render(kind: str, lead: str, lines: tuple[str, ...] | list[str]) -> str:
+    body = "\n".join(lines)
+    if kind == CODE:
+        body = f"```\n{body}\n```"
+    return f"{lead}\n{body}" if lead else body
 
 
-def _units(text: str, target_chars: int) -> list[_Unit]:
+def _units(blocks: list[Block]) -> list[_Unit]:
     units: list[_Unit] = []
-    for block_number, (paragraph, block) in enumerate(_blocks(text)):
-        for sentence in split_sentences(block):
-            for piece in _split_long(sentence, target_chars):
-                units.append(_Unit(piece, paragraph, block_number))
+    for block in blocks:
+        previous = units[-1] if units else None
+        introduces = (
+            previous is not None
+            and previous.kind == PARAGRAPH
+            and previous.path == block.path
+            and previous.lines[0].endswith(":")
+            and block.kind in (LIST, TABLE, CODE)
+        )
+        if introduces and previous is not None:
+            units[-1] = _Unit(block.kind, previous.lines[0], block.lines, block.path)
+        else:
+            units.append(_Unit(block.kind, "", block.lines, block.path))
     return units
 
 
-def _join(units: list[_Unit]) -> str:
-    parts: list[str] = []
-    for previous, unit in zip([None, *units], units, strict=False):
-        if previous is not None:
-            parts.append(
-                " " if previous.block == unit.block else "\n" if previous.paragraph == unit.paragraph else "\n\n"
-            )
-        parts.append(unit.text)
-    return "".join(parts)
-
-
-def _overlap(chunk: list[_Unit], overlap_chars: int, room: int) -> list[_Unit]:
-    """The last whole sentences of ``chunk`` that fit in ``overlap_chars`` and in ``room``."""
-    kept: list[_Unit] = []
-    size = 0
-    for unit in reversed(chunk[1:]):  # never the whole previous chunk again
-        size += len(unit.text) + 1
-        if size > min(overlap_chars, room):
-            break
-        kept.insert(0, unit)
-    return kept
-
-
-def split_into_chunks(*, title: str, text: str, target_chars: int = 800, overlap_chars: int = 150) -> list[str]:
-    """Chunks of about ``target_chars`` (body), overlapping by whole sentences, each titled."""
-    if target_chars <= 0 or overlap_chars < 0:
-        raise ValueError("target_chars must be positive and overlap_chars not negative")
-    units = _units(text, target_chars)
-    bodies: list[list[_Unit]] = []
-    current: list[_Unit] = []
-    size = 0
-    for unit in units:
-        new_paragraph = bool(current) and unit.paragraph != current[-1].paragraph
-        full = size + 1 + len(unit.text) > target_chars or (new_paragraph and size >= target_chars * _PARAGRAPH_FILL)
-        if current and full:
-            bodies.append(current)
-            current = _overlap(current, overlap_chars, target_chars - len(unit.text) - 1)
-            size = len(_join(current))
-        current.append(unit)
-        size = len(_join(current))
+def _split_words(text: str, budget: int, count: TokenCounter) -> list[str]:
+    pieces: list[str] = []
+    current: list[str] = []
+    for word in text.split(" "):
+        if current and count(" ".join([*current, word])) > budget:
+            pieces.append(" ".join(current))
+            current = []
+        current.append(word)
     if current:
-        bodies.append(current)
-    heading = " ".join(title.split())
-    return [f"{heading}\n\n{_join(body)}" if heading else _join(body) for body in bodies]
+        pieces.append(" ".join(current))
+    return pieces
+
+
+def _pack(parts: list[str], budget: int, count: TokenCounter, joiner: str) -> list[list[str]]:
+    """Consecutive ``parts`` grouped greedily so that each group's joined text fits ``budget``."""
+    groups: list[list[str]] = []
+    current: list[str] = []
+    size = 0
+    for part in parts:
+        tokens = count(part)
+        if current and size + tokens > budget:
+            groups.append(current)
+            current, size = [], 0
+        current.append(part)
+        size += tokens
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _pieces(unit: _Unit, budget: int, count: TokenCounter) -> list[str]:
+    """``unit`` rendered in pieces of at most ``budget`` tokens, cut at its natural joints."""
+    text = unit.render()
+    if count(text) <= budget:
+        return [text]
+    if unit.kind == PARAGRAPH:
+        sentences = [piece for s in split_sentences(text) for piece in _split_words(s, budget, count)]
+        return [" ".join(group) for group in _pack(sentences, budget, count, " ")]
+    # A list, table or code block: each piece repeats the lead sentence (and a table its header).
+    header = unit.lines[:1] if unit.kind == TABLE else ()
+    rows = list(unit.lines[len(header) :])
+    fixed = count(_render(unit.kind, unit.lead, list(header)))  # code fences count too
+    room = max(budget - fixed, _MIN_BODY_TOKENS)
+    rows = [piece for row in rows for piece in (_split_words(row, room, count) if count(row) > room else [row])]
+    return [_render(unit.kind, unit.lead, [*header, *group]) for group in _pack(rows, room, count, "\n")]
+
+
+def _section_heading(title: str, path: tuple[str, ...]) -> str:
+    names = [" ".join(title.split())] if title.strip() else []
+    for name in path:
+        if not names or name.casefold() != names[-1].casefold():
+            names.append(name)
+    if len(names) > 1 and names[1].casefold() == names[0].casefold():
+        names.pop(1)
+    return PATH_SEPARATOR.join(names)
+
+
+def split_into_chunks(
+    *, title: str, text: str, max_tokens: int = MAX_TOKENS, count_tokens: TokenCounter | None = None
+) -> list[str]:
+    """The chunks of a document: ``"{heading path}\n\n{body}"``, each at most ``max_tokens``."""
+    count = count_tokens or approximate_tokens
+    chunks: list[str] = []
+    current: list[str] = []
+    section: tuple[str, ...] | None = None
+    heading = ""
+    size = budget = 0
+    for unit in _units(parse_structure(text).blocks):
+        if unit.path != section:
+            if current:
+                chunks.append(_chunk(heading, current))
+            current, size, section = [], 0, unit.path
+            heading = _section_heading(title, unit.path)
+            if max_tokens - _SPECIAL_TOKENS - _SAFETY - count(heading) < _MIN_BODY_TOKENS:
+                heading = " ".join(heading.split()[:12])  # a runaway heading keeps its start
+            budget = max(max_tokens - _SPECIAL_TOKENS - _SAFETY - count(heading), _MIN_BODY_TOKENS)
+        for piece in _pieces(unit, budget, count):
+            tokens = count(piece)
+            if current and size + tokens > budget:
+                chunks.append(_chunk(heading, current))
+                current, size = [], 0
+            current.append(piece)
+            size += tokens
+    if current:
+        chunks.append(_chunk(heading, current))
+    return chunks
+
+
+def _chunk(heading: str | None, pieces: list[str]) -> str:
+    body = "\n\n".join(pieces)
+    return f"{heading}\n\n{body}" if heading else body
+
+
+def chunk_heading(chunk: str) -> str:
+    """The heading path line of a chunk made by ``split_into_chunks``."""
+    head, sep, _ = chunk.partition("\n\n")
+    return head if sep else ""
+
+
+def chunk_body(chunk: str) -> str:
+    """A chunk without its heading path line."""
+    head, sep, body = chunk.partition("\n\n")
+    return body if sep else head
 
 
 def content_hash(title: str, text: str) -> str:

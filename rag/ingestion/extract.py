@@ -21,6 +21,7 @@ from bs4 import BeautifulSoup, NavigableString, Tag
 from pypdf import PdfReader
 from pypdf.errors import PyPdfError
 
+from rag.ingestion.structure import parse_structure
 from utils.exceptions import ValidationFailed
 
 logger = logging.getLogger(__name__)
@@ -42,8 +43,6 @@ _PDF_ERRORS = (
     OSError, RecursionError, ZeroDivisionError, struct.error, zlib.error,
 )  # fmt: skip
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
-_MD_HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
-_RST_UNDERLINE = re.compile(r"^([=\-~^\"'`#*+:.])\1{2,}[ \t]*$")
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
 
@@ -62,7 +61,8 @@ def extract_text(filename: str, data: bytes) -> ExtractedText:
     if extension == ".rst":
         return _restructured_text(decode_text(data))
     if extension == ".txt":
-        return ExtractedText(title=None, text=normalise_text(decode_text(data)))
+        text = normalise_text(decode_text(data))
+        return ExtractedText(title=parse_structure(text).title, text=text)
     if extension in HTML_EXTENSIONS:
         return _html(decode_text(data))
     if extension == ".pdf":
@@ -93,8 +93,9 @@ def decode_text(data: bytes) -> str:
 
 
 def normalise_text(text: str) -> str:
-    """NFC, Unix line endings, no trailing spaces, at most one blank line between paragraphs."""
-    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
+    """NFKC (ligatures such as "ﬁ", full-width forms), Unix line endings, no trailing spaces, at
+    most one blank line between paragraphs."""
+    text = unicodedata.normalize("NFKC", text).replace("\r\n", "\n").replace("\r", "\n")
     text = re.sub(r"[ \t\u00a0]+$", "", text, flags=re.MULTILINE)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
@@ -127,24 +128,17 @@ def _unquote(value: str) -> str:
 
 def _markdown(raw: str) -> ExtractedText:
     metadata, body = parse_front_matter(normalise_text(raw))
-    heading = _MD_HEADING.search(body)
-    title = str(metadata.get("title") or "").strip() or (heading.group(1).strip() if heading else None)
+    title = str(metadata.get("title") or "").strip() or parse_structure(body).title
     return ExtractedText(title=title, text=body.strip(), metadata=metadata)
 
 
 def _restructured_text(raw: str) -> ExtractedText:
     text = normalise_text(raw)
-    lines = text.splitlines()
-    for above, line, below in zip(["", *lines], lines, [*lines[1:], ""], strict=True):
-        # A title is a line underlined (and maybe overlined) with punctuation at least as long.
-        is_text = bool(line.strip()) and not _RST_UNDERLINE.match(line)
-        long_enough = len(below.rstrip()) >= len(line.rstrip()) or _RST_UNDERLINE.match(above)
-        if is_text and _RST_UNDERLINE.match(below) and long_enough:
-            return ExtractedText(title=line.strip(), text=text)
-    return ExtractedText(title=None, text=text)
+    return ExtractedText(title=parse_structure(text).title, text=text)
 
 
 def _html(raw: str) -> ExtractedText:
+    """The page as Markdown-like text: headings, list items, table rows and code keep their shape."""
     soup = BeautifulSoup(raw, "html.parser")
     title_tag, h1 = soup.find("title"), soup.find("h1")
     title = _clean_inline(title_tag.get_text()) if title_tag else ""
@@ -152,6 +146,10 @@ def _html(raw: str) -> ExtractedText:
         title = _clean_inline(h1.get_text())
     for tag in soup.find_all(_DROPPED_TAGS):
         tag.decompose()
+    # Last first: a list item is numbered by the items before it, still unconverted then.
+    for tag in reversed(soup.find_all(["pre", *_HEADINGS, "li", "tr"])):
+        if isinstance(tag, Tag) and tag.parent is not None and not tag.find_parent("pre"):
+            tag.replace_with(NavigableString(_html_block(tag)))
     for tag in soup.find_all(_BLOCK_TAGS):
         if isinstance(tag, Tag):
             # Paragraph breaks around block elements; inline elements stay within their sentence.
@@ -159,9 +157,39 @@ def _html(raw: str) -> ExtractedText:
             tag.insert_after(NavigableString("\n\n"))
     for br in soup.find_all("br"):
         br.replace_with(NavigableString("\n"))
-    paragraphs = (_clean_inline(part) for part in re.split(r"\n[ \t\u00a0]*\n", soup.get_text()))
+    paragraphs = (_html_paragraph(part) for part in re.split(r"\n[ \t\u00a0]*\n", soup.get_text()))
     text = "\n\n".join(p for p in paragraphs if p)
     return ExtractedText(title=title or None, text=normalise_text(text))
+
+
+_HEADINGS = ["h1", "h2", "h3", "h4", "h5", "h6"]
+_CODE_FENCE = "\u0060\u0060\u0060"
+
+
+def _html_block(tag: Tag) -> str:
+    """One structural element as its Markdown line(s), set apart from the text around it."""
+    if tag.name == "pre":
+        # Blank lines inside the code would read as paragraph breaks of the page: dropped.
+        code = "\n".join(line for line in tag.get_text().split("\n") if line.strip())
+        return f"\n\n{_CODE_FENCE}\n{code}\n{_CODE_FENCE}\n\n"
+    if tag.name in _HEADINGS:
+        return f"\n\n{'#' * int(tag.name[1])} {_clean_inline(tag.get_text())}\n\n"
+    if tag.name == "tr":
+        cells = [_clean_inline(cell.get_text()).replace("|", "/") for cell in tag.find_all(["td", "th"])]
+        return f"\n| {' | '.join(cells)} |"
+    ordered = tag.parent is not None and tag.parent.name == "ol"
+    marker = f"{len(tag.find_previous_siblings('li')) + 1}." if ordered else "-"
+    return f"\n{marker} {_clean_inline(tag.get_text(' '))}"
+
+
+def _html_paragraph(part: str) -> str:
+    """A paragraph of the page's text: prose on one line; code, list and table lines as they are."""
+    lines = [line for line in part.split("\n") if line.strip()]
+    if lines and lines[0].strip() == _CODE_FENCE:
+        return "\n".join(line.rstrip() for line in lines)
+    if any(re.match(r"\s*(?:[-|#]|\d+\.)\s", line) for line in lines):
+        return "\n".join(_clean_inline(line) for line in lines)
+    return _clean_inline(part)
 
 
 def _clean_inline(text: str) -> str:

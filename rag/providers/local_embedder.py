@@ -124,6 +124,24 @@ def load_runtime(threads: int) -> _Runtime:
     return runtime
 
 
+_COUNTER: Tokenizer | None = None
+
+
+def count_tokens(text: str) -> int:
+    """WordPiece tokens of ``text`` as this model reads it, without [CLS]/[SEP] or truncation.
+
+    Chunking sizes chunks with it whichever embedder is configured, so that switching embedders
+    (``reindex``) re-embeds the same chunks.
+    """
+    global _COUNTER
+    if _COUNTER is None:
+        tokenizer = Tokenizer.from_file(str(_tokenizer_file()))
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        _COUNTER = tokenizer
+    return len(_COUNTER.encode(text, add_special_tokens=False).ids)
+
+
 def _length_batches(lengths: Sequence[int]) -> list[list[int]]:
     """Indices grouped into runs of similar length, longest first, each within TOKEN_BUDGET."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])

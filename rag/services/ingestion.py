@@ -1,9 +1,10 @@
 """Ingestion: text in, chunks in the database, vectors in the active store.
 
 Unchanged content (same hash) is skipped; changed content replaces its chunks and vectors; a
-deleted document leaves no vector behind. Embedding happens before the database transaction so
-that a slow provider never holds a write lock; the vector write happens inside it so that a
-failed upsert rolls the database back too.
+deleted document leaves no vector behind. Documents are written in batches: one embedding call,
+one transaction and one vector-store write per batch. Embedding happens before the database
+transaction so that a slow provider never holds a write lock; the vector write happens inside it
+so that a failed upsert rolls the database back too.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from django.db import transaction
 from rag.ingestion.chunking import content_hash, split_into_chunks
 from rag.models import Chunk, Document
 from rag.providers.factory import get_embedder, get_vector_store
+from rag.providers.local_embedder import count_tokens
 from rag.services.retrieval import knowledge_base_changed
 from utils.exceptions import NotFound
 
@@ -42,6 +44,21 @@ class IngestResult:
     chunks: int
 
 
+# Chunks embedded and written to the vector store together: one model batch, one database
+# transaction and one index save per batch, so ingestion costs grow linearly with the corpus.
+BATCH_CHUNKS = 512
+
+
+@dataclass
+class _Planned:
+    """A document to (re)write: its input, the row it replaces, and its chunk texts."""
+
+    item: DocumentInput
+    existing: Document | None
+    digest: str
+    texts: list[str]
+
+
 def _vector_metadata(document: Document, chunks: Sequence[Chunk]) -> list[dict[str, Any]]:
     return [{"document_id": document.pk, "chunk_index": c.index, "category": document.category} for c in chunks]
 
@@ -60,8 +77,13 @@ def _lock_still_there(document: Document) -> None:
         raise NotFound("Document not found.")
 
 
-def document_ingest(*, item: DocumentInput, document: Document | None = None) -> IngestResult:
-    """Create or update one document (matched by ``document`` or by ``source``) and index it."""
+def chunk_document(*, title: str, content: str) -> list[str]:
+    """The chunk texts of a document, sized for the local embedder's window whichever is used."""
+    return split_into_chunks(title=title, text=content, count_tokens=count_tokens)
+
+
+def _plan(item: DocumentInput, document: Document | None) -> _Planned | IngestResult:
+    """What writing ``item`` takes, or the result at once if its text and category are unchanged."""
     existing = _find_existing(item, document)
     digest = content_hash(item.title, item.content)
     if existing is not None and existing.content_hash == digest and existing.category == item.category:
@@ -72,38 +94,84 @@ def document_ingest(*, item: DocumentInput, document: Document | None = None) ->
             existing.source = item.source or existing.source
             existing.save(update_fields=["metadata", "source", "updated_at"])
         return IngestResult(existing, "unchanged", existing.chunks.count())
-    texts = split_into_chunks(title=item.title, text=item.content)
+    return _Planned(item, existing, digest, chunk_document(title=item.title, content=item.content))
+
+
+def _write_batch(batch: list[_Planned]) -> list[IngestResult]:
+    """Embed every chunk of ``batch`` in one call, then write rows and vectors in one transaction."""
+    texts = [text for planned in batch for text in planned.texts]
     embedder = get_embedder()
     vectors = embedder.embed_documents(texts) if texts else None
     store = get_vector_store()
     store.ensure_compatible(embedder_name=embedder.name, dimension=embedder.dimension)
+    results: list[IngestResult] = []
+    old_ids: list[int] = []
+    new_chunks: list[Chunk] = []
+    metadata: list[dict[str, Any]] = []
     with transaction.atomic():
-        if existing is not None:
-            _lock_still_there(existing)  # a delete that won the race is not undone by this update
-        doc = existing or Document()
-        old_ids = list(doc.chunks.values_list("id", flat=True)) if doc.pk else []
-        doc.title, doc.content, doc.category = item.title, item.content, item.category
-        doc.source, doc.metadata, doc.content_hash = item.source, item.metadata or {}, digest
-        doc.save()
+        for planned in batch:
+            if planned.existing is not None:
+                _lock_still_there(planned.existing)  # a delete that won the race is not undone by this update
+            doc = planned.existing or Document()
+            if doc.pk:
+                old_ids.extend(doc.chunks.values_list("id", flat=True))
+            item = planned.item
+            doc.title, doc.content, doc.category = item.title, item.content, item.category
+            doc.source, doc.metadata, doc.content_hash = item.source, item.metadata or {}, planned.digest
+            doc.save()
+            chunks = [Chunk(document=doc, index=i, text=t) for i, t in enumerate(planned.texts)]
+            new_chunks.extend(chunks)
+            metadata.extend(_vector_metadata(doc, chunks))
+            status = "updated" if planned.existing is not None else "created"
+            results.append(IngestResult(doc, status, len(chunks)))
         if old_ids:
             Chunk.objects.filter(id__in=old_ids).delete()
             store.delete(old_ids)
-        chunks = Chunk.objects.bulk_create([Chunk(document=doc, index=i, text=t) for i, t in enumerate(texts)])
+        created = Chunk.objects.bulk_create(new_chunks)
         if vectors is not None:
-            store.upsert([c.pk for c in chunks], vectors, _vector_metadata(doc, chunks))
+            store.upsert([c.pk for c in created], vectors, metadata)
         knowledge_base_changed()
-    status = "updated" if existing is not None else "created"
-    logger.debug("Document %s %s: %d chunks", doc.pk, status, len(chunks))
-    return IngestResult(doc, status, len(chunks))
+    logger.debug("Wrote %d documents, %d chunks", len(batch), len(created))
+    return results
 
 
-def documents_ingest(*, items: Iterable[DocumentInput], progress: Progress | None = None) -> list[IngestResult]:
-    results = []
-    for item in items:
-        result = document_ingest(item=item)
-        results.append(result)
+def document_ingest(*, item: DocumentInput, document: Document | None = None) -> IngestResult:
+    """Create or update one document (matched by ``document`` or by ``source``) and index it."""
+    planned = _plan(item, document)
+    if isinstance(planned, IngestResult):
+        return planned
+    return _write_batch([planned])[0]
+
+
+def documents_ingest(
+    *, items: Iterable[DocumentInput], progress: Progress | None = None, batch_chunks: int = BATCH_CHUNKS
+) -> list[IngestResult]:
+    """Ingest many documents, embedding and writing them in batches of about ``batch_chunks``."""
+    results: list[IngestResult] = []
+    batch: list[_Planned] = []
+    sources: set[str] = set()
+
+    def flush() -> None:
+        written = _write_batch(batch)
+        results.extend(written)
         if progress is not None:
-            progress(result.chunks)
+            progress(sum(r.chunks for r in written))
+        batch.clear()
+        sources.clear()
+
+    for item in items:
+        if item.source and item.source in sources:
+            flush()  # the same file twice: the second sees the first as existing
+        planned = _plan(item, None)
+        if isinstance(planned, IngestResult):
+            results.append(planned)
+            continue
+        batch.append(planned)
+        sources.add(item.source)
+        if sum(len(p.texts) for p in batch) >= batch_chunks:
+            flush()
+    if batch:
+        flush()
     return results
 
 

@@ -1,5 +1,6 @@
-"""Retrieval: embed the query (cached), search chunks densely and lexically, fuse the rankings,
-group by document and keep the best documents above ``RAG_MIN_SCORE``."""
+"""Retrieval: correct the query's spelling against the corpus, embed it (cached), search chunks
+densely and lexically, fuse the rankings (reciprocal rank fusion), group by document and keep
+the best documents whose similarity reaches ``RAG_MIN_SCORE``."""
 
 from __future__ import annotations
 
@@ -28,7 +29,17 @@ logger = logging.getLogger(__name__)
 SNIPPET_CHARS = 300
 CONTEXT_CHUNKS_PER_DOCUMENT = 2
 FOLLOW_UP_MAX_WORDS = 8
+FUSION_MODES = ("hybrid", "dense", "lexical")
 KNOWLEDGE_BASE_VERSION = RedisVersionBoard("rag:kb:version")
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk: its id (what a citation names) and its text, heading path first."""
+
+    chunk_id: int
+    index: int
+    text: str
 
 
 @dataclass(frozen=True)
@@ -37,9 +48,11 @@ class RetrievedDocument:
     title: str
     category: str
     source: str
-    score: float  # best cosine similarity of the document's chunks to the query
+    score: float  # relevance in 0-1: the best chunk's fused score against the ideal (see retrieve)
     snippet: str
     text: str  # the best chunks, for the generator
+    similarity: float = 0.0  # best cosine similarity of the document's chunks to the query
+    passages: tuple[Passage, ...] = ()  # the chunks behind ``text``: best first, then the opening
 
     def as_source(self) -> dict[str, object]:
         return {
@@ -130,7 +143,7 @@ lexical_index = _LexicalHolder()
 def warm_up() -> None:
     """Load this process's models and indexes (see ``factory.warm_up``), and the lexical index."""
     warm_up_providers()
-    if settings.RAG_FUSION == "hybrid":
+    if settings.RAG_FUSION != "dense":
         lexical_index.get()
 
 
@@ -144,7 +157,7 @@ def _previous_question(query: str, history: Sequence[Turn]) -> str | None:
 
 def _follow_up_weight(query: str) -> float:
     """Short questions ("and how long is it valid?") lean on the conversation; long ones stand alone."""
-    return 1.5 if len(query.split()) <= FOLLOW_UP_MAX_WORDS else 0.5
+    return settings.RAG_FOLLOW_UP_WEIGHT if len(query.split()) <= FOLLOW_UP_MAX_WORDS else 0.5
 
 
 def _combined(first: Vectors, second: Vectors, first_words: int, second_words: int) -> Vectors:
@@ -159,15 +172,25 @@ def _combined(first: Vectors, second: Vectors, first_words: int, second_words: i
     return total / norm if norm else total
 
 
-def _rank(query: str, vector: Vectors, candidates: int, fusion: str) -> tuple[list[int], dict[int, float], list[int]]:
-    matches = get_vector_store().query(vector, top_k=candidates)
-    dense = [m.id for m in matches]
-    cosine = {m.id: m.score for m in matches}
-    lexical: list[int] = []
-    if fusion == "hybrid":
-        index = lexical_index.get()
-        lexical = [chunk_id for chunk_id, _ in index.search(query, candidates)] if index else []
-    return dense, cosine, lexical
+@dataclass
+class _Rankings:
+    """The ranked chunk ids of each retriever, their fusion weights, and each chunk's best cosine."""
+
+    lists: list[list[int]] = field(default_factory=list)
+    weights: list[float] = field(default_factory=list)
+    cosine: dict[int, float] = field(default_factory=dict)
+
+    def add_dense(self, vector: Vectors, candidates: int, weight: float) -> None:
+        matches = get_vector_store().query(vector, top_k=candidates)
+        self.lists.append([m.id for m in matches])
+        self.weights.append(weight)
+        for match in matches:
+            self.cosine[match.id] = max(self.cosine.get(match.id, 0.0), match.score)
+
+    def add_lexical(self, index: LexicalIndex | None, text: str, candidates: int, weight: float) -> None:
+        if index is not None:
+            self.lists.append([chunk_id for chunk_id, _ in index.search(text, candidates)])
+            self.weights.append(weight)
 
 
 def retrieve(
@@ -178,33 +201,38 @@ def retrieve(
     fusion: str | None = None,
     use_cache: bool = True,
 ) -> Retrieval:
-    """The top documents for ``query``; raises a ``ProviderError`` when a provider fails."""
+    """The top documents for ``query``; raises a ``ProviderError`` when a provider fails.
+
+    ``fusion``: ``hybrid`` (dense and BM25 rankings fused by RRF), ``dense`` or ``lexical``.
+    """
     started = time.perf_counter()
     top_k = top_k or settings.RAG_TOP_K
     fusion = fusion or settings.RAG_FUSION
+    if fusion not in FUSION_MODES:
+        raise ValueError(f"fusion must be one of {FUSION_MODES}, not {fusion!r}")
     candidates = max(settings.RAG_CANDIDATES, top_k * 4)
+    index = lexical_index.get() if fusion != "dense" else None
+    # Words the knowledge base never uses are corrected against its vocabulary, for both rankings.
+    searched = index.speller.correct(query) if index is not None else query
     previous = _previous_question(query, history)
-    vectors = embed_queries([query, previous] if previous else [query], use_cache=use_cache)
-    dense, cosine, lexical = _rank(query, vectors[0], candidates, fusion)
-    rankings: list[Sequence[int]] = [dense]
-    weights = [1.0]
-    if lexical:
-        rankings.append(lexical)
-        weights.append(settings.RAG_LEXICAL_WEIGHT)
+    lexical_weight = settings.RAG_LEXICAL_WEIGHT
+    rankings = _Rankings()
+    vectors: list[Vectors] = []
+    if fusion != "lexical":
+        vectors = embed_queries([searched, previous] if previous else [searched], use_cache=use_cache)
+        rankings.add_dense(vectors[0], candidates, 1.0)
+    rankings.add_lexical(index, searched, candidates, lexical_weight)
     if previous:
-        follow_up = f"{previous}\n{query}"
-        combined = _combined(vectors[0], vectors[1], len(query.split()), len(previous.split()))
-        f_dense, f_cosine, f_lexical = _rank(follow_up, combined, candidates, fusion)
-        for chunk_id, score in f_cosine.items():
-            cosine[chunk_id] = max(cosine.get(chunk_id, 0.0), score)
+        # The follow-up read with the previous question, as a second opinion weighted by how much
+        # the question needs its context; the question's own rankings still count in full.
         factor = _follow_up_weight(query)
-        rankings.append(f_dense)
-        weights.append(factor)
-        if f_lexical:
-            rankings.append(f_lexical)
-            weights.append(factor * settings.RAG_LEXICAL_WEIGHT)
-    fused = [chunk_id for chunk_id, _ in reciprocal_rank_fusion(rankings, k=settings.RAG_RRF_K, weights=weights)]
-    documents = _group_by_document(fused, cosine, top_k)
+        if vectors:
+            combined = _combined(vectors[0], vectors[1], len(searched.split()), len(previous.split()))
+            rankings.add_dense(combined, candidates, factor)
+        rankings.add_lexical(index, f"{previous}\n{searched}", candidates, factor * lexical_weight)
+    fused = reciprocal_rank_fusion(rankings.lists, k=settings.RAG_RRF_K, weights=rankings.weights)
+    ideal = sum(w / (settings.RAG_RRF_K + 1) for w in rankings.weights) or 1.0
+    documents = _group_by_document(fused, rankings.cosine, top_k, ideal, check_similarity=fusion != "lexical")
     return Retrieval(query=query, documents=documents, took_ms=round((time.perf_counter() - started) * 1000, 2))
 
 
@@ -237,17 +265,27 @@ def _chunk_rows(ids: list[int]) -> dict[int, _ChunkRow]:
     return {row[0]: _ChunkRow(*row) for row in Chunk.objects.filter(id__in=ids).values_list(*fields)}
 
 
-def _group_by_document(fused: list[int], cosine: dict[int, float], top_k: int) -> list[RetrievedDocument]:
-    rows = _chunk_rows(fused)
+def _group_by_document(
+    fused: list[tuple[int, float]], cosine: dict[int, float], top_k: int, ideal: float, *, check_similarity: bool
+) -> list[RetrievedDocument]:
+    """Documents in the order of their best chunk's fused rank, with a relevance score in 0-1.
+
+    ``score`` is the best chunk's fused score as a share of the ideal one (first in every
+    ranking), so results are ordered by the score they show. A document whose best cosine
+    similarity is under ``RAG_MIN_SCORE`` is not used: lexical overlap alone is not relevance.
+    """
+    rows = _chunk_rows([chunk_id for chunk_id, _ in fused])
     grouped: dict[int, list[_ChunkRow]] = {}
-    for chunk_id in fused:
+    best_score: dict[int, float] = {}
+    for chunk_id, score in fused:
         row = rows.get(chunk_id)
         if row is not None:
             grouped.setdefault(row.document_id, []).append(row)
+            best_score.setdefault(row.document_id, score)
     results = []
     for document_id, doc_chunks in grouped.items():
-        score = max(cosine.get(c.id, 0.0) for c in doc_chunks)
-        if score < settings.RAG_MIN_SCORE:
+        similarity = max(cosine.get(c.id, 0.0) for c in doc_chunks)
+        if check_similarity and similarity < settings.RAG_MIN_SCORE:
             continue
         best = doc_chunks[:CONTEXT_CHUNKS_PER_DOCUMENT]
         text = "\n\n".join(_strip_title(c.text) for c in sorted(best, key=lambda c: c.index))
@@ -258,9 +296,11 @@ def _group_by_document(fused: list[int], cosine: dict[int, float], top_k: int) -
                 title=head.title,
                 category=head.category,
                 source=head.source,
-                score=score,
+                score=min(best_score[document_id] / ideal, 1.0),
                 snippet=_snippet(head.text),
                 text=text,
+                similarity=similarity,
+                passages=tuple(Passage(c.id, c.index, c.text) for c in best),
             )
         )
         if len(results) == top_k:
@@ -275,8 +315,19 @@ def _with_lead_paragraphs(
     missing = [d.document_id for d in results if all(c.index != 0 for c in grouped[d.document_id])]
     if not missing:
         return results
-    leads = dict(Chunk.objects.filter(document_id__in=missing, index=0).values_list("document_id", "text"))
+    leads = {
+        document_id: (chunk_id, text)
+        for chunk_id, document_id, text in Chunk.objects.filter(document_id__in=missing, index=0).values_list(
+            "id", "document_id", "text"
+        )
+    }
     return [
-        replace(d, text=f"{_strip_title(leads[d.document_id])}\n\n{d.text}") if d.document_id in leads else d
+        replace(
+            d,
+            text=f"{_strip_title(leads[d.document_id][1])}\n\n{d.text}",
+            passages=(*d.passages, Passage(leads[d.document_id][0], 0, leads[d.document_id][1])),
+        )
+        if d.document_id in leads
+        else d
         for d in results
     ]

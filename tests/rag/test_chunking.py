@@ -1,113 +1,152 @@
-"""Chunking: sizes, boundaries, whole-sentence overlap, titles, determinism, the content hash."""
+"""Chunking by structure: sections and heading paths, lists with their lead sentence, table rows
+with their header, code kept whole, no chunk over the embedder's window, markup removed."""
 
 from __future__ import annotations
 
-import itertools
-import re
-
 import pytest
 
-from rag.ingestion.chunking import content_hash, split_into_chunks, split_sentences
+from rag.ingestion.chunking import (
+    MAX_TOKENS,
+    chunk_body,
+    chunk_heading,
+    content_hash,
+    split_into_chunks,
+    split_sentences,
+)
+from rag.providers.local_embedder import count_tokens
 
-SENTENCES = [f"Sentence number {i} explains one more detail about refunds and delivery." for i in range(40)]
-TEXT = "\n\n".join(" ".join(SENTENCES[p * 5 : p * 5 + 5]) for p in range(8))
+MARKDOWN = """# Export your data
+
+You can export **every** session as _JSON_ or [Markdown](https://example.com/md).
+
+## Formats
+
+Two formats are available:
+
+- JSON, for programs
+- Markdown, for people
+
+## Limits
+
+| plan | exports per day |
+|---|---|
+| Free | 3 |
+| Pro | 50 |
+"""
+
+RST = """Deployment
+==========
+
+Run the server with gunicorn.
+
+Options
+-------
+
+The command takes these options::
+
+    gunicorn app:wsgi --workers 3
+
+.. note::
+   Use ``--threads`` for **slow** clients.
+
+Read :func:`~flask.Flask.run` and `the guide <https://x>`_ first.
+"""
 
 
-def bodies(chunks: list[str], title: str = "Refund policy") -> list[str]:
-    prefix = f"{title}\n\n"
-    assert all(chunk.startswith(prefix) for chunk in chunks)
-    return [chunk[len(prefix) :] for chunk in chunks]
+def chunks(text: str, title: str, max_tokens: int = MAX_TOKENS) -> list[str]:
+    return split_into_chunks(title=title, text=text, max_tokens=max_tokens, count_tokens=count_tokens)
 
 
-def test_empty_text_gives_no_chunks():
-    assert split_into_chunks(title="T", text="") == []
-    assert split_into_chunks(title="T", text="  \n\n \t ") == []
-
-
-def test_short_text_is_one_titled_chunk():
-    assert split_into_chunks(title="  Refund   policy ", text="Refunds take 14 days.") == [
-        "Refund policy\n\nRefunds take 14 days."
+def test_markdown_sections_carry_their_heading_path_and_lose_their_markup():
+    result = chunks(MARKDOWN, "Export your data")
+    assert [chunk_heading(c) for c in result] == [
+        "Export your data",
+        "Export your data \u203a Formats",
+        "Export your data \u203a Limits",
     ]
+    assert chunk_body(result[0]) == "You can export every session as JSON or Markdown."
+    assert "**" not in "".join(result) and "](" not in "".join(result)
 
 
-def test_chunks_respect_the_target_and_cover_every_sentence():
-    chunks = split_into_chunks(title="Refund policy", text=TEXT, target_chars=400, overlap_chars=100)
-    texts = bodies(chunks)
-    assert len(texts) > 5
-    assert all(len(body) <= 400 for body in texts)
-    assert all(len(body) >= 150 for body in texts[:-1])  # no degenerate slivers
-    joined = "\n".join(texts)
-    for sentence in SENTENCES:
-        assert sentence in joined
+def test_a_list_stays_with_the_sentence_that_introduces_it():
+    formats = chunks(MARKDOWN, "Export your data")[1]
+    assert chunk_body(formats) == "Two formats are available:\n- JSON, for programs\n- Markdown, for people"
 
 
-def test_chunks_end_on_sentence_boundaries_and_overlap_by_whole_sentences():
-    texts = bodies(split_into_chunks(title="Refund policy", text=TEXT, target_chars=400, overlap_chars=100))
-    for body in texts:
-        pieces = re.split(r"(?<=\.)\s+", body)
-        assert all(piece in SENTENCES for piece in pieces)  # only whole sentences
-    overlaps = 0
-    for previous, current in itertools.pairwise(texts):
-        first = re.split(r"(?<=\.)\s+", current)[0]
-        if first in previous:
-            overlaps += 1
-            assert len(first) <= 100
-    assert overlaps >= len(texts) // 2
+def test_a_long_list_is_cut_between_items_and_each_piece_repeats_the_lead():
+    items = "\n".join(f"- Item number {i} describes one more accepted document format in detail." for i in range(60))
+    result = chunks(f"# Formats\n\nWe accept the following formats:\n\n{items}\n", "Formats")
+    assert len(result) > 2
+    for chunk in result:
+        assert chunk_body(chunk).startswith("We accept the following formats:\n- Item number")
+    seen = [line for chunk in result for line in chunk_body(chunk).split("\n")[1:]]
+    assert seen == items.split("\n")  # every item once, in order, none cut in half
 
 
-def test_zero_overlap_repeats_nothing():
-    texts = bodies(split_into_chunks(title="Refund policy", text=TEXT, target_chars=400, overlap_chars=0))
-    pieces = [p for body in texts for p in re.split(r"(?<=\.)\s+", body)]
-    assert len(pieces) == len(set(pieces)) == len(SENTENCES)
+def test_table_rows_keep_their_header_in_every_piece():
+    rows = "\n".join(f"| Plan {i} | {i * 3} exports per day and {i} seats |" for i in range(80))
+    result = chunks(f"# Plans\n\n| plan | limits |\n|---|---|\n{rows}\n", "Plans")
+    assert len(result) > 2
+    for chunk in result:
+        assert chunk_body(chunk).startswith("| plan | limits |\n| Plan ")
 
 
-def test_paragraph_breaks_are_preferred_and_kept():
-    text = "First paragraph sentence one. First paragraph sentence two.\n\nSecond paragraph here."
-    (only,) = split_into_chunks(title="T", text=text, target_chars=800)
-    assert only == "T\n\nFirst paragraph sentence one. First paragraph sentence two.\n\nSecond paragraph here."
-    para = "A sentence of about fifty characters, give or take. " * 6
-    chunks = split_into_chunks(title="T", text=f"{para.strip()}\n\n{para.strip()}", target_chars=400, overlap_chars=0)
-    assert len(chunks) == 2 and chunks[0] == f"T\n\n{para.strip()}"
+def test_no_chunk_exceeds_the_embedders_window():
+    prose = " ".join(f"Sentence {i} explains one more subtle detail about refunds and deliveries." for i in range(400))
+    text = f"# Policy\n\n{prose}\n\n## Huge\n\n{'word ' * 900}\n\n```\n" + "x = 1\n" * 400 + "```\n"
+    result = chunks(text, "Policy")
+    assert len(result) > 10
+    assert max(count_tokens(c) + 2 for c in result) <= MAX_TOKENS
 
 
-def test_a_huge_sentence_is_split_between_words():
-    words = [f"word{i}" for i in range(600)]
-    texts = bodies(split_into_chunks(title="T", text=" ".join(words), target_chars=200, overlap_chars=50), "T")
-    assert all(len(body) <= 200 for body in texts)
-    assert " ".join(texts).split() == words  # nothing lost, nothing cut mid-word
+def test_rest_headings_literal_blocks_directives_and_roles():
+    result = chunks(RST, "Deployment")
+    assert chunk_heading(result[0]) == "Deployment"
+    options = "\n\n".join(chunk_body(c) for c in result if chunk_heading(c) == "Deployment \u203a Options")
+    assert "The command takes these options:\n```\ngunicorn app:wsgi --workers 3\n```" in options
+    assert "Note: Use --threads for slow clients." in options
+    assert "Read run and the guide first." in options
+    prose = options.replace("```\ngunicorn app:wsgi --workers 3\n```", "")
+    assert "::" not in prose and "`" not in prose
 
 
-def test_list_items_and_soft_wraps():
-    text = "Steps:\n- open settings\n- click reset\nThis line is\nsoft wrapped."
-    (only,) = split_into_chunks(title="T", text=text)
-    assert only == "T\n\nSteps:\n- open settings\n- click reset This line is soft wrapped."
+def test_faq_questions_lead_their_answers():
+    text = "# Help\n\n## FAQ\n\n### Can I export one session?\n\nYes, from its menu.\n\n### Is it free?\n\nYes.\n"
+    result = chunks(text, "Help")
+    assert chunk_heading(result[0]) == "Help \u203a FAQ \u203a Can I export one session?"
+    assert chunk_body(result[0]) == "Yes, from its menu."
+
+
+def test_text_without_structure_is_paragraphs_and_empty_text_has_no_chunks():
+    assert chunks("", "T") == [] and chunks("  \n\n ", "T") == []
+    assert chunks("Refunds take 14 days.", "  Refund   policy ") == ["Refund policy\n\nRefunds take 14 days."]
+
+
+def test_without_a_tokenizer_an_approximate_count_still_bounds_chunks():
+    prose = " ".join("Refunds are paid within fourteen days of the request." for _ in range(200))
+    result = split_into_chunks(title="Refunds", text=prose)
+    assert len(result) > 3
+    assert max(count_tokens(c) for c in result) <= MAX_TOKENS
 
 
 def test_deterministic():
-    first = split_into_chunks(title="Refund policy", text=TEXT, target_chars=300, overlap_chars=120)
-    assert first == split_into_chunks(title="Refund policy", text=TEXT, target_chars=300, overlap_chars=120)
-
-
-def test_invalid_sizes_are_refused():
-    with pytest.raises(ValueError):
-        split_into_chunks(title="T", text="x", target_chars=0)
+    assert chunks(MARKDOWN, "Export") == chunks(MARKDOWN, "Export")
 
 
 def test_sentence_splitter_keeps_abbreviations_and_numbers():
-    text = "Refunds take 3.5 days, e.g. for cards. Mr. Smith agrees! Is it free? Yes. approx. two days later."
+    text = "Prices are approx. 9.99 EUR, e.g. for Pro. Call Dr. Smith at 10 a.m. today! Is it free? Yes."
     assert split_sentences(text) == [
-        "Refunds take 3.5 days, e.g. for cards.",
-        "Mr. Smith agrees!",
+        "Prices are approx. 9.99 EUR, e.g. for Pro.",
+        "Call Dr. Smith at 10 a.m. today!",
         "Is it free?",
-        "Yes. approx. two days later.",
+        "Yes.",
     ]
 
 
-def test_content_hash_ignores_only_cosmetic_whitespace():
-    base = content_hash("Refund policy", "Refunds take 14 days.\n\nShipping is free.")
-    assert len(base) == 64 and int(base, 16) >= 0
-    assert content_hash(" Refund policy ", "Refunds  take 14 days.\r\n\r\n\r\nShipping is free.  ") == base
-    assert content_hash("Refund policy", "Refunds take 15 days.\n\nShipping is free.") != base
-    assert content_hash("Refund Policy", "Refunds take 14 days.\n\nShipping is free.") != base
-    moved = content_hash("Refund policy\nRefunds take", "14 days.")
-    assert moved != content_hash("Refund policy", "Refunds take 14 days.")
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [("Refunds\r\ntake  14 days.", "Refunds\ntake 14 days."), ("A\n\n\n\nB", "A\n\nB")],
+)
+def test_content_hash_ignores_only_cosmetic_whitespace(a: str, b: str):
+    assert content_hash("T", a) == content_hash("T", b)
+    assert content_hash("T", "Refunds take 14 days.") != content_hash("T", "Refunds take 15 days.")

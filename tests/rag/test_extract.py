@@ -68,10 +68,9 @@ def test_html_drops_scripts_and_navigation_and_keeps_paragraphs():
     extracted = extract_text("refunds.html", page)
     assert extracted.title == "Refund policy"
     assert extracted.text.split("\n\n") == [
-        "Refunds",
+        "# Refunds",
         "We refund within 14 days. Call us any time.",
-        "Unused items",
-        "Original packaging",
+        "- Unused items\n- Original packaging",
     ]
     assert "secret" not in extracted.text and "Pricing" not in extracted.text and "color" not in extracted.text
 
@@ -126,3 +125,22 @@ def test_unsupported_types_are_refused(name):
 
 def test_supported_extensions_are_dotted_lowercase():
     assert {".txt", ".md", ".rst", ".html", ".htm", ".pdf"} <= SUPPORTED_EXTENSIONS
+
+
+def test_html_tables_and_code_keep_their_shape():
+    page = b"""<h2>Plans</h2><table><tr><th>plan</th><th>price</th></tr><tr><td>Pro</td><td>9 EUR</td></tr></table>
+    <ol><li>Open settings</li><li>Pick a plan</li></ol><pre>pip install x
+
+run x</pre>"""
+    text = extract_text("plans.html", page).text
+    assert "## Plans" in text
+    assert "| plan | price |\n| Pro | 9 EUR |" in text
+    assert "1. Open settings\n2. Pick a plan" in text
+    assert "```\npip install x\nrun x\n```" in text
+
+
+def test_titles_come_from_the_first_heading_and_text_is_nfkc():
+    assert extract_text("notes.txt", b"Getting started\n===============\n\nHello.").title == "Getting started"
+    assert extract_text("guide.rst", b"=====\nGuide\n=====\n\nBody.").title == "Guide"
+    assert extract_text("a.md", b"Intro text.\n\n# Real title\n").title == "Real title"
+    assert "file" in extract_text("lig.txt", "The \ufb01le is here.".encode()).text

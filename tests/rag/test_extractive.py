@@ -30,7 +30,7 @@ Accidental damage is not covered by the warranty."""
 
 def context(number: int, title: str, text: str) -> ContextDocument:
     """A document as retrieval hands it over: overlapping chunk bodies joined by blank lines."""
-    chunks = split_into_chunks(title=title, text=text, target_chars=160, overlap_chars=90)
+    chunks = split_into_chunks(title=title, text=text, max_tokens=48)
     return ContextDocument(number=number, document_id=100 + number, title=title, text="\n\n".join(chunks), score=0.7)
 
 

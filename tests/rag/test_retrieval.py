@@ -87,3 +87,69 @@ def test_a_follow_up_costs_one_model_run_and_reuses_the_previous_question(knowle
     retrieve(query="and can I ask for another one?", history=history)
     # The previous question's vector comes from the cache: only the new question is embedded.
     assert calls == [["and can I ask for another one?"]]
+
+
+def test_lexical_mode_ranks_by_bm25_alone(knowledge_base):
+    result = retrieve(query="verification link expires", fusion="lexical")
+    assert sources(result)[0] == "guides/verify.md"
+
+
+def test_an_unknown_fusion_mode_is_refused(knowledge_base):
+    with pytest.raises(ValueError, match="fusion"):
+        retrieve(query="reset", fusion="bogus")
+
+
+@pytest.mark.parametrize("fusion", ["lexical", "hybrid"])
+def test_typos_are_corrected_against_the_corpus_vocabulary(knowledge_base, fusion):
+    result = retrieve(query="chnage my pasword", fusion=fusion)
+    assert sources(result)[0] == "guides/reset.md"
+    assert result.query == "chnage my pasword"  # the user's words are reported as typed
+
+
+def test_results_are_ordered_by_the_score_they_show(knowledge_base):
+    result = retrieve(query="how long are messages and backups kept?", top_k=3)
+    scores = [d.score for d in result.documents]
+    assert len(scores) >= 2 and scores == sorted(scores, reverse=True)
+    assert all(0 < s <= 1 for s in scores)
+
+
+FOLLOW_UP_DOCS = [
+    (
+        "Autumn harvest show",
+        "garden/harvest-show.md",
+        "The community garden holds its autumn harvest show on the first Saturday of October. Members "
+        "exhibit vegetables, flowers and preserves. Entry to the harvest show costs 4 euros for visitors "
+        "and is free for garden members. Children under 12 enter for free.",
+    ),
+    (
+        "Bike-share prices",
+        "bikes/prices.md",
+        "A single bike-share ride costs 2 euros for the first 30 minutes, then 1 euro for every further "
+        "30 minutes. A day pass costs 12 euros and a yearly membership costs 90 euros. Prices include VAT.",
+    ),
+    (
+        "Bike-share stations",
+        "bikes/stations.md",
+        "There are 140 bike-share stations across the city. Each station shows how many bikes are free. "
+        "Return a bike to any station with a free dock.",
+    ),
+]
+
+
+@pytest.fixture
+def two_domains(db):
+    from rag.services.ingestion import DocumentInput, documents_ingest
+
+    return documents_ingest(
+        items=[DocumentInput(title=t, content=c, source=s) for t, s, c in FOLLOW_UP_DOCS],
+    )
+
+
+def test_a_follow_up_about_money_stays_with_the_conversations_document(two_domains):
+    history = [Turn(role="user", content="When is the autumn harvest show at the community garden?")]
+    result = retrieve(query="how much does it cost to enter?", history=history)
+    assert sources(result)[0] == "garden/harvest-show.md"
+
+
+def test_without_the_conversation_the_same_words_find_prices(two_domains):
+    assert sources(retrieve(query="how much does a bike ride cost?"))[0] == "bikes/prices.md"

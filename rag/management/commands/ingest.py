@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,7 @@ from tqdm import tqdm
 
 from rag.files import file_to_input, iter_files
 from rag.models import Document
-from rag.services.ingestion import document_ingest
+from rag.services.ingestion import DocumentInput, documents_ingest
 from utils.exceptions import ServiceError
 
 
@@ -34,26 +36,34 @@ class Command(BaseCommand):
 
 
 def ingest_files(files: list[tuple[Path, Path]], *, category: str | None, stdout: Any, stderr: Any) -> str:
-    """Ingest each file, report failures per file, and return the summary line."""
+    """Ingest the files in batches, report unreadable files one by one, and return the summary line."""
     started = time.perf_counter()
-    counts = {"created": 0, "updated": 0, "unchanged": 0, "failed": 0}
-    chunks = 0
-    bar = tqdm(files, unit="file", disable=not sys.stderr.isatty(), file=sys.stderr)
-    for file, base in bar:
-        try:
-            result = document_ingest(item=file_to_input(file, base, category))
-        except ServiceError as exc:
-            counts["failed"] += 1
-            stderr.write(f"{file}: {exc.detail}")
-            continue
-        counts[result.status] += 1
-        if result.status != "unchanged":
-            chunks += result.chunks
+    failed = 0
+    bar = tqdm(total=len(files), unit="file", disable=not sys.stderr.isatty(), file=sys.stderr)
+
+    def inputs() -> Iterator[DocumentInput]:
+        nonlocal failed
+        for file, base in files:
+            try:
+                item = file_to_input(file, base, category)
+            except ServiceError as exc:
+                failed += 1
+                stderr.write(f"{file}: {exc.detail}")
+                continue
+            finally:
+                bar.update(1)
+            yield item
+
+    try:
+        results = documents_ingest(items=inputs())
+    finally:
+        bar.close()
+    counts = Counter(result.status for result in results)
+    chunks = sum(result.chunks for result in results if result.status != "unchanged")
     seconds = time.perf_counter() - started
     rate = chunks / seconds if seconds else 0.0
-    documents = len(files) - counts["failed"]
     return (
-        f"documents: {documents} ({counts['created']} created, {counts['updated']} updated, "
-        f"{counts['unchanged']} unchanged, {counts['failed']} failed), chunks: {chunks}, "
+        f"documents: {len(results)} ({counts['created']} created, {counts['updated']} updated, "
+        f"{counts['unchanged']} unchanged, {failed} failed), chunks: {chunks}, "
         f"seconds: {seconds:.1f}, chunks/s: {rate:.1f}"
     )

@@ -1,0 +1,362 @@
+"""Document structure: the headings, paragraphs, lists, tables and code blocks of a text.
+
+One parser reads Markdown, reStructuredText and plain text (HTML arrives here converted to
+Markdown by extraction): ``#`` headings and underlined (reST, setext) headings, fenced and
+``::`` literal code, list items, pipe, grid and simple tables, and the common reST directives.
+Inline markup (emphasis, links, roles, literals) is reduced to its text, so that neither the
+embedder, nor BM25, nor a quote in an answer sees ``**`` or ``:class:`~a.B```. Pure: no Django.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+PARAGRAPH, LIST, TABLE, CODE = "paragraph", "list", "table", "code"
+
+
+@dataclass(frozen=True)
+class Block:
+    """A unit of the text under its section path (the headings above it, outermost first)."""
+
+    kind: str
+    lines: tuple[str, ...]  # paragraph: one line; list: its items; table: its rows; code: its lines
+    path: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Structure:
+    title: str | None  # the first heading
+    blocks: list[Block]
+
+
+_ATX = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
+_UNDERLINE = re.compile(r"^([=\-~^\"'`#*+:.])\1{2,}[ \t]*$")
+_FENCE = re.compile(r"^[ \t]*(```+|~~~+)")
+_LIST_ITEM = re.compile(r"^([ \t]*)([-*+\u2022]|\d{1,3}[.)]|#\.|[a-zA-Z][.)])[ \t]+(\S.*)$")
+_DIRECTIVE = re.compile(r"^([ \t]*)\.\.[ \t]+(?:([\w:.-]+)::(?:[ \t]+(.*))?|(.*))$")
+_GRID_BORDER = re.compile(r"^[ \t]*\+(?:[-=]+\+)+[ \t]*$")
+_SIMPLE_BORDER = re.compile(r"^[ \t]*=+(?:[ \t]+=+)+[ \t]*$")
+_TABLE_SEPARATOR = re.compile(r"^\|?[ \t]*:?-{2,}:?[ \t]*(?:\|[ \t]*:?-{2,}:?[ \t]*)*\|?$")
+_RULE = re.compile(r"^[ \t]*(?:[-*_][ \t]*){3,}$")
+_HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n.*?\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
+
+# Directives whose body is not prose a user asks about, dropped with their content.
+_DROPPED = {
+    "toctree", "image", "include", "literalinclude", "raw", "contents", "highlight", "index", "only",
+    "currentmodule", "module", "automodule", "autosummary", "sectionauthor", "moduleauthor", "meta",
+    "tabularcolumns", "graphviz", "figure", "program", "default-role", "role", "testsetup",
+    "testcleanup", "ifconfig", "py:currentmodule", "py:module", "codeauthor", "rubric", "csv-table",
+}  # fmt: skip
+_CODE = {"code-block", "code", "sourcecode", "doctest", "testcode", "testoutput", "prompt", "parsed-literal"}
+# Directives that label their content; the label reads as a lead-in.
+_LABELS = {
+    "note": "Note:", "warning": "Warning:", "tip": "Tip:", "important": "Important:", "hint": "Hint:",
+    "caution": "Caution:", "danger": "Danger:", "attention": "Attention:", "error": "Error:",
+    "seealso": "See also:", "admonition": "", "topic": "", "sidebar": "",
+}  # fmt: skip
+_VERSIONS = {"versionadded": "New in version", "versionchanged": "Changed in version", "deprecated": "Deprecated since"}
+
+_INLINE = [
+    (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r"\1"),  # Markdown image: its alt text
+    (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),  # Markdown link
+    (re.compile(r"\[([^\]]+)\]\[[^\]]*\]"), r"\1"),  # Markdown reference link
+    (re.compile(r"`([^`<]+?)\s*<[^>`]+>`__?"), r"\1"),  # reST hyperlink with a target
+    (re.compile(r":[\w:.+-]+:`!?~[^`]*?([\w]+)`"), r"\1"),  # :role:`~a.b.C` shows C
+    (re.compile(r":[\w:.+-]+:`!?([^`<]+?)\s*<[^>`]+>`"), r"\1"),  # :role:`text <target>`
+    (re.compile(r":[\w:.+-]+:`!?([^`]+)`"), r"\1"),  # :role:`target`
+    (re.compile(r"``([^`]+)``"), r"\1"),  # reST literal
+    (re.compile(r"`([^`]+)`__?"), r"\1"),  # reST reference
+    (re.compile(r"`([^`]+)`"), r"\1"),  # Markdown code span, reST default role
+    (re.compile(r"(?<![\w*])\*\*(?=\S)(.+?)(?<=\S)\*\*(?![\w*])"), r"\1"),
+    (re.compile(r"(?<![\w_])__(?=\S)(.+?)(?<=\S)__(?![\w_])"), r"\1"),
+    (re.compile(r"(?<![\w*])\*(?=[^\s*])(.+?)(?<=[^\s*])\*(?![\w*])"), r"\1"),
+    (re.compile(r"(?<![\w_])_(?=[^\s_])(.+?)(?<=[^\s_])_(?![\w_])"), r"\1"),
+    (re.compile(r"\|(\w[\w -]*)\|(?:__?)?"), r"\1"),  # reST substitution
+    (re.compile(r"\\([\\`*_{}\[\]()#+\-.!|])"), r"\1"),  # backslash escapes
+]
+
+
+def clean_inline(text: str) -> str:
+    """``text`` with inline markup reduced to what a reader sees, whitespace collapsed."""
+    for pattern, replacement in _INLINE:
+        text = pattern.sub(replacement, text)
+    text = " ".join(text.split())
+    if text.endswith("::"):  # reST: "Example::" introduces a literal block and reads "Example:"
+        text = text[:-2].rstrip()
+        text = f"{text}:" if text else ""
+    return text
+
+
+def normalise(text: str) -> str:
+    """NFKC (ligatures, full-width forms), Unix line endings, tabs as spaces, no HTML comments."""
+    text = unicodedata.normalize("NFKC", text).replace("\r\n", "\n").replace("\r", "\n")
+    return _FRONT_MATTER.sub("", _HTML_COMMENT.sub("", text), count=1).expandtabs(4)
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _is_underline(line: str, above: str) -> bool:
+    """``line`` underlines ``above`` (reST, or Markdown setext for = and -)."""
+    if not _UNDERLINE.match(line) or not above.strip() or _indent(above) > 3:
+        return False
+    if _UNDERLINE.match(above) or _LIST_ITEM.match(above) or above.lstrip().startswith(("|", "..", "+")):
+        return False
+    return len(line.strip()) >= min(len(above.strip()), 3) or line.strip()[0] in "=-"
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.lines = normalise(text).split("\n")
+        self.i = 0
+        self.blocks: list[Block] = []
+        self.headings: list[tuple[int, str]] = []  # (level, text) of the open sections
+        self.styles: dict[tuple[str, bool], int] = {}  # underline style -> level, by first use
+        self.title: str | None = None
+        self.paragraph: list[str] = []
+        self.literal_next = False  # the paragraph just closed ended in "::"
+
+    # -- output ----------------------------------------------------------------------------
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        return tuple(text for _, text in self.headings)
+
+    def emit(self, kind: str, lines: list[str]) -> None:
+        kept = tuple(line for line in lines if line.strip())
+        if kept:
+            self.blocks.append(Block(kind, kept, self.path))
+
+    def flush(self) -> None:
+        if self.paragraph:
+            raw = " ".join(line.strip() for line in self.paragraph)
+            self.literal_next = raw.rstrip().endswith("::")
+            self.emit(PARAGRAPH, [clean_inline(raw)])
+            self.paragraph = []
+
+    def heading(self, level: int, text: str) -> None:
+        self.flush()
+        text = clean_inline(text)
+        if not text:
+            return
+        if self.title is None:
+            self.title = text
+        while self.headings and self.headings[-1][0] >= level:
+            self.headings.pop()
+        self.headings.append((level, text))
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def peek(self, offset: int = 0) -> str:
+        index = self.i + offset
+        return self.lines[index] if 0 <= index < len(self.lines) else ""
+
+    def take_indented(self, base: int) -> list[str]:
+        """The lines after the current one indented deeper than ``base`` (blank lines included)."""
+        taken: list[str] = []
+        while self.i + 1 < len(self.lines):
+            line = self.lines[self.i + 1]
+            if line.strip() and _indent(line) <= base:
+                break
+            taken.append(line)
+            self.i += 1
+        while taken and not taken[-1].strip():
+            taken.pop()
+        return taken
+
+    def parse(self) -> Structure:
+        while self.i < len(self.lines):
+            self.step(self.lines[self.i])
+            self.i += 1
+        self.flush()
+        return Structure(self.title, self.blocks)
+
+    def step(self, line: str) -> None:
+        stripped = line.strip()
+        if not stripped:
+            self.flush()
+            return
+        if self.literal_next and not self.paragraph and _indent(line) > 0:
+            self.literal_next = False
+            self.i -= 1
+            self.code(self.take_indented(_indent(line) - 1))
+            return
+        self.literal_next = False
+        if _FENCE.match(line):
+            self.fenced(line)
+        elif match := _ATX.match(line):
+            self.heading(len(match.group(1)), match.group(2))
+        elif _UNDERLINE.match(line) and _is_underline(self.peek(2), self.peek(1)) and self.peek(2).strip() == stripped:
+            self.i += 2  # overlined heading
+            self.styled_heading((stripped[0], True), self.peek(-1))
+        elif _is_underline(self.peek(1), line) and not self.paragraph[1:]:
+            self.i += 1
+            self.styled_heading((self.peek().strip()[0], False), line)
+        elif _is_underline(self.peek(1), line):
+            self.flush()
+            self.i += 1
+            self.styled_heading((self.peek().strip()[0], False), line)
+        elif match := _DIRECTIVE.match(line):
+            self.flush()
+            self.directive(line, match)
+        elif _GRID_BORDER.match(line) or _SIMPLE_BORDER.match(line):
+            self.flush()
+            self.rst_table(line)
+        elif stripped.startswith("|") and stripped.count("|") >= 2:
+            self.flush()
+            self.pipe_table()
+        elif _RULE.match(line) and not self.paragraph:
+            return
+        elif match := _LIST_ITEM.match(line):
+            self.flush()
+            self.list_block()
+        else:
+            self.paragraph.append(line)
+
+    def styled_heading(self, style: tuple[str, bool], text: str) -> None:
+        if style not in self.styles:
+            self.styles[style] = len(self.styles) + 1
+        self.heading(self.styles[style], text.strip())
+
+    def fenced(self, line: str) -> None:
+        self.flush()
+        fence = _FENCE.match(line)
+        marker = fence.group(1) if fence else "```"
+        body: list[str] = []
+        while self.i + 1 < len(self.lines):
+            self.i += 1
+            if self.lines[self.i].strip().startswith(marker):
+                break
+            body.append(self.lines[self.i])
+        self.code(body)
+
+    def code(self, lines: list[str]) -> None:
+        if not any(line.strip() for line in lines):
+            return
+        margin = min(_indent(line) for line in lines if line.strip())
+        self.emit(CODE, [line[margin:].rstrip() for line in lines])
+
+    def directive(self, line: str, match: re.Match[str]) -> None:
+        base = len(match.group(1))
+        name = (match.group(2) or "").lower()
+        argument = clean_inline(match.group(3) or "")
+        body = self.take_indented(base)
+        options = 0
+        while options < len(body) and re.match(r"^\s*:[\w -]+:", body[options]):
+            options += 1  # ":linenos:", ":caption: ..." option lines
+        body = body[options:]
+        short = name.rsplit(":", 1)[-1]
+        if not name or short in _DROPPED or name in _DROPPED:
+            return  # a comment, a link target, or a directive with no prose
+        if short in _CODE:
+            self.code(body)
+            return
+        lead = _LABELS.get(short)
+        if short in _VERSIONS:
+            lead = f"{_VERSIONS[short]} {argument}:" if argument else f"{_VERSIONS[short]}:"
+        elif lead is None or lead == "":
+            lead = argument  # an object description ("function:: send(x)") or a titled admonition
+        elif argument:
+            lead = f"{lead} {argument}"
+        self.splice(body, lead)
+
+    def splice(self, body: list[str], lead: str) -> None:
+        """Read the directive's body as ordinary text, led by its label."""
+        margin = min((_indent(line) for line in body if line.strip()), default=0)
+        inserted = [line[margin:] for line in body]
+        if lead:
+            inserted = [lead, *inserted] if not inserted or inserted[0].strip() else [lead, "", *inserted]
+        self.lines[self.i + 1 : self.i + 1] = [*inserted, ""]
+
+    def list_block(self) -> None:
+        items: list[str] = []
+        while self.i < len(self.lines):
+            line = self.lines[self.i]
+            match = _LIST_ITEM.match(line)
+            if match:
+                marker = match.group(2)
+                depth = "  " * min(_indent(line) // 2, 3)
+                bullet = marker if marker[0].isdigit() else "-"
+                items.append(f"{depth}{bullet} {match.group(3).strip()}")
+            elif not line.strip():
+                following = self.peek(1)
+                if not (_LIST_ITEM.match(following) or (following.strip() and _indent(following) > 1)):
+                    break
+            elif _indent(line) > 0 or self.peek(-1).strip():
+                items[-1] += " " + line.strip()  # a continuation line (indented, or lazy)
+            else:
+                break  # a paragraph after the list
+            self.i += 1
+        self.i -= 1
+        cleaned = []
+        for item in items:
+            depth = item[: len(item) - len(item.lstrip())]
+            bullet, _, text = item.strip().partition(" ")
+            cleaned.append(f"{depth}{bullet} {clean_inline(text)}")
+        self.emit(LIST, cleaned)
+
+    def pipe_table(self) -> None:
+        rows: list[str] = []
+        while self.i < len(self.lines) and self.lines[self.i].strip().startswith("|"):
+            row = self.lines[self.i].strip()
+            if not _TABLE_SEPARATOR.match(row):
+                cells = [clean_inline(cell) for cell in row.strip("|").split("|")]
+                rows.append("| " + " | ".join(cells) + " |")
+            self.i += 1
+        self.i -= 1
+        self.emit(TABLE, rows)
+
+    def rst_table(self, first: str) -> None:
+        table: list[str] = []
+        while self.i < len(self.lines) and self.lines[self.i].strip():
+            table.append(self.lines[self.i])
+            self.i += 1
+        self.i -= 1
+        rows = _grid_rows(table) if _GRID_BORDER.match(first) else _simple_rows(table)
+        self.emit(TABLE, ["| " + " | ".join(clean_inline(cell) for cell in row) + " |" for row in rows if any(row)])
+
+
+def _grid_rows(table: list[str]) -> list[list[str]]:
+    """Rows of a reST grid table; a row's cells may span several lines."""
+    rows: list[list[str]] = []
+    current: list[list[str]] = []
+    for line in table:
+        if _GRID_BORDER.match(line):
+            if current:
+                rows.append([" ".join(parts) for parts in current])
+            current = []
+            continue
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if not current:
+            current = [[] for _ in cells]
+        for position, cell in enumerate(cells[: len(current)]):
+            if cell:
+                current[position].append(cell)
+    if current:
+        rows.append([" ".join(parts) for parts in current])
+    return rows
+
+
+def _simple_rows(table: list[str]) -> list[list[str]]:
+    """Rows of a reST simple table, cut at the columns its border draws."""
+    border = table[0]
+    starts = [m.start() for m in re.finditer(r"=+", border)]
+    rows: list[list[str]] = []
+    for line in table[1:]:
+        if _SIMPLE_BORDER.match(line) or re.match(r"^[ \t]*-+(?:[ \t]+-+)*[ \t]*$", line):
+            continue
+        cells = [line[start:end].strip() for start, end in zip(starts, [*starts[1:], None], strict=True)]
+        if rows and not cells[0] and any(cells[1:]):
+            rows[-1] = [f"{old} {new}".strip() for old, new in zip(rows[-1], cells, strict=True)]
+        else:
+            rows.append(cells)
+    return rows
+
+
+def parse_structure(text: str) -> Structure:
+    """The first heading and the blocks of ``text`` (Markdown, reST or plain)."""
+    return _Parser(text).parse()
