@@ -8,6 +8,7 @@ and the metrics are described in ``rag/eval/answers/README.md``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import statistics
@@ -330,3 +331,25 @@ def knowledge_base_load(*, corpus: Path) -> str:
     if errors.getvalue():
         raise ValueError(f"the corpus did not ingest cleanly: {errors.getvalue().strip()}")
     return summary
+
+
+# The code and settings that decide what the stored chunks and vectors of an unchanged file are.
+KNOWLEDGE_BASE_CODE = (
+    "rag/ingestion/*.py",
+    "rag/services/ingestion.py",
+    "rag/files.py",
+    "rag/providers/local_embedder.py",
+)
+KNOWLEDGE_BASE_SETTINGS = ("RAG_EMBEDDER", "MISTRAL_EMBED_MODEL")
+
+
+def knowledge_base_fingerprint(*, base_dir: Path, settings: Any) -> str:
+    """Changes when chunking, extraction or the embedder change: ingestion skips unchanged files,
+    so a knowledge base built by other code must be rebuilt rather than updated."""
+    digest = hashlib.sha256()
+    for pattern in KNOWLEDGE_BASE_CODE:
+        for path in sorted(base_dir.glob(pattern)):
+            digest.update(path.relative_to(base_dir).as_posix().encode() + b"\0" + path.read_bytes())
+    for name in KNOWLEDGE_BASE_SETTINGS:
+        digest.update(f"{name}={getattr(settings, name, '')}".encode())
+    return digest.hexdigest()

@@ -19,6 +19,7 @@ from rag.eval.answers import (
     evaluate,
     failures,
     is_abstained,
+    knowledge_base_fingerprint,
     knowledge_base_load,
     load_cases,
     matched_facts,
@@ -329,3 +330,29 @@ def test_command_rejects_a_bad_question_file(tmp_path, monkeypatch):
             str(kb),
             stdout=io.StringIO(),
         )
+
+
+def test_the_knowledge_base_is_rebuilt_when_chunking_or_the_embedder_changed(monkeypatch, tmp_path, settings):
+    monkeypatch.delenv(eval_answers.KB_MARKER, raising=False)
+    kb = tmp_path / "kb"
+    seen = []
+
+    def fake_run(command, env, check):
+        seen.append(sorted(p.name for p in kb.iterdir()) if kb.exists() else [])
+        (kb / "index").mkdir(parents=True, exist_ok=True)
+        (kb / "db.sqlite3").write_text("db", encoding="utf-8")
+        return SimpleNamespace(returncode=0)
+
+    monkeypatch.setattr(eval_answers.subprocess, "run", fake_run)
+    run = lambda *extra: call_command("eval_answers", "--kb-dir", str(kb), *extra, stdout=io.StringIO())  # noqa: E731
+    run()
+    (kb / "mail").mkdir()  # not the evaluation's: never removed
+    run()
+    assert seen == [[], ["db.sqlite3", "fingerprint", "index", "mail"]]  # same code and embedder: kept
+    run("--rebuild")
+    settings.MISTRAL_EMBED_MODEL = "another-model"
+    run()
+    assert seen[2:] == [["mail"], ["mail"]]
+    assert (kb / "fingerprint").read_text(encoding="utf-8") == knowledge_base_fingerprint(
+        base_dir=Path(settings.BASE_DIR), settings=settings
+    )

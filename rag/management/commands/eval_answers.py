@@ -8,6 +8,7 @@ FAISS index), never the deployment's: the command re-runs itself in a child proc
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from argparse import Action
@@ -22,6 +23,7 @@ from rag.eval.answers import (
     by_kind,
     evaluate,
     failures,
+    knowledge_base_fingerprint,
     knowledge_base_load,
     load_cases,
     missing_documents,
@@ -31,6 +33,8 @@ from rag.eval.answers import (
 
 EVAL_DIR = Path(settings.BASE_DIR) / "rag" / "eval" / "answers"
 KB_MARKER = "EVAL_ANSWERS_KB"  # set in the child process: the knowledge base it runs on
+FINGERPRINT = "fingerprint"  # in the knowledge base folder: what built it (see knowledge_base_fingerprint)
+KB_FILES = ("db.sqlite3", "db.sqlite3-wal", "db.sqlite3-shm", "index", FINGERPRINT)
 
 
 class Command(BaseCommand):
@@ -54,6 +58,11 @@ class Command(BaseCommand):
             type=Path,
             default=Path(settings.BASE_DIR) / "var" / "eval" / "answers-kb",
             help="VAR_DIR of the evaluation's knowledge base (default var/eval/answers-kb).",
+        )
+        parser.add_argument(
+            "--rebuild",
+            action="store_true",
+            help="Build the knowledge base from scratch (done anyway when chunking or the embedder changed).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -87,6 +96,15 @@ class Command(BaseCommand):
 
     def _run_isolated(self, kb_dir: Path, options: dict[str, Any]) -> None:
         """Run this same command again in a child process on the evaluation's own knowledge base."""
+        fingerprint = knowledge_base_fingerprint(base_dir=Path(settings.BASE_DIR), settings=settings)
+        stamp = kb_dir / FINGERPRINT
+        if options["rebuild"] or not stamp.is_file() or stamp.read_text(encoding="utf-8") != fingerprint:
+            for name in KB_FILES:  # only what the evaluation itself writes there
+                path = kb_dir / name
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
         env = {
             **os.environ,
             KB_MARKER: str(kb_dir),
@@ -104,3 +122,5 @@ class Command(BaseCommand):
         returncode = subprocess.run(command, env=env, check=False).returncode
         if returncode:
             raise CommandError(f"the evaluation failed (exit status {returncode})")
+        kb_dir.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(fingerprint, encoding="utf-8")
