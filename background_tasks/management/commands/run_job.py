@@ -63,5 +63,5 @@ class Command(BaseCommand):
         if day > timezone.now().date():
             raise CommandError(f"--date {value} is in the future.")
         subject, text = daily_report_preview(day=day)
-        self.stdout.write(f"Subject: {subject}\n")
+        self.stdout.write(f"Subject: {subject}\n\n")
         self.stdout.write(text)
