@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 .PHONY: setup run test lint format migrate pytest check-deploy clean
 .PHONY: browser-deps
 .PHONY: serve fuzz fuzz-ci
-.PHONY: eval-retrieval
+.PHONY: eval-retrieval eval-answers
 
 # Re-install only when a requirements file changed since the last install.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -75,6 +75,11 @@ fuzz-ci: setup
 # once) and on the help-centre sets: hit@1, hit@3, MRR@3, nDCG@10 per split and mode. See README.
 eval-retrieval: setup
 	scripts/eval_retrieval.sh
+
+# Answer quality on rag/eval/answers (its own knowledge base in var/eval/answers-kb): one summary
+# line per split. `make eval-answers EVAL_ARGS="--split test -v"` adds each question's failures.
+eval-answers: setup
+	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py eval_answers $(EVAL_ARGS)
 
 clean:
 	rm -rf $(VENV) var staticfiles

@@ -21,6 +21,7 @@ from background_tasks.charts import bar_chart_svg
 from background_tasks.models import JobRun
 from background_tasks.services.alerts import admin_emails
 from chat.models import ChatMessage, ChatSession
+from rag.answering.extractive import NO_INFORMATION_ANSWER
 from users.models import User
 from utils import stats
 
@@ -29,12 +30,24 @@ logger = logging.getLogger(__name__)
 CHART_DAYS = 14
 TOP_UNANSWERED = 10
 QUESTION_CHARS = 200
+TOP_COMMENTS = 20
+COMMENT_CHARS = 300
+# Older answers carry no ``answer_status``: one that opens with the no-information sentence is an
+# abstention even when it lists sources (the extractive answerer lists what it retrieved).
+NO_INFORMATION_PREFIX = NO_INFORMATION_ANSWER.split(" about ")[0]  # "I don't have specific information"
 
 
 @dataclass(frozen=True)
 class UnansweredQuestion:
     question: str
     count: int
+
+
+@dataclass(frozen=True)
+class NegativeComment:
+    question: str
+    comment: str
+    rated_at: datetime
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,7 @@ class JobFailure:
 class DailyReport:
     day: date
     new_users: int = 0
+    verified_new_users: int = 0  # of the day's new users, those who have verified their email since
     active_users: int = 0
     sessions_created: int = 0
     messages: int = 0
@@ -59,14 +73,19 @@ class DailyReport:
     feedback_down: int = 0
     latency_p50_ms: int | None = None
     latency_p95_ms: int | None = None
+    unanswered_reasons: dict[str, int] = field(default_factory=dict)  # abstain_reason -> answers
     top_unanswered: list[UnansweredQuestion] = field(default_factory=list)
+    negative_comments: list[NegativeComment] = field(default_factory=list)
     job_failures: list[JobFailure] = field(default_factory=list)
+    failures_until: datetime | None = None  # job failures are those of the 24 hours before this
     messages_per_day: list[tuple[date, int]] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
-        names = ["new_users", "active_users", "sessions_created", "messages", "questions", "answers", "unanswered"]
-        names += ["degraded", "feedback_up", "feedback_down", "latency_p50_ms", "latency_p95_ms"]
+        names = ["new_users", "verified_new_users", "active_users", "sessions_created", "messages", "questions"]
+        names += ["answers", "unanswered", "degraded", "feedback_up", "feedback_down"]
+        names += ["latency_p50_ms", "latency_p95_ms"]
         values = {name: getattr(self, name) for name in names}
+        values["negative_comments"] = len(self.negative_comments)
         values["job_failures"] = len(self.job_failures)
         return {name: value for name, value in values.items() if value is not None}
 
@@ -86,12 +105,50 @@ def _normalise(question: str) -> str:
     return re.sub(r"\s+", " ", question).strip().rstrip("?!. ").casefold()
 
 
-def _top_unanswered(unanswered: QuerySet[ChatMessage]) -> list[UnansweredQuestion]:
-    """The user questions that preceded answers without a source, most frequent first."""
+def _unanswered(answers: QuerySet[ChatMessage]) -> QuerySet[ChatMessage]:
+    """Answers that gave no answer: ``answer_status`` "abstained"; for older answers without that
+    key, no sources, or a text that opens with the no-information sentence."""
+    no_information = Q(content__startswith=NO_INFORMATION_PREFIX) | Q(
+        content__startswith=NO_INFORMATION_PREFIX.replace("'", "\u2019")
+    )
+    legacy = Q(metadata__sources=[]) | ~Q(metadata__has_key="sources") | no_information
+    return answers.filter(Q(metadata__answer_status="abstained") | (~Q(metadata__has_key="answer_status") & legacy))
+
+
+def _unanswered_reasons(unanswered: QuerySet[ChatMessage]) -> dict[str, int]:
+    reasons: Counter[str] = Counter()
+    for reason in unanswered.values_list("metadata__abstain_reason", flat=True):
+        reasons[str(reason) if reason else "unspecified"] += 1
+    return dict(sorted(reasons.items(), key=lambda item: (-item[1], item[0])))
+
+
+def _preceding_question() -> Subquery:
+    """For annotating bot messages: the user question just before each one in its session."""
     asked = ChatMessage.objects.filter(
         session_id=OuterRef("session_id"), sender=ChatMessage.Sender.USER, id__lt=OuterRef("id")
     ).order_by("-id")
-    questions = unanswered.annotate(question=Subquery(asked.values("content")[:1])).values_list("question", flat=True)
+    return Subquery(asked.values("content")[:1])
+
+
+def _negative_comments(start: datetime, end: datetime) -> list[NegativeComment]:
+    """The comments left with a thumbs-down during the day, oldest first."""
+    rated = ChatMessage.objects.filter(
+        feedback_at__gte=start, feedback_at__lt=end, feedback_rating=ChatMessage.Rating.DOWN
+    ).exclude(feedback_comment="")
+    rows = rated.annotate(question=_preceding_question()).order_by("feedback_at", "id")[:TOP_COMMENTS]
+    return [
+        NegativeComment(
+            question=" ".join((row.question or "").split())[:QUESTION_CHARS],
+            comment=" ".join(row.feedback_comment.split())[:COMMENT_CHARS],
+            rated_at=row.feedback_at or start,
+        )
+        for row in rows
+    ]
+
+
+def _top_unanswered(unanswered: QuerySet[ChatMessage]) -> list[UnansweredQuestion]:
+    """The user questions that preceded unanswered answers, most frequent first."""
+    questions = unanswered.annotate(question=_preceding_question()).values_list("question", flat=True)
     counts: Counter[str] = Counter()
     shown: dict[str, str] = {}
     for question in questions:
@@ -134,11 +191,13 @@ def _job_failures(now: datetime) -> list[JobFailure]:
 
 def daily_report_build(*, day: date, now: datetime | None = None) -> DailyReport:
     """Usage of one UTC day; job failures are those of the 24 hours before ``now``."""
+    now = now or timezone.now()
     start, end = _day_bounds(day)
     in_day = {"created_at__gte": start, "created_at__lt": end}
     messages = ChatMessage.objects.filter(**in_day)
     answers = messages.filter(sender=ChatMessage.Sender.BOT)
-    unanswered = answers.filter(Q(metadata__sources=[]) | ~Q(metadata__has_key="sources"))
+    unanswered = _unanswered(answers)
+    joined = User.objects.filter(date_joined__gte=start, date_joined__lt=end)
     feedback = ChatMessage.objects.filter(feedback_at__gte=start, feedback_at__lt=end).aggregate(
         up=Count("id", filter=Q(feedback_rating=ChatMessage.Rating.UP)),
         down=Count("id", filter=Q(feedback_rating=ChatMessage.Rating.DOWN)),
@@ -146,7 +205,8 @@ def daily_report_build(*, day: date, now: datetime | None = None) -> DailyReport
     latencies = _latencies(answers)
     return DailyReport(
         day=day,
-        new_users=User.objects.filter(date_joined__gte=start, date_joined__lt=end).count(),
+        new_users=joined.count(),
+        verified_new_users=joined.filter(is_verified=True).count(),
         active_users=messages.filter(sender=ChatMessage.Sender.USER).values("session__user_id").distinct().count(),
         sessions_created=ChatSession.objects.filter(**in_day).count(),
         messages=messages.count(),
@@ -158,10 +218,24 @@ def daily_report_build(*, day: date, now: datetime | None = None) -> DailyReport
         feedback_down=feedback["down"],
         latency_p50_ms=percentile(latencies, 50),
         latency_p95_ms=percentile(latencies, 95),
+        unanswered_reasons=_unanswered_reasons(unanswered),
         top_unanswered=_top_unanswered(unanswered),
-        job_failures=_job_failures(now or timezone.now()),
+        negative_comments=_negative_comments(start, end),
+        job_failures=_job_failures(now),
+        failures_until=now,
         messages_per_day=_messages_per_day(day),
     )
+
+
+def daily_report_preview(*, day: date, now: datetime | None = None) -> tuple[str, str]:
+    """Subject and plain-text body of any day's report, sent to no one (``run_job ... --date``).
+
+    A past day's job failures are those of that day itself (the 24 hours before its end).
+    """
+    now = now or timezone.now()
+    report = daily_report_build(day=day, now=min(now, _day_bounds(day)[1]))
+    subject, text, _ = daily_report_render(report)
+    return subject, text
 
 
 def report_recipients() -> list[str]:

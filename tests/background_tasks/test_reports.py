@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime, timedelta
@@ -9,10 +10,17 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from django.core import mail
 from django.core.mail import EmailMultiAlternatives
+from django.core.management import CommandError, call_command
 
 from background_tasks.charts import bar_chart_svg
 from background_tasks.models import JobRun
-from background_tasks.services.reports import daily_report_build, daily_report_send, percentile, report_recipients
+from background_tasks.services.reports import (
+    daily_report_build,
+    daily_report_preview,
+    daily_report_send,
+    percentile,
+    report_recipients,
+)
 from tests.background_tasks.factories import BotMessageFactory, ChatMessageFactory, ChatSessionFactory, JobRunFactory
 from tests.factories import UserFactory
 
@@ -90,7 +98,7 @@ def test_report_email_has_a_text_part_and_an_html_part_with_svg_and_the_numbers(
     assert counts["recipients"] == 1 and counts["messages"] == 20 and counts["unanswered"] == 3
     [message] = mail.outbox
     assert message.to == ["ops@example.com"] and "2026-11-20" in message.subject
-    assert "Without a source (unanswered):  3" in message.body
+    assert "Unanswered (no information):    3" in message.body
     assert "(2x) Do you sell <b>gift cards</b>?" in message.body  # plain text: not HTML-escaped
     assert isinstance(message, EmailMultiAlternatives)
     [(html, mimetype)] = message.alternatives
@@ -139,3 +147,136 @@ def test_chart_bars_are_proportional_and_labels_escaped():
     heights = [float(r.get("height", "0")) for r in root.findall("{http://www.w3.org/2000/svg}rect")]
     assert heights == [42.0, 84.0, 0.0]
     assert "a&lt;b" in svg and "T &amp; co" in svg
+
+
+PAST = date(2026, 11, 10)
+PAST_AT = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
+SOURCES = [{"document_id": 7, "title": "Renting", "source": "guides/renting.md"}]
+NO_INFORMATION = "I don't have specific information about this topic. These pages came closest: Renting [1]."
+
+
+def _exchange(session, question, answer, metadata, *, at, rating=None, comment="", rated_at=None):
+    ChatMessageFactory.create(session=session, content=question, created_at=at)
+    feedback = {}
+    if rating:
+        feedback = {"feedback_rating": rating, "feedback_comment": comment, "feedback_at": rated_at or at}
+    BotMessageFactory.create(
+        session=session, content=answer, created_at=at + timedelta(seconds=1), metadata=metadata, **feedback
+    )
+
+
+@pytest.fixture
+def classified():
+    """2026-11-10: answers with and without ``answer_status``, thumbs-down comments, 3 new users (1 verified)."""
+    ann = UserFactory.create(date_joined=PAST_AT, is_verified=True)
+    UserFactory.create(date_joined=PAST_AT + timedelta(hours=3), is_verified=False)
+    UserFactory.create(date_joined=PAST_AT + timedelta(hours=4), is_verified=False)
+    UserFactory.create(date_joined=PAST_AT - timedelta(days=1), is_verified=True)  # the day before
+    session = ChatSessionFactory.create(user=ann, created_at=PAST_AT)
+    at = PAST_AT + timedelta(minutes=1)
+    answered = {"sources": SOURCES, "answer_status": "answered", "latency_ms": 100}
+    _exchange(session, "How do I rent a bike?", "Scan the dock code [1].", answered, at=at)
+    # Legacy (no answer_status): the no-information sentence with sources is unanswered.
+    legacy = {"sources": SOURCES, "latency_ms": 100}
+    _exchange(session, "Do you sell gift cards?", NO_INFORMATION, legacy, at=at + timedelta(minutes=1))
+    abstained = {"sources": SOURCES, "answer_status": "abstained", "abstain_reason": "low_relevance"}
+    _exchange(
+        session, "Who is the CEO?", "I can't find that in the help centre.", abstained, at=at + timedelta(minutes=2)
+    )
+    # answer_status wins over the legacy rule: answered even without sources.
+    no_sources = {"sources": [], "answer_status": "answered"}
+    _exchange(session, "Hello there", "Hello! Ask me about renting.", no_sources, at=at + timedelta(minutes=3))
+    _exchange(
+        session,
+        "How long do refunds take?",
+        "Refunds take 5 days [1].",
+        legacy,
+        at=at + timedelta(minutes=4),
+        rating=-1,
+        comment="Wrong:\n it was  14 days for me",
+    )
+    _exchange(session, "Opening hours?", "9 to 5 [1].", legacy, at=at + timedelta(minutes=5), rating=-1)
+    _exchange(session, "Is parking free?", "Yes [1].", legacy, at=at + timedelta(minutes=6), rating=1, comment="ok")
+    _exchange(
+        session,
+        "Do you deliver?",
+        "No [1].",
+        legacy,
+        at=at + timedelta(minutes=7),
+        rating=-1,
+        comment="rated the next day",
+        rated_at=datetime(2026, 11, 11, 9, 0, tzinfo=UTC),
+    )
+    return session
+
+
+def test_abstentions_count_as_unanswered_with_or_without_answer_status(classified):
+    report = daily_report_build(day=PAST, now=datetime(2026, 11, 11, 8, 0, tzinfo=UTC))
+    assert (report.answers, report.unanswered) == (8, 2)
+    assert [q.question for q in report.top_unanswered] == ["Do you sell gift cards?", "Who is the CEO?"]
+    assert report.unanswered_reasons == {"low_relevance": 1, "unspecified": 1}
+    assert (report.new_users, report.verified_new_users) == (3, 1)
+    assert (report.feedback_up, report.feedback_down) == (1, 2)
+    assert [(c.question, c.comment) for c in report.negative_comments] == [
+        ("How long do refunds take?", "Wrong: it was 14 days for me")
+    ]
+    counts = report.counts()
+    assert counts["unanswered"] == 2 and counts["verified_new_users"] == 1 and counts["negative_comments"] == 1
+
+
+def test_the_report_text_shows_verified_users_reasons_and_comments(classified):
+    subject, text = daily_report_preview(day=PAST, now=datetime(2026, 12, 1, 8, 0, tzinfo=UTC))
+    assert subject == "Daily report 2026-11-10: 16 messages, 2 unanswered"
+    assert "New users:                      3 (1 verified their email)" in text
+    assert "Unanswered (no information):    2 (low_relevance: 1, unspecified: 1)" in text
+    assert "1. (1x) Do you sell gift cards?" in text and "2. (1x) Who is the CEO?" in text
+    assert '"Wrong: it was 14 days for me" (on: How long do refunds take?)' in text
+    assert "rated the next day" not in text and '"ok"' not in text
+    assert "Job failures in the 24 hours before 2026-11-11 00:00 UTC" in text
+
+
+def test_run_job_date_previews_a_past_day_without_sending_or_recording(classified, settings):
+    settings.REPORT_RECIPIENTS = ["ops@example.com"]
+    JobRunFactory.create(
+        job_id="backup_data", status=JobRun.Status.FAILED, started_at=PAST_AT, error="OSError: disk full"
+    )
+    runs = JobRun.objects.count()
+    out = io.StringIO()
+    call_command("run_job", "send_daily_report", "--date", "2026-11-10", stdout=out)
+    text = out.getvalue()
+    assert text.startswith("Subject: Daily report 2026-11-10: 16 messages, 2 unanswered")
+    assert "Daily report for Tuesday 10 November 2026 (UTC)" in text
+    assert "Unanswered (no information):    2" in text and "- backup_data at 2026-11-10 09:00 UTC" in text
+    assert not mail.outbox and JobRun.objects.count() == runs
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["send_daily_report", "--date", "10/11/2026"], "is not a date"),
+        (["send_daily_report", "--date", "2999-01-01"], "in the future"),
+        (["backup_data", "--date", "2026-11-10"], "only to send_daily_report"),
+    ],
+)
+def test_run_job_date_rejects_bad_input(args, error):
+    with pytest.raises(CommandError, match=error):
+        call_command("run_job", *args, stdout=io.StringIO())
+
+
+def test_the_html_part_lists_the_comments_escaped_and_the_verified_users(classified):
+    ChatMessageFactory.create(session=classified, content="Is <i>this</i> right?", created_at=PAST_AT)
+    BotMessageFactory.create(
+        session=classified,
+        created_at=PAST_AT + timedelta(seconds=1),
+        feedback_rating=-1,
+        feedback_comment="<script>no</script>",
+        feedback_at=PAST_AT + timedelta(hours=1),
+    )
+    daily_report_send(day=PAST, now=datetime(2026, 11, 11, 8, 0, tzinfo=UTC), recipients=["ops@example.com"])
+    [message] = mail.outbox
+    [(html, _)] = message.alternatives
+    assert isinstance(html, str)
+    assert '<td>&hellip; of whom verified their email</td><td align="right">1</td>' in html
+    assert "&ldquo;&lt;script&gt;no&lt;/script&gt;&rdquo;" in html and "<script>" not in html
+    assert "on: Is &lt;i&gt;this&lt;/i&gt; right?" in html
+    assert "low_relevance: 1, unspecified: 1" in html
