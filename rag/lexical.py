@@ -136,6 +136,11 @@ class LexicalIndex:
     def __len__(self) -> int:
         return int(self._ids.size)
 
+    def unknown_terms(self, text: str) -> list[str]:
+        """The content terms of ``text`` (stemmed) that no chunk of the knowledge base contains."""
+        vocabulary = self._retriever.vocab_dict if self._ids.size else {}
+        return [term for term in dict.fromkeys(tokenize(text)) if term not in vocabulary and not term.isdigit()]
+
     def search(self, query: str, top_k: int) -> list[tuple[int, float]]:
         """Up to ``top_k`` (chunk id, BM25 score) pairs sharing at least one term with ``query``."""
         if top_k <= 0 or not self._ids.size:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.answering.citations import LOW_SUPPORT, NO_INFORMATION_ANSWER, NO_MATCH
-from rag.answering.units import FAQ, SENTENCE, Unit, chunk_units
+from rag.answering.units import FAQ, SENTENCE, STEPS, Unit, chunk_units
 from rag.lexical import tokenize
 from rag.providers.base import AnswerRequest, Citation, ContextDocument, Generation, GenerationDelta, Turn, Vectors
 
@@ -34,16 +34,23 @@ __all__ = ["NO_INFORMATION_ANSWER", "ExtractiveGenerator", "extractive_answer"]
 
 # Calibrated on the dev split of rag/eval/answers (README "Measuring answers"); see bench/ for the sweep.
 LEXICAL_WEIGHT = 0.35  # weight of the lexical share (0-1) next to the cosine similarity (0-1)
-MIN_SUPPORT = 0.52  # below this best score the evidence is too weak: abstain
-KEEP_WITHIN = 0.06  # further units of the best unit's document: at most this far below the best
+MIN_SUPPORT = 0.665  # below this best score the evidence is too weak: abstain
+MIN_SUPPORT_WITH_UNKNOWN = 0.7  # ... when one of the question's content words is unknown to the knowledge base
+UNKNOWN_TERMS_ABSTAIN = 2  # this many unknown content words ...
+MIN_SUPPORT_DESPITE_UNKNOWN = 0.75  # ... abstain unless the best score reaches this
+KEEP_WITHIN = 0.16  # further units of the best unit's document: at most this far below the best
 OTHER_DOCUMENT_WITHIN = 0.02  # a unit of another document must be this close to the best
 MAX_UNITS = 3
 MAX_ANSWER_CHARS = 900
 _SHORT_QUESTION_TERMS = 3  # below this many content words, the previous user turn helps
 _HISTORY_WEIGHT = 0.5
-_ANSWER_TYPE_BONUS = 0.03
+ANSWER_TYPE_BONUS = 0.08  # a unit with what the question asks for (a price for "how much" ...)
+STEPS_BONUS = 0.08  # numbered steps, for a question asking how to do something
 _STREAM_WORDS = 6
 
+_PROCEDURAL = re.compile(
+    r"^\W*(?:how\s+(?:do|can|should|would)\s+(?:i|we|you)|how\s+to|what\s+are\s+the\s+steps)\b", re.IGNORECASE
+)
 _QUESTION_TYPE = re.compile(r"\bhow\s+(long|much|many|often|soon)\b|\b(when)\b", re.IGNORECASE)
 _UNIT_OF_TIME = r"(?:second|minute|hour|day|week|month|year|night)s?"
 _NUMBER_WORD = r"(?:\d+(?:[.,]\d+)?|one|two|three|four|five|six|seven|eight|nine|ten|twelve|fifteen|thirty|sixty)"
@@ -134,7 +141,7 @@ def _question_terms(question: str, history: Sequence[Turn]) -> dict[str, float]:
 
 
 def _scores(candidates: list[_Candidate], request: AnswerRequest) -> list[float]:
-    weights = _question_terms(request.question, request.history)
+    weights = _question_terms(request.searched or request.question, request.history)
     frequency = Counter(term for c in candidates for term in (c.terms | c.section_terms) & weights.keys())
     idf = {term: math.log(1 + len(candidates) / count) for term, count in frequency.items()}
     # Terms no candidate contains count too: a question about something the documents never
@@ -142,6 +149,7 @@ def _scores(candidates: list[_Candidate], request: AnswerRequest) -> list[float]
     mass = sum(weight * idf.get(term, math.log(1 + len(candidates))) for term, weight in weights.items()) or 1.0
     match = _QUESTION_TYPE.search(request.question)
     answer_type = _ANSWER_TYPES[(match.group(1) or match.group(2)).lower()] if match else None
+    procedural = bool(_PROCEDURAL.search(request.question))
     scores = []
     for candidate in candidates:
         own = candidate.terms & weights.keys()
@@ -152,7 +160,9 @@ def _scores(candidates: list[_Candidate], request: AnswerRequest) -> list[float]
         ) / mass
         score = candidate.similarity + LEXICAL_WEIGHT * lexical
         if answer_type is not None and answer_type.search(candidate.unit.display):
-            score += _ANSWER_TYPE_BONUS
+            score += ANSWER_TYPE_BONUS
+        if procedural and candidate.unit.kind == STEPS:
+            score += STEPS_BONUS
         scores.append(score)
     return scores
 
@@ -197,21 +207,29 @@ def _render(chosen: list[_Candidate]) -> str:
     return "".join(parts)
 
 
-def extractive_result(request: AnswerRequest, *, max_units: int = MAX_UNITS) -> ExtractiveResult:
+def _unsupported(best: float, unknown: int) -> bool:
+    """Too weak to answer: a low best score, or a question about things the knowledge base never
+    mentions (content words no document uses) without very strong evidence for the best passage."""
+    if unknown >= UNKNOWN_TERMS_ABSTAIN:
+        return best < MIN_SUPPORT_DESPITE_UNKNOWN
+    return best < (MIN_SUPPORT_WITH_UNKNOWN if unknown else MIN_SUPPORT)
+
+
+def extractive_result(request: AnswerRequest, *, max_units: int | None = None) -> ExtractiveResult:
     """The answer, the citation behind each marker, and why it declined if it did."""
     if not request.documents:
         return ExtractiveResult(NO_INFORMATION_ANSWER, (), NO_MATCH)
     question = None if request.question_vector is None else np.asarray(request.question_vector, dtype=np.float32)
     candidates = _candidates(request.documents, question)
     scores = _scores(candidates, request) if candidates else []
-    if not scores or max(scores) < MIN_SUPPORT:
+    if not scores or _unsupported(max(scores), len(request.unknown_terms)):
         return ExtractiveResult(NO_INFORMATION_ANSWER, (), LOW_SUPPORT)
-    chosen = _select(candidates, scores, max(1, max_units))
+    chosen = _select(candidates, scores, max(1, max_units or MAX_UNITS))
     citations = tuple(Citation(c.number, c.chunk_id, c.unit.quote) for c in chosen)
     return ExtractiveResult(_render(chosen), citations, None)
 
 
-def extractive_answer(request: AnswerRequest, *, max_units: int = MAX_UNITS) -> str:
+def extractive_answer(request: AnswerRequest, *, max_units: int | None = None) -> str:
     """The answer's text alone."""
     return extractive_result(request, max_units=max_units).text
 
@@ -222,7 +240,7 @@ class ExtractiveGenerator:
     name = "extractive"
     model = "extractive-v2"
 
-    def __init__(self, *, max_units: int = MAX_UNITS) -> None:
+    def __init__(self, *, max_units: int | None = None) -> None:
         self.max_units = max_units
 
     def generate(self, request: AnswerRequest) -> Generation:

@@ -99,6 +99,8 @@ class AnswerRequest:
     documents: Sequence[ContextDocument]
     history: Sequence[Turn] = ()
     question_vector: Vectors | None = None  # the question's embedding, when retrieval made one
+    searched: str = ""  # the question as searched (spelling corrected against the knowledge base)
+    unknown_terms: tuple[str, ...] = ()  # its content terms that no document of the knowledge base uses
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,14 @@ def _request(question: str, retrieval: Retrieval, history: Sequence[Turn]) -> An
         for n, d in enumerate(retrieval.documents, start=1)
     ]
     question_vector = retrieval.query_vector if get_passage_embedder() is get_embedder() else None
-    return AnswerRequest(question=question, documents=context, history=tuple(history), question_vector=question_vector)
+    return AnswerRequest(
+        question=question,
+        documents=context,
+        history=tuple(history),
+        question_vector=question_vector,
+        searched=retrieval.searched,
+        unknown_terms=retrieval.unknown_terms,
+    )
 
 
 def _for_extractive(request: AnswerRequest) -> AnswerRequest:

@@ -74,6 +74,8 @@ class Retrieval:
     # The question's embedding as answers should read it: a short follow-up's is combined with
     # the previous question's, like its follow-up ranking (None in lexical mode).
     query_vector: Vectors | None = None
+    searched: str = ""  # the query as searched: spelling corrected against the knowledge base
+    unknown_terms: tuple[str, ...] = ()  # its content terms no chunk contains (empty in dense mode)
 
 
 def knowledge_base_changed() -> None:
@@ -241,7 +243,15 @@ def retrieve(
     ideal = sum(w / (settings.RAG_RRF_K + 1) for w in rankings.weights) or 1.0
     documents = _group_by_document(fused, rankings.cosine, top_k, ideal, check_similarity=fusion != "lexical")
     took_ms = round((time.perf_counter() - started) * 1000, 2)
-    return Retrieval(query=query, documents=documents, took_ms=took_ms, query_vector=answer_vector)
+    unknown = tuple(index.unknown_terms(searched)) if index is not None else ()
+    return Retrieval(
+        query=query,
+        documents=documents,
+        took_ms=took_ms,
+        query_vector=answer_vector,
+        searched=searched,
+        unknown_terms=unknown,
+    )
 
 
 def _strip_title(text: str) -> str:

@@ -1,0 +1,103 @@
+"""Sweep the extractive answerer's constants on the dev split of rag/eval/answers (never the test split).
+
+Usage: .venv/bin/python bench/tune_answers.py [--features] [--split dev]
+
+Runs on the evaluation's own knowledge base (``make eval-answers`` builds it in
+var/eval/answers-kb). Each question is retrieved once; the answerer then runs for every setting
+of the grid, and the script prints the summary line of each, best first (by a score that weighs
+fact recall, abstention and false refusals as the targets do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+KB = ROOT / "var" / "eval" / "answers-kb"
+
+
+def boot() -> None:
+    os.environ.update(
+        {
+            "VAR_DIR": str(KB),
+            "DATABASE_URL": f"sqlite:///{KB / 'db.sqlite3'}",
+            "VECTOR_INDEX_DIR": str(KB / "index"),
+            "RAG_VECTOR_STORE": "faiss",
+            "USE_FAKE_REDIS": "true",
+            "LOG_LEVEL": "WARNING",
+            "DEBUG": "true",
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+        }
+    )
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--split", default="dev")
+    parser.add_argument("--features", action="store_true")
+    args = parser.parse_args()
+    boot()
+    from rag.answering import extractive
+    from rag.eval.answers import load_cases, score, select, summarise
+    from rag.providers.base import Turn
+    from rag.services.answering import Answer, _contract, _for_extractive, _request
+    from rag.services.retrieval import retrieve
+
+    cases = select(load_cases(ROOT / "rag" / "eval" / "answers" / "questions.jsonl"), args.split)
+    prepared = []
+    for case in cases:
+        history = [Turn(role="user", content=h) for h in case.history]
+        retrieval = retrieve(query=case.q, history=history)
+        request = _for_extractive(_request(case.q, retrieval, history))
+        prepared.append((case, retrieval, request))
+
+    if args.features:
+        for case, _, request in prepared:
+            candidates = extractive._candidates(request.documents, request.question_vector)
+            scores = extractive._scores(candidates, request) if candidates else [0.0]
+            best = max(range(len(scores)), key=scores.__getitem__) if candidates else None
+            sim = candidates[best].similarity if best is not None else 0
+            lex = (max(scores) - sim) / extractive.LEXICAL_WEIGHT if best is not None else 0
+            unknown = request.unknown_terms
+            print(
+                f"{'A' if case.answerable else 'U'} {max(scores):.3f} sim={sim:.3f} lex={lex:.2f} "
+                f"unk={len(unknown)} {case.kind:13} {case.q[:50]} {unknown}"
+            )
+        return
+
+    def run() -> tuple[float, str]:
+        outcomes = []
+        for case, retrieval, request in prepared:
+            generation = extractive.ExtractiveGenerator().generate(request)
+            answer = _contract(Answer(generation.text, [], "extractive", "x"), generation, retrieval, request)
+            outcomes.append(score(case, answer, [d.source for d in retrieval.documents]))
+        summary = summarise(args.split, outcomes)
+        # The targets: recall >= 0.80, abstention >= 0.85 with false refusals <= 0.05.
+        objective = summary.fact_recall + summary.abstention - 3 * summary.false_refusals
+        return objective, summary.line()
+
+    grid = {
+        "KEEP_WITHIN": [0.12, 0.16],
+        "ANSWER_TYPE_BONUS": [0.03, 0.08, 0.15],
+        "STEPS_BONUS": [0.0, 0.08, 0.15],
+    }
+    results = []
+    for values in itertools.product(*grid.values()):
+        for name, value in zip(grid, values, strict=True):
+            setattr(extractive, name, value)
+        objective, line = run()
+        results.append((objective, dict(zip(grid, values, strict=True)), line))
+    for objective, params, line in sorted(results, key=lambda r: -r[0])[:12]:
+        print(f"{objective:.3f} {params} {line}")
+
+
+if __name__ == "__main__":
+    main()
