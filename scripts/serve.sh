@@ -38,6 +38,7 @@ if [ -z "${REDIS_URL:-}${REDIS_HOST:-}" ] || is_true "${USE_FAKE_REDIS:-false}";
   die "REDIS_URL (or REDIS_HOST) must name a real Redis: gunicorn's workers and the scheduler are separate
 processes, and the in-process fakeredis would give each its own throttles and leader lock."
 fi
+echo "serve: data (FAISS index, mail, backups) in $VAR_DIR"
 if [ -z "${DATABASE_URL:-}" ]; then
   echo "serve: DATABASE_URL is not set; using the SQLite file under $VAR_DIR (fine for one host only)." >&2
 fi

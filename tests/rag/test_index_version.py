@@ -331,3 +331,34 @@ def test_a_cli_ingest_is_found_by_the_next_search_without_a_restart(gunicorn_ser
     store = health["checks"]["vector_store"]
     assert status == 200 and health["status"] == "ok"
     assert store["vectors"] == store["chunks"] == 3
+
+
+# --- make run and make serve keep their data apart --------------------------------------------
+
+
+def test_make_serve_keeps_its_data_in_var_serve(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "VAR_DIR", "DEBUG"))}
+    # A database that refuses at once: the script stops at its first step, after saying where its data is.
+    env.update(SECRET_KEY="x" * 50, REDIS_URL="redis://127.0.0.1:1/0", DATABASE_URL="postgres://u:p@127.0.0.1:1/none")
+    result = subprocess.run(
+        ["scripts/serve.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode != 0
+    assert "serve: data (FAISS index, mail, backups) in var/serve\n" in result.stderr + result.stdout
+
+
+def test_a_relative_var_dir_is_relative_to_the_checkout(tmp_path):
+    code = "from django.conf import settings; print(settings.VAR_DIR); print(settings.VECTOR_INDEX_DIR)"
+    env = {**os.environ, "VAR_DIR": "var/serve", "PYTHONPATH": str(ROOT), "DJANGO_SETTINGS_MODULE": "config.settings"}
+    env["DATABASE_URL"] = "sqlite:///:memory:"  # creates no directory in the checkout
+    env.pop("VECTOR_INDEX_DIR", None)
+    result = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        cwd=tmp_path,  # not the checkout
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert result.stdout.split() == [str(ROOT / "var" / "serve"), str(ROOT / "var" / "serve" / "index")]
