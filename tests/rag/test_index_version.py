@@ -149,6 +149,21 @@ def test_an_index_from_another_database_is_refused_until_reindex(api_client, ano
 
 
 @pytest.mark.django_db
+def test_chat_does_not_answer_from_an_index_of_another_database(api_client):
+    _chunk_in_db(*KAYAK)
+    _foreign_index(database=_other_database())
+    session = api_client.post("/api/chat/sessions/", {"title": "Boats"}, format="json").json()
+    response = api_client.post(
+        f"/api/chat/sessions/{session['id']}/messages/", {"content": "Can I rent a kayak?"}, format="json"
+    )
+    # Refused (the chat's own error: the message is kept, the answer can be retried after reindex) ...
+    assert response.status_code == 503 and response.json()["code"] == "answer_unavailable"
+    # ... and nothing was answered from the garden article.
+    messages = api_client.get(f"/api/chat/sessions/{session['id']}/messages/").json()["results"]
+    assert [m["sender"] for m in messages] == ["user"]
+
+
+@pytest.mark.django_db
 def test_an_index_that_records_no_database_is_refused(api_client):
     _chunk_in_db(*KAYAK)
     _foreign_index(database=None)
