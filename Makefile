@@ -61,6 +61,7 @@ browser-deps:
 	apt_install || { $$sudo apt-get update -q && apt_install; } || note "apt-get could not install $(BROWSER_PACKAGES)"
 
 # Production stack of one host (gunicorn + runscheduler, DEBUG off); needs SECRET_KEY and REDIS_URL.
+# Its data lives in var/serve (VAR_DIR), apart from make run's var/.
 serve: setup
 	scripts/serve.sh
 

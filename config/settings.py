@@ -20,7 +20,9 @@ from config.env import env_admins, env_bool, env_float, env_int, env_list, env_s
 django_stubs_ext.monkeypatch()  # lets annotations like ModelAdmin[User] run
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
+# A relative VAR_DIR is relative to the checkout, not to the directory a command is run from:
+# `make serve` (var/serve) and `make run` (var) must always find their own data.
+VAR_DIR = BASE_DIR / (env_str("VAR_DIR") or "var")
 
 # --- Core -------------------------------------------------------------------------------------
 DEBUG = env_bool("DEBUG", False)
@@ -296,6 +298,9 @@ if RAG_GENERATOR == "openai" and not (OPENAI_BASE_URL and OPENAI_MODEL):
     raise ImproperlyConfigured("OPENAI_BASE_URL and OPENAI_MODEL must be set when RAG_GENERATOR is openai.")
 
 VECTOR_INDEX_DIR = Path(env_str("VECTOR_INDEX_DIR", str(VAR_DIR / "index")))
+# How often (seconds) a process looks at the knowledge base's version in the database, at most,
+# to reload its FAISS and lexical indexes after another process changed them.
+RAG_INDEX_CHECK_S = env_float("RAG_INDEX_CHECK_S", 0.5)
 LOCAL_EMBEDDER_THREADS = env_int("LOCAL_EMBEDDER_THREADS", 0)  # 0: one per core
 FAISS_THREADS = env_int("FAISS_THREADS", 1)  # OpenMP threads per search
 EMBED_BATCH_SIZE = env_int("EMBED_BATCH_SIZE", 64)

@@ -7,9 +7,12 @@
 # that of the process that died first (1 if it exited 0 on its own).
 #
 # Needs SECRET_KEY, and REDIS_URL (or REDIS_HOST): the gunicorn workers and the scheduler are
-# separate processes, and the in-process fakeredis cannot share throttles, index versions or the
-# scheduler's leader lock between them. DATABASE_URL is PostgreSQL in production; without it the
-# SQLite file under VAR_DIR is used (one host only). See README "Production".
+# separate processes, and the in-process fakeredis cannot share throttles or the scheduler's
+# leader lock between them. DATABASE_URL is PostgreSQL in production; without it the SQLite file
+# under VAR_DIR is used (one host only). See README "Production".
+#
+# VAR_DIR defaults to var/serve, not make run's var/: the two keep their own SQLite file, FAISS
+# index, mail and backups, so a checkout can run both without one answering from the other's data.
 #
 # Knobs: SERVE_STOP_TIMEOUT (seconds to wait for a graceful stop, default 60),
 # SERVE_SKIP_POPULATE=true (never load documents/).
@@ -27,15 +30,17 @@ if [ -n "${DEBUG:-}" ] && is_true "$DEBUG"; then
   die "DEBUG is on; make serve is the production stack (use make run for development)."
 fi
 export DEBUG=false
+export VAR_DIR="${VAR_DIR:-var/serve}"
 [ -n "${SECRET_KEY:-}" ] || die "SECRET_KEY is not set. Generate one with
   python3 -c 'import secrets; print(secrets.token_urlsafe(50))'
 and export it (with ALLOWED_HOSTS and the other production settings, see .env.example)."
 if [ -z "${REDIS_URL:-}${REDIS_HOST:-}" ] || is_true "${USE_FAKE_REDIS:-false}"; then
   die "REDIS_URL (or REDIS_HOST) must name a real Redis: gunicorn's workers and the scheduler are separate
-processes, and the in-process fakeredis would give each its own throttles, index versions and leader lock."
+processes, and the in-process fakeredis would give each its own throttles and leader lock."
 fi
+echo "serve: data (FAISS index, mail, backups) in $VAR_DIR"
 if [ -z "${DATABASE_URL:-}" ]; then
-  echo "serve: DATABASE_URL is not set; using the SQLite file under ${VAR_DIR:-var} (fine for one host only)." >&2
+  echo "serve: DATABASE_URL is not set; using the SQLite file under $VAR_DIR (fine for one host only)." >&2
 fi
 
 echo "serve: migrating the database"

@@ -14,8 +14,9 @@ from utils.health import run_checks
 _HealthSerializer = inline_serializer(
     name="Health",
     fields={
-        "status": serializers.ChoiceField(choices=["ok", "unavailable"]),
+        "status": serializers.ChoiceField(choices=["ok", "degraded", "unavailable"]),
         "down": serializers.ListField(child=serializers.CharField()),
+        "degraded": serializers.ListField(child=serializers.CharField()),
         "checks": serializers.DictField(
             child=inline_serializer(
                 name="HealthCheck",
@@ -23,6 +24,7 @@ _HealthSerializer = inline_serializer(
                     "ok": serializers.BooleanField(),
                     "latency_ms": serializers.FloatField(),
                     "error": serializers.CharField(required=False),
+                    "hint": serializers.CharField(required=False),
                 },
             )
         ),
@@ -31,7 +33,8 @@ _HealthSerializer = inline_serializer(
 
 
 class HealthApi(APIView):
-    """Liveness and readiness: 200 when every component answers, 503 naming what is down."""
+    """Liveness and readiness: 200 when every component answers (``degraded`` naming those that need
+    an operator, each with a ``hint``), 503 naming what is down."""
 
     permission_classes = [AllowAny]
     authentication_classes: list[type] = []
@@ -46,7 +49,29 @@ class HealthApi(APIView):
                 value={
                     "status": "ok",
                     "down": [],
+                    "degraded": [],
                     "checks": {"database": {"ok": True, "latency_ms": 0.4}, "cache": {"ok": True, "latency_ms": 0.2}},
+                },
+                response_only=True,
+                status_codes=["200"],
+            ),
+            OpenApiExample(
+                "Index out of step with the database",
+                value={
+                    "status": "degraded",
+                    "down": [],
+                    "degraded": ["vector_store"],
+                    "checks": {
+                        "database": {"ok": True, "latency_ms": 0.4},
+                        "vector_store": {
+                            "ok": True,
+                            "latency_ms": 1.1,
+                            "backend": "faiss",
+                            "vectors": 240,
+                            "chunks": 247,
+                            "hint": "The vector store holds 240 vectors for 247 chunks: run `manage.py reindex`.",
+                        },
+                    },
                 },
                 response_only=True,
                 status_codes=["200"],
@@ -56,6 +81,7 @@ class HealthApi(APIView):
                 value={
                     "status": "unavailable",
                     "down": ["cache"],
+                    "degraded": [],
                     "checks": {
                         "database": {"ok": True, "latency_ms": 0.4},
                         "cache": {"ok": False, "latency_ms": 1001.2, "error": "ConnectionError: ..."},
@@ -73,7 +99,11 @@ class HealthApi(APIView):
             entry: dict[str, object] = {"ok": result.ok, "latency_ms": result.latency_ms, **result.details}
             if result.error:
                 entry["error"] = result.error
+            if result.degraded:
+                entry["hint"] = result.degraded
             checks[result.name] = entry
         down = [result.name for result in results if not result.ok]
-        body = {"status": "unavailable" if down else "ok", "down": down, "checks": checks}
+        degraded = [result.name for result in results if result.degraded]
+        overall = "unavailable" if down else "degraded" if degraded else "ok"
+        body = {"status": overall, "down": down, "degraded": degraded, "checks": checks}
         return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE if down else status.HTTP_200_OK)

@@ -1,6 +1,6 @@
 """Redis clients on the configured server, real or fakeredis (embedded default).
 
-Everything that needs raw Redis (locks, the scheduler's job store, index versions) goes through
+Everything that needs raw Redis (locks, the scheduler's job store) goes through
 ``get_redis()`` so it shares the server that the Django cache uses.
 """
 

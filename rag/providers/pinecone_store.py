@@ -9,6 +9,15 @@ case) and ``count`` is the namespace's own vector count. The index's dimension, 
 index is created, is checked as well (``describe_index_stats().dimension``): two embedders can
 share a dimension, so the dimension alone cannot tell them apart.
 
+The same record names the database the namespace was built from (``database_id``, drawn at the
+database's first migrate, with its engine and name), when the store is told which one this
+process uses (``database``). ``ensure_compatible`` (every ingest) refuses a namespace built from
+another database, and each process checks the record once, at its first query, so that a
+namespace filled from another database is refused instead of answered from. A record written
+before databases were recorded names none: it is claimed by the next ``ensure_compatible``
+rather than refused, because re-embedding a Pinecone namespace costs money; point two
+deployments at different namespaces (``PINECONE_NAMESPACE``).
+
 Retries: the SDK's data-plane REST client retries on its own (3 retries, backoff up to 60 s,
 a process-wide retry budget per host) and, unlike the control plane, takes no ``retry_config``.
 We switch those retries off and retry here instead (429, 5xx, timeouts, connection errors) with
@@ -23,7 +32,7 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
@@ -88,6 +97,7 @@ class PineconeVectorStore:
         initial_backoff_s: float = 0.2,
         max_backoff_s: float = 2.0,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
+        database: Callable[[], Mapping[str, str]] | None = None,
     ) -> None:
         if not api_key:
             raise ValueError("pinecone: an API key is required")
@@ -109,6 +119,8 @@ class PineconeVectorStore:
         )
         self._index: Index | None = None
         self._index_lock = threading.Lock()
+        self._database_of_process = database
+        self._owner_checked = False  # the record's database, checked once per process at the first query
 
     # --- VectorStore -----------------------------------------------------------------------
 
@@ -116,12 +128,16 @@ class PineconeVectorStore:
         """Raise ``IndexMismatch`` unless this namespace was built by this embedder (or is empty)."""
         stats = self._stats()
         self._check_index(stats, embedder_name, dimension)
-        recorded = self._recorded_embedder()
+        recorded, database_id = self._record()
+        expected_id = self._database().get("database_id")  # None when the store was not told
+        if recorded == (embedder_name, dimension) and expected_id in (None, database_id):
+            return
+        if self._namespace_count(stats) == 0 or (recorded == (embedder_name, dimension) and database_id is None):
+            # An empty namespace is ours to claim; so is one whose record predates database ids.
+            self._record_embedder(embedder_name, dimension)
+            return
         if recorded == (embedder_name, dimension):
-            return
-        if self._namespace_count(stats) == 0:
-            self._record_embedder(embedder_name, dimension)  # an empty namespace is ours to claim
-            return
+            raise self._foreign(database_id)
         if recorded is None:
             built_by = "an unknown embedder (no record of it)"
         else:
@@ -156,6 +172,8 @@ class PineconeVectorStore:
         """The ``top_k`` nearest chunks, best first; ``filter`` like ``{"category": "FAQ"}``."""
         if top_k < 1:
             return []
+        if not self._owner_checked and self._database_of_process is not None:
+            self._check_owner()
         values = np.asarray(vector, dtype=np.float32).reshape(-1).tolist()
         index = self._data_plane()
         response = self._call(
@@ -223,7 +241,8 @@ class PineconeVectorStore:
     def _meta_id(self) -> str:
         return self.namespace or DEFAULT_NAMESPACE
 
-    def _recorded_embedder(self) -> tuple[str, int] | None:
+    def _record(self) -> tuple[tuple[str, int] | None, str | None]:
+        """The recorded embedder (name, dimension) and database id, each None if not recorded."""
         index = self._data_plane()
         response = self._call(
             "fetch embedder record", partial(index.fetch, ids=[self._meta_id()], namespace=META_NAMESPACE)
@@ -231,9 +250,37 @@ class PineconeVectorStore:
         record = response.vectors.get(self._meta_id())
         metadata = (record.metadata or {}) if record is not None else {}
         name, dimension = metadata.get("embedder_name"), metadata.get("dimension")
-        if not isinstance(name, str) or not isinstance(dimension, (int, float)):
-            return None
-        return name, int(dimension)
+        database_id = metadata.get("database_id")
+        embedder = (name, int(dimension)) if isinstance(name, str) and isinstance(dimension, (int, float)) else None
+        return embedder, database_id if isinstance(database_id, str) else None
+
+    def _database(self) -> dict[str, str]:
+        return dict(self._database_of_process()) if self._database_of_process is not None else {}
+
+    def _database_metadata(self) -> dict[str, str]:
+        database = self._database()
+        if not database:
+            return {}
+        return {
+            "database_id": database["database_id"],
+            "database_engine": database["engine"],
+            "database_name": database["name"],
+        }
+
+    def _check_owner(self) -> None:
+        """Refuse a namespace whose record names another database than this process uses."""
+        database_id = self._record()[1]
+        if database_id is not None and database_id != self._database().get("database_id"):
+            raise self._foreign(database_id)
+        self._owner_checked = True
+
+    def _foreign(self, database_id: str | None) -> IndexMismatch:
+        return IndexMismatch(
+            f"pinecone: namespace {self._namespace_label()} of index {self._index_label()} was built from "
+            f"another database (id {database_id}), not from this one (id {self._database().get('database_id')}): "
+            "run `manage.py reindex`, or give this deployment its own PINECONE_NAMESPACE",
+            provider=PROVIDER,
+        )
 
     def _record_embedder(self, embedder_name: str, dimension: int) -> None:
         # A record must carry a vector of the index's dimension, and a cosine index refuses an
@@ -242,7 +289,12 @@ class PineconeVectorStore:
         record = {
             "id": self._meta_id(),
             "values": values,
-            "metadata": {"embedder_name": embedder_name, "dimension": dimension, "namespace": self._meta_id()},
+            "metadata": {
+                "embedder_name": embedder_name,
+                "dimension": dimension,
+                "namespace": self._meta_id(),
+                **self._database_metadata(),
+            },
         }
         index = self._data_plane()
         self._call("record embedder", partial(index.upsert, vectors=[record], namespace=META_NAMESPACE))
