@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.db import transaction
 
 from rag.ingestion.chunking import content_hash, split_into_chunks
+from rag.ingestion.sanitize import strip_markup, strip_markup_line
 from rag.models import Chunk, Document
 from rag.providers.factory import get_embedder, get_vector_store
 from rag.services.retrieval import knowledge_base_changed
@@ -62,6 +63,7 @@ def _lock_still_there(document: Document) -> None:
 
 def document_ingest(*, item: DocumentInput, document: Document | None = None) -> IngestResult:
     """Create or update one document (matched by ``document`` or by ``source``) and index it."""
+    item = replace(item, title=strip_markup_line(item.title), content=strip_markup(item.content))  # no markup kept
     existing = _find_existing(item, document)
     digest = content_hash(item.title, item.content)
     if existing is not None and existing.content_hash == digest and existing.category == item.category:
