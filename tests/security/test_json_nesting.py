@@ -4,6 +4,7 @@ decoder gives up on about a thousand levels with a RecursionError, which was a 5
 from __future__ import annotations
 
 import json
+
 import pytest
 
 from background_tasks.jobs import JOBS
