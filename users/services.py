@@ -127,6 +127,8 @@ def tokens_for(user: User) -> TokenPair:
     refresh = RefreshToken.for_user(user)
     # Copied into every access token made from this refresh token (users.authentication checks it).
     refresh[TOKEN_GENERATION_CLAIM] = user.token_generation
+    # for_user recorded the token before the claim was added: record the token as handed out.
+    OutstandingToken.objects.filter(jti=refresh[jwt_settings.JTI_CLAIM]).update(token=str(refresh))
     return TokenPair(access=str(refresh.access_token), refresh=str(refresh))
 
 
