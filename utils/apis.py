@@ -40,7 +40,7 @@ def _staff(request: Request) -> bool:
     try:
         found = JWTAuthentication().authenticate(request)
         user = found[0] if found else get_user(request._request)  # the admin's session
-        return bool(user is not None and user.is_active and user.is_staff)
+        return bool(user is not None and user.is_active and getattr(user, "is_staff", False))
     except (APIException, DatabaseError):
         return False
 

@@ -33,7 +33,8 @@ def console() -> Iterator[io.StringIO]:
     """The production console handler in both formats (JSON and plain), on the root and ``django`` loggers."""
     buffer = io.StringIO()
     handlers = []
-    for formatter in (JsonFormatter(), logging.Formatter(django_settings.LOGGING["formatters"]["plain"]["format"])):
+    plain: str = django_settings.LOGGING["formatters"]["plain"]["format"]  # type: ignore[index]
+    for formatter in (JsonFormatter(), logging.Formatter(plain)):
         handler = logging.StreamHandler(buffer)
         handler.setFormatter(formatter)
         handler.addFilter(RequestIdFilter())
