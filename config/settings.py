@@ -176,6 +176,7 @@ THROTTLE_RATES = {
     "password_reset": env_str("THROTTLE_PASSWORD_RESET", "5/hour"),
     "account_token": env_str("THROTTLE_ACCOUNT_TOKEN", "20/hour"),
     "chat": env_str("THROTTLE_CHAT", "30/min"),
+    "session_create": env_str("THROTTLE_SESSION_CREATE", "60/hour"),
 }
 CHAT_DAILY_QUOTA = env_int("CHAT_DAILY_QUOTA", 500)
 # Cache GET /api/chat/history/ per user until their next write (keyed by a version token kept in

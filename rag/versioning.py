@@ -7,7 +7,7 @@ import logging
 
 from redis.exceptions import RedisError
 
-from utils.redis import get_redis
+from utils.redis import get_redis, redis_key
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ class RedisVersionBoard:
 
     def get(self) -> int | None:
         try:
-            value = get_redis().get(self.key)
+            value = get_redis().get(redis_key(self.key))
         except RedisError as exc:
             # Without Redis a process keeps serving the index it has; it reloads once Redis is back.
             logger.warning("Index version unavailable (%s); serving the loaded index", exc)
@@ -29,7 +29,7 @@ class RedisVersionBoard:
 
     def bump(self) -> int:
         try:
-            return int(get_redis().incr(self.key))
+            return int(get_redis().incr(redis_key(self.key)))
         except RedisError as exc:
             logger.warning("Could not publish a new index version (%s); other processes reload later", exc)
             return -1
