@@ -88,7 +88,10 @@ class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not getattr(record, "request_id", None):
             record.request_id = _request_id.get() or "-"
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a malformed call: the formatter reports it, a filter must not raise
+            return True
         if (masked := redact(message)) != message:
             record.msg, record.args = masked, None
         return True
