@@ -139,7 +139,10 @@ def _clamp_timeouts(timeouts: Any, remaining: float) -> dict[str, float]:
 # --- error translation -------------------------------------------------------------------------
 
 # What an SDK call can raise for a provider-side failure (anything else is a bug and propagates).
-_CAUGHT = (MistralError, NoResponseError, httpx.RequestError, UnicodeDecodeError, _RetryAfterBeyondBudget)
+_CAUGHT = (
+    MistralError, NoResponseError, httpx.RequestError, UnicodeDecodeError,
+    _RetryAfterBeyondBudget, _BudgetSpentOnErrors,
+)  # fmt: skip
 
 
 def _translate(exc: BaseException, operation: str, secret: str) -> ProviderError:
