@@ -16,6 +16,7 @@ import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_admins, env_bool, env_float, env_int, env_list, env_str
+from config.startup import embedded_secret_key
 
 django_stubs_ext.monkeypatch()  # lets annotations like ModelAdmin[User] run
 
@@ -24,11 +25,15 @@ VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
 
 # --- Core -------------------------------------------------------------------------------------
 DEBUG = env_bool("DEBUG", False)
+# The embedded default: no database or Redis named in the environment (SQLite under VAR_DIR and
+# in-process fakeredis), as `make run` and any bare `manage.py` command run.
+EMBEDDED_DEFAULT = not (env_str("DATABASE_URL") or env_str("REDIS_URL") or env_str("REDIS_HOST"))
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
-    if not DEBUG:
+    if not (DEBUG or EMBEDDED_DEFAULT):
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (see .env.example).")
-    SECRET_KEY = "django-insecure-dev-only-key-never-use-in-production"  # noqa: S105
+    # Never a key written in the source: this installation's own random key, kept in VAR_DIR (0600).
+    SECRET_KEY = embedded_secret_key(VAR_DIR)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
