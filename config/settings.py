@@ -42,7 +42,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 INSTALLED_APPS = [
     # First, so that its `runserver` (which also starts the dev scheduler) wins over staticfiles'.
     "background_tasks",
-    "django.contrib.admin",
+    "users.admin_config.LockoutAdminConfig",  # django.contrib.admin, its login behind the lockout
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -183,6 +183,11 @@ THROTTLE_RATES = {
     "chat": env_str("THROTTLE_CHAT", "30/min"),
 }
 CHAT_DAILY_QUOTA = env_int("CHAT_DAILY_QUOTA", 500)
+# Failed logins (admin and API) counted per client address and per account in the shared cache;
+# at the limit, logins from that address or for that account are refused until the window ends.
+LOGIN_LOCKOUT_CLIENT_FAILURES = env_int("LOGIN_LOCKOUT_CLIENT_FAILURES", 20)
+LOGIN_LOCKOUT_ACCOUNT_FAILURES = env_int("LOGIN_LOCKOUT_ACCOUNT_FAILURES", 5)
+LOGIN_LOCKOUT_WINDOW_MINUTES = env_int("LOGIN_LOCKOUT_WINDOW_MINUTES", 15)
 # Cache GET /api/chat/history/ per user until their next write (keyed by a version token kept in
 # the database, so it is exact on a shared Redis and on each worker's own fakeredis alike).
 CHAT_HISTORY_CACHE = env_bool("CHAT_HISTORY_CACHE", True)

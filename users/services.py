@@ -23,9 +23,10 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from users.emails import send_password_reset_email, send_verification_email
+from users.lockout import login_locked_for
 from users.models import AccountToken, RevokedTokenFamily, User
 from users.tokens import FAMILY_CLAIM, FamilyRefreshToken, PresentedRefreshToken
-from utils.exceptions import AuthenticationFailed, PermissionDeniedError, ValidationFailed
+from utils.exceptions import AuthenticationFailed, PermissionDeniedError, Throttled, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +179,14 @@ def token_family_revoke(*, family: str, user: User) -> int:
 
 
 def user_login(*, identifier: str, password: str, request: HttpRequest | None) -> tuple[User, TokenPair]:
+    """Check the credentials and issue a pair. A failure is counted against the client and the
+    account (``users.lockout``); a locked client or account is refused before any password check."""
+    if request is not None and (wait := login_locked_for(request=request, identifier=identifier)):
+        raise Throttled(
+            "Too many failed logins from this address or for this account; try again later.",
+            code="login_locked",
+            retry_after=wait,
+        )
     user = authenticate(request, username=identifier.strip(), password=password)
     if not isinstance(user, User):
         raise AuthenticationFailed("No active account found with these credentials.")
