@@ -181,6 +181,7 @@ THROTTLE_RATES = {
     "password_reset": env_str("THROTTLE_PASSWORD_RESET", "5/hour"),
     "account_token": env_str("THROTTLE_ACCOUNT_TOKEN", "20/hour"),
     "chat": env_str("THROTTLE_CHAT", "30/min"),
+    "search": env_str("THROTTLE_SEARCH", "60/min"),
 }
 CHAT_DAILY_QUOTA = env_int("CHAT_DAILY_QUOTA", 500)
 # Failed logins (admin and API) counted per client address and per account in the shared cache;
@@ -320,7 +321,9 @@ RAG_RRF_K = env_int("RAG_RRF_K", 10)
 RAG_HISTORY_TURNS = env_int("RAG_HISTORY_TURNS", 4)
 RAG_TIMEOUT_S = env_float("RAG_TIMEOUT_S", 20.0)  # total budget of one provider call, retries included
 RAG_REQUEST_TIMEOUT_S = env_float("RAG_REQUEST_TIMEOUT_S", 10.0)  # one HTTP attempt
-RAG_EMBED_CACHE_SECONDS = env_int("RAG_EMBED_CACHE_SECONDS", 86_400)
+# Query embeddings (about 1.6 KB each) live this long in Redis: with THROTTLE_SEARCH and THROTTLE_CHAT
+# this bounds what one user can leave there (see README "Redis").
+RAG_EMBED_CACHE_SECONDS = env_int("RAG_EMBED_CACHE_SECONDS", 3_600)
 DOCUMENTS_DIR = Path(env_str("DOCUMENTS_DIR", str(BASE_DIR / "documents")))
 
 # --- Maintenance jobs (background_tasks) ---------------------------------------------------------
