@@ -31,7 +31,7 @@ def cached_query_embeddings() -> list[str]:
 
 
 def test_the_documented_defaults():
-    assert django_settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["search"] == "60/min"
+    assert django_settings.THROTTLE_RATES["search"] == "60/min"
     assert django_settings.RAG_EMBED_CACHE_SECONDS == 3600
 
 
