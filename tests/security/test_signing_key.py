@@ -13,7 +13,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
-from django.core.management import call_command
+from django.core.management import BaseCommand, call_command
 
 from config.startup import debug_exposure_warning, embedded_secret_key, is_loopback
 
@@ -81,9 +81,12 @@ def test_a_key_file_others_can_read_is_made_private(tmp_path):
     assert stat.S_IMODE((tmp_path / "secret_key").stat().st_mode) == 0o600
 
 
-def test_debug_on_a_non_loopback_address_warns_loudly_at_start(db, settings, capsys):
+def test_debug_on_a_non_loopback_address_warns_loudly_at_start(settings, capsys):
     settings.DEBUG, settings.DEV_SCHEDULER = True, False
-    with mock.patch("django.core.management.commands.runserver.run") as serve:  # nothing is bound
+    with (
+        mock.patch("django.core.management.commands.runserver.run") as serve,  # nothing is bound
+        mock.patch.object(BaseCommand, "check_migrations"),  # nor the database touched
+    ):
         call_command("runserver", "0.0.0.0:8123", use_reloader=False, skip_checks=True)
         call_command("runserver", "127.0.0.1:8123", use_reloader=False, skip_checks=True)
     assert serve.call_count == 2
