@@ -8,14 +8,29 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from users.lockout import login_locked_for
+from users.lockout import login_failure_record, login_locked_for
+
+
+class LockoutAuthenticationForm(AdminAuthenticationForm):
+    """The admin's login form, counting wrong credentials against the client and the account."""
+
+    def clean(self) -> dict[str, Any]:
+        try:
+            return super().clean()
+        except ValidationError:
+            if self.user_cache is None and self.request is not None:  # wrong credentials, not a non-staff login
+                login_failure_record(request=self.request, identifier=self.cleaned_data.get("username") or "")
+            raise
 
 
 class AdminSite(admin.AdminSite):
+    login_form = LockoutAuthenticationForm
+
     def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         if request.method == "POST":
             wait = login_locked_for(request=request, identifier=request.POST.get("username", ""))
@@ -32,7 +47,7 @@ class AdminSite(admin.AdminSite):
             "subtitle": None,
             "app_path": request.get_full_path(),
             "username": request.user.get_username(),
-            "form": (self.login_form or AdminAuthenticationForm)(request),  # unbound: nothing is checked
+            "form": LockoutAuthenticationForm(request),  # unbound: nothing is checked
             REDIRECT_FIELD_NAME: request.POST.get(REDIRECT_FIELD_NAME) or reverse("admin:index", current_app=self.name),
             **(extra_context or {}),
         }

@@ -1,5 +1,8 @@
 """Login lockout per client address and per account, shared by the admin and the API login.
 
+Both check ``login_locked_for`` before checking a password and call ``login_failure_record`` when
+the credentials are wrong (``users.services.user_login``, ``users.admin_site``).
+
 Failed logins are counted in the shared cache (Redis) in fixed windows of
 ``LOGIN_LOCKOUT_WINDOW_MINUTES``: once a client address has ``LOGIN_LOCKOUT_CLIENT_FAILURES``
 failures, or an account ``LOGIN_LOCKOUT_ACCOUNT_FAILURES``, every login attempt from that address
@@ -19,10 +22,7 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.signals import user_login_failed
 from django.core.cache import cache
-from django.dispatch import receiver
-from django.http import HttpRequest
 from redis.exceptions import RedisError
 from rest_framework.throttling import BaseThrottle
 
@@ -83,10 +83,3 @@ def login_failure_record(*, request: Any, identifier: str) -> None:
             cache.incr(key)
     except (RedisError, ValueError) as exc:  # ValueError: the key expired between add and incr
         logger.warning("Failed login not counted: %s", exc)
-
-
-@receiver(user_login_failed, dispatch_uid="users.lockout.count_failure")
-def _count_failure(sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any) -> None:
-    """Every failed ``authenticate()`` made for a request (admin form, API login) is counted."""
-    if request is not None:
-        login_failure_record(request=request, identifier=str(credentials.get("username") or ""))

@@ -23,7 +23,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from users.emails import send_password_reset_email, send_verification_email
-from users.lockout import login_locked_for
+from users.lockout import login_failure_record, login_locked_for
 from users.models import AccountToken, RevokedTokenFamily, User
 from users.tokens import FAMILY_CLAIM, FamilyRefreshToken, PresentedRefreshToken
 from utils.exceptions import AuthenticationFailed, PermissionDeniedError, Throttled, ValidationFailed
@@ -189,6 +189,8 @@ def user_login(*, identifier: str, password: str, request: HttpRequest | None) -
         )
     user = authenticate(request, username=identifier.strip(), password=password)
     if not isinstance(user, User):
+        if request is not None:
+            login_failure_record(request=request, identifier=identifier)
         raise AuthenticationFailed("No active account found with these credentials.")
     if settings.REQUIRE_EMAIL_VERIFICATION and not user.is_verified:
         raise PermissionDeniedError(
