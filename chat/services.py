@@ -12,11 +12,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from redis.exceptions import RedisError
 
 from chat.history import history_changed
-from chat.models import ChatMessage, ChatSession, IdempotencyRecord
+from chat.models import ChatMessage, ChatSession, DailyMessageCount, IdempotencyRecord
 from rag.providers.base import Turn
 from rag.services.answering import Answer, answer_question, answer_stream
 from users.models import User
@@ -90,18 +91,42 @@ def _request_hash(session: ChatSession, content: str) -> str:
     return hashlib.sha256(f"{session.pk}\n{content}".encode()).hexdigest()
 
 
-def _quota_check(user: User) -> None:
+def _sent_today(user: User, *, since: datetime, limit: int) -> int:
+    """Messages the user sent since ``since``, counted up to ``limit`` (a bounded read)."""
+    today = ChatMessage.objects.filter(session__user=user, sender=ChatMessage.Sender.USER, created_at__gte=since)
+    return today[:limit].count()
+
+
+def _quota_claim(user: User) -> None:
+    """Count one more message against today's quota, or raise ``daily_quota_exceeded``.
+
+    Called in the transaction that stores the message: the conditional UPDATE takes the user's
+    counter row, so on PostgreSQL a parallel send waits for this one to commit (or roll back) and
+    then re-checks the condition, and on SQLite writers are serialised. Exactly the quota is stored
+    however many sends race, and a rolled-back send gives its place back.
+    """
     now = timezone.now()
-    midnight = datetime.combine(now.date(), time.min, tzinfo=now.tzinfo)
-    today = ChatMessage.objects.filter(session__user=user, sender=ChatMessage.Sender.USER, created_at__gte=midnight)
-    sent = today[: settings.CHAT_DAILY_QUOTA].count()  # stops counting at the quota: a bounded read
-    if sent >= settings.CHAT_DAILY_QUOTA:
-        seconds = int((midnight + timedelta(days=1) - now).total_seconds())
-        raise Throttled(
-            f"Daily message quota of {settings.CHAT_DAILY_QUOTA} reached; it resets at 00:00 UTC.",
-            code="daily_quota_exceeded",
-            retry_after=seconds,
+    today = now.date()
+    quota = settings.CHAT_DAILY_QUOTA
+    claimable = DailyMessageCount.objects.filter(Q(user=user) & (~Q(day=today) | Q(count__lt=quota)))
+    for _ in range(2):
+        if claimable.update(count=Case(When(day=today, then=F("count") + 1), default=Value(1)), day=today):
+            return
+        if DailyMessageCount.objects.filter(user=user).exists():
+            break
+        # The user's first send since the counter existed: start it from what they sent today already
+        # (once per user, so a deployment mid-day does not hand out a second quota).
+        midnight = datetime.combine(today, time.min, tzinfo=now.tzinfo)
+        sent = _sent_today(user, since=midnight, limit=quota)
+        DailyMessageCount.objects.bulk_create(
+            [DailyMessageCount(user=user, day=today, count=sent)], ignore_conflicts=True
         )
+    midnight = datetime.combine(today, time.min, tzinfo=now.tzinfo)
+    raise Throttled(
+        f"Daily message quota of {quota} reached; it resets at 00:00 UTC.",
+        code="daily_quota_exceeded",
+        retry_after=max(1, int((midnight + timedelta(days=1) - now).total_seconds())),
+    )
 
 
 def _replay(record: IdempotencyRecord, session: ChatSession, content: str) -> Received:
@@ -125,7 +150,7 @@ def message_receive(*, user: User, session: ChatSession, content: str, idempoten
                 return _replay(record, session, content)
             if record is not None:
                 record.delete()  # expired: the key may be used afresh
-        _quota_check(user)
+        _quota_claim(user)
         now = timezone.now()
         message = ChatMessage.objects.create(session=session, sender=ChatMessage.Sender.USER, content=content)
         if not session.title:

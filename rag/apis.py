@@ -36,6 +36,7 @@ from utils.exceptions import NotFound, ValidationFailed
 from utils.pagination import StandardPagination
 from utils.parsers import JSONParser
 from utils.schema import error_responses
+from utils.throttling import ScopedThrottle
 
 TAG = ["knowledge base"]
 _SOURCE = {
@@ -71,11 +72,15 @@ class ReadAnyWriteStaff(BasePermission):
 
 
 class SearchApi(APIView):
+    # Per user: each search embeds a query (a model run, or a Mistral call) and caches it in Redis.
+    throttle_classes = [ScopedThrottle]
+    throttle_scope = "search"
+
     @extend_schema(
         tags=TAG,
         summary="Search the knowledge base",
         parameters=[SearchQuerySerializer],
-        responses={200: SearchResultSerializer, **error_responses(400, 401, 503)},
+        responses={200: SearchResultSerializer, **error_responses(400, 401, 429, 503)},
         examples=[
             _response_example("Results", {"query": "how do I reset my password", "results": [_SOURCE], "took_ms": 9.4})
         ],

@@ -17,7 +17,7 @@ from rest_framework_simplejwt import authentication
 from rest_framework_simplejwt.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.tokens import Token
 
-from users.services import TOKEN_GENERATION_CLAIM
+from users.tokens import TOKEN_GENERATION_CLAIM
 
 
 class JWTAuthentication(authentication.JWTAuthentication):

@@ -52,3 +52,15 @@ class AccountToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_purpose_display()} for user {self.user_id}"
+
+
+class RevokedTokenFamily(models.Model):
+    """A refresh-token family ended by reuse detection: a token of it that had already been rotated
+    was presented again, so no token of the family refreshes any more (see ``users.tokens``)."""
+
+    family = models.CharField(max_length=255, primary_key=True)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    revoked_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"Revoked token family {self.family} of user {self.user_id}"
