@@ -70,6 +70,7 @@ def _server_env(var_dir: Path) -> dict[str, str]:
     env = {name: os.environ[name] for name in _PASSED_ENV if name in os.environ}
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings",
+        ENV_FILE="",  # a developer's .env never reaches the test server either
         DEBUG="false",
         SECRET_KEY=os.urandom(32).hex(),
         ALLOWED_HOSTS="127.0.0.1,localhost",
