@@ -6,12 +6,14 @@ from pathlib import PurePath
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
+from rag import categories
 from rag.ingestion.extract import SUPPORTED_EXTENSIONS
 from rag.models import Document
 from utils.exceptions import ServiceError
-from utils.serializers import QueryCharField, QueryChoiceField, QueryIntegerField, StrictCharField
+from utils.serializers import QueryCharField, QueryIntegerField, StrictCharField
 
 MAX_CONTENT_CHARS = 2_000_000
 
@@ -26,6 +28,21 @@ class FileTooLarge(ServiceError):
     status_code = 413
     code = "file_too_large"
     default_detail = "The upload is larger than the limit (10 MB by default)."
+
+
+class CategoryField(StrictCharField):
+    """A category name, taken as given or refused (``rag.categories``); the schema states the rule."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("help_text", f"A category: {categories.RULE}.")
+        super().__init__(max_length=categories.MAX_LENGTH, trim_whitespace=False, **kwargs)
+        self.validators.append(RegexValidator(categories.PATTERN, message=f"Use {categories.RULE}."))
+
+
+class QueryCategoryField(QueryCharField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=categories.MAX_LENGTH, trim_whitespace=False, **kwargs)
+        self.validators.append(RegexValidator(categories.PATTERN, message=f"Use {categories.RULE}."))
 
 
 class DocumentSerializer(serializers.ModelSerializer[Document]):
@@ -46,7 +63,7 @@ class DocumentDetailSerializer(DocumentSerializer):
 class DocumentInputSerializer(serializers.Serializer[Any]):
     title = StrictCharField(max_length=300)
     content = StrictCharField(max_length=MAX_CONTENT_CHARS)
-    category = serializers.ChoiceField(choices=Document.Category.choices, default=Document.Category.OTHER)
+    category = CategoryField(default=categories.DEFAULT)
     source = StrictCharField(max_length=500, required=False, allow_blank=True, default="")  # type: ignore[assignment]
     metadata = serializers.DictField(required=False, default=dict)
 
@@ -59,14 +76,16 @@ class DocumentInputSerializer(serializers.Serializer[Any]):
 class DocumentUpdateSerializer(serializers.Serializer[Any]):
     title = StrictCharField(max_length=300, required=False)
     content = StrictCharField(max_length=MAX_CONTENT_CHARS, required=False)
-    category = serializers.ChoiceField(choices=Document.Category.choices, required=False)
+    category = CategoryField(required=False)
     metadata = serializers.DictField(required=False)
 
 
 class DocumentUploadSerializer(serializers.Serializer[Any]):
     file = serializers.FileField(help_text="A .txt, .md, .rst, .html or .pdf file, up to 10 MB.")
     title = StrictCharField(max_length=300, required=False, help_text="Default: from the file.")
-    category = serializers.ChoiceField(choices=Document.Category.choices, required=False)
+    category = CategoryField(
+        required=False, help_text=f"Default: the file's front matter, else Other. {categories.RULE}."
+    )
 
     def validate_file(self, value: Any) -> Any:
         if PurePath(value.name).suffix.lower() not in SUPPORTED_EXTENSIONS:
@@ -98,8 +117,13 @@ class SearchQuerySerializer(serializers.Serializer[Any]):
 
 
 class DocumentListQuerySerializer(serializers.Serializer[Any]):
-    category = QueryChoiceField(choices=Document.Category.choices, required=False)
+    category = QueryCategoryField(required=False, help_text="Only this category (as listed by /api/rag/categories/).")
     search = QueryCharField(max_length=300, required=False, allow_blank=True, help_text="Part of the title.")
+
+
+class CategorySerializer(serializers.Serializer[Any]):
+    name = serializers.CharField()
+    document_count = serializers.IntegerField()
 
 
 class SourceSerializer(serializers.Serializer[Any]):
