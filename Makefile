@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # requirements*.txt (the readable lists) after a change there.
 LOCKS := requirements.lock requirements-dev.lock
 PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes \
-	--strip-extras --no-emit-index-url --no-emit-find-links
+	--no-strip-extras --no-emit-index-url --no-emit-find-links
 
 .PHONY: setup run test lint format migrate pytest check-deploy clean lock schema
 .PHONY: browser-deps

@@ -42,5 +42,9 @@ def test_an_expired_holder_does_not_release_the_retrys_lock():
 
 
 def test_without_an_idempotency_key_there_is_no_lock():
-    with _AnswerLock(SimpleNamespace(record=None)), _AnswerLock(SimpleNamespace(record=None)):
+    with _AnswerLock(received_without_key()), _AnswerLock(received_without_key()):
         pass
+
+
+def received_without_key() -> Any:
+    return SimpleNamespace(record=None)
