@@ -120,7 +120,7 @@ class CategoryListApi(APIView):
         summary="Categories in use",
         description=f"Each category that at least one document has, with its number of documents, by name. "
         f"A category is any name of {categories.RULE}; it comes into use with its first document.",
-        responses={200: CategorySerializer(many=True), **error_responses(401, 404)},
+        responses={200: CategorySerializer(many=True), **error_responses(400, 401, 404)},
         examples=[_response_example("Page", {"name": "Guide", "document_count": 19})],
     )
     def get(self, request: Request) -> Response:

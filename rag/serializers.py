@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.validators import RegexValidator
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.utils import Direction
 from rest_framework import serializers
 
 from rag import categories
@@ -14,6 +16,9 @@ from rag.ingestion.extract import SUPPORTED_EXTENSIONS
 from rag.models import Document
 from utils.exceptions import ServiceError
 from utils.serializers import QueryCharField, QueryIntegerField, StrictCharField
+
+if TYPE_CHECKING:
+    from drf_spectacular.openapi import AutoSchema
 
 MAX_CONTENT_CHARS = 2_000_000
 
@@ -30,7 +35,11 @@ class FileTooLarge(ServiceError):
     default_detail = "The upload is larger than the limit (10 MB by default)."
 
 
-class CategoryField(StrictCharField):
+class _CategoryRule:
+    """Marks the fields that take a category name (for the schema extension below)."""
+
+
+class CategoryField(_CategoryRule, StrictCharField):
     """A category name, taken as given or refused (``rag.categories``); the schema states the rule."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -39,10 +48,24 @@ class CategoryField(StrictCharField):
         self.validators.append(RegexValidator(categories.PATTERN, message=f"Use {categories.RULE}."))
 
 
-class QueryCategoryField(QueryCharField):
+class QueryCategoryField(_CategoryRule, QueryCharField):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(max_length=categories.MAX_LENGTH, trim_whitespace=False, **kwargs)
         self.validators.append(RegexValidator(categories.PATTERN, message=f"Use {categories.RULE}."))
+
+
+class CategoryFieldExtension(OpenApiSerializerFieldExtension):
+    """The category rule as the field's ``pattern`` (it implies the NUL and blank rules that
+    ``utils.schema.StrictCharFieldExtension`` would state otherwise)."""
+
+    target_class = _CategoryRule
+    match_subclasses = True
+    priority = 1  # over StrictCharFieldExtension, which matches these fields too
+
+    def map_serializer_field(self, auto_schema: AutoSchema, direction: Direction) -> dict[str, Any]:
+        schema: dict[str, Any] = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        schema["pattern"] = categories.PATTERN
+        return schema
 
 
 class DocumentSerializer(serializers.ModelSerializer[Document]):

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, PolymorphicProxySerializer, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
 from rest_framework import status
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -114,6 +122,14 @@ class VerifyEmailApi(AnonymousApi):
         return Response(UserSerializer(user).data)
 
 
+class AcceptHeaderNegotiation(DefaultContentNegotiation):
+    """JSON or the page by the ``Accept`` header alone: no ``?format=`` override (DRF's default would
+    add one, answering 404 to an unknown value)."""
+
+    settings = SimpleNamespace(URL_FORMAT_OVERRIDE=None)  # type: ignore[assignment]  # the one setting it reads
+
+
+_NO_FORMAT_PARAMETER = OpenApiParameter("format", exclude=True)
 _VERIFICATION_PAGE = OpenApiResponse(
     OpenApiTypes.STR, description="With `Accept: text/html` (a browser): a short page saying what happened."
 )
@@ -131,6 +147,7 @@ class VerifyEmailLinkApi(AnonymousApi):
 
     throttle_scope = "account_token"
     renderer_classes = [JSONRenderer, VerificationPageRenderer]
+    content_negotiation_class = AcceptHeaderNegotiation
 
     @extend_schema(
         tags=TAG,
@@ -140,6 +157,7 @@ class VerifyEmailLinkApi(AnonymousApi):
             "400 `already_verified`. Browsers (`Accept: text/html`) get a short HTML page."
         ),
         operation_id="auth_verify_email_link_open",
+        parameters=[_NO_FORMAT_PARAMETER],
         request=None,
         responses=_VERIFICATION_RESPONSES,
         examples=[_example("Verified", _USER_EXAMPLE)],
@@ -152,6 +170,7 @@ class VerifyEmailLinkApi(AnonymousApi):
         tags=TAG,
         summary="Verify an email address from the mailed link",
         operation_id="auth_verify_email_link_confirm",
+        parameters=[_NO_FORMAT_PARAMETER],
         request=None,
         responses=_VERIFICATION_RESPONSES,
         examples=[_example("Verified", _USER_EXAMPLE)],

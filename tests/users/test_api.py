@@ -378,3 +378,10 @@ def test_password_reset_validation(anon_client):
     assert_envelope(anon_client.post("/api/auth/password/reset/", {"email": ""}, format="json"), 400, "invalid")
     response = anon_client.post("/api/auth/password/reset/confirm/", {"token": "x"}, format="json")
     assert "new_password" in assert_envelope(response, 400)["errors"]
+
+
+def test_the_verification_link_has_no_format_override(anon_client):
+    # Only the Accept header chooses JSON or the page: an unknown ?format= is not a 404.
+    assert_envelope(anon_client.get("/api/auth/verify-email/not-a-token/?format=AAA"), 400, "invalid_token")
+    page = anon_client.get("/api/auth/verify-email/not-a-token/?format=json", HTTP_ACCEPT=BROWSER_ACCEPT)
+    assert page["Content-Type"].startswith("text/html")
