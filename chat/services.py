@@ -16,6 +16,7 @@ from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from background_tasks.locks import RedisLock
 from chat.history import history_changed
 from chat.models import ChatMessage, ChatSession, DailyMessageCount, IdempotencyRecord
 from rag.providers.base import Turn
@@ -23,7 +24,7 @@ from rag.services.answering import Answer, answer_question, answer_stream
 from users.models import User
 from utils.exceptions import Conflict, ServiceError, Throttled, ValidationFailed
 from utils.metrics import record_message_sent
-from utils.redis import get_redis, redis_key
+from utils.redis import redis_key
 
 logger = logging.getLogger(__name__)
 
@@ -214,30 +215,33 @@ def _store_answer(received: Received, answer: Answer) -> ChatMessage:
 
 
 class _AnswerLock:
-    """One answer at a time per idempotency key, so a concurrent retry cannot answer twice."""
+    """One answer at a time per idempotency key, so a concurrent retry cannot answer twice.
+
+    A ``RedisLock``: it is released only while it still holds our token, so an answer that outlives
+    the TTL (a slow stream) cannot delete the lock a retry took after it expired.
+    """
 
     def __init__(self, received: Received) -> None:
         self.key = redis_key("chat", "answering", str(received.record.pk)) if received.record else ""
-        self.held = False
+        self._lock: RedisLock | None = None
 
     def __enter__(self) -> _AnswerLock:
-        if self.key:
-            try:
-                self.held = bool(get_redis().set(self.key, "1", nx=True, ex=int(settings.RAG_TIMEOUT_S * 3)))
-            except RedisError as exc:
-                logger.warning("Answer lock unavailable (%s); continuing without it", exc)
-                self.held = True
-                self.key = ""
-            if not self.held:
-                raise Conflict("This message is being answered; retry shortly.", code="idempotency_in_progress")
+        if not self.key:
+            return self
+        try:
+            lock = RedisLock(self.key, ttl_s=int(settings.RAG_TIMEOUT_S * 3))
+            held = lock.acquire()
+        except RedisError as exc:
+            logger.warning("Answer lock unavailable (%s); continuing without it", exc)
+            return self
+        if not held:
+            raise Conflict("This message is being answered; retry shortly.", code="idempotency_in_progress")
+        self._lock = lock
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.key and self.held:
-            try:
-                get_redis().delete(self.key)
-            except RedisError:
-                logger.warning("Could not release the answer lock %s; it expires by itself", self.key)
+        if self._lock is not None:
+            self._lock.release()  # only if still ours; a Redis error is logged, the key expires by itself
 
 
 def message_answer(*, received: Received) -> ChatMessage:

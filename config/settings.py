@@ -15,12 +15,13 @@ import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_admins, env_bool, env_float, env_int, env_list, env_str
+from config.env import env_admins, env_bool, env_float, env_int, env_list, env_str, load_env_file, local_base_url
 from config.startup import embedded_secret_key
 
 django_stubs_ext.monkeypatch()  # lets annotations like ModelAdmin[User] run
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+load_env_file(BASE_DIR)  # .env, when present; the environment wins over it
 # A relative VAR_DIR is relative to the checkout, not to the directory a command is run from:
 # `make serve` (var/serve) and `make run` (var) must always find their own data.
 VAR_DIR = BASE_DIR / (env_str("VAR_DIR") or "var")
@@ -38,7 +39,9 @@ if not SECRET_KEY:
     SECRET_KEY = embedded_secret_key(VAR_DIR)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
-PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Base of the links in emails. Unset: the address the server listens on (HOST, PORT), so
+# `PORT=9000 make run` mails links to port 9000; a wildcard host means this machine's loopback.
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL").rstrip("/") or local_base_url(env_str("HOST"), env_int("PORT", 8000))
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
@@ -69,7 +72,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "utils.api_routes.ApiCommonMiddleware",  # Django's CommonMiddleware; JSON 404s, no slash redirects under /api/
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

@@ -14,10 +14,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from rag import selectors
+from rag import categories, selectors
 from rag.ingestion.extract import extract_text
 from rag.models import Document
 from rag.serializers import (
+    CategorySerializer,
     DocumentDetailSerializer,
     DocumentInputSerializer,
     DocumentListQuerySerializer,
@@ -107,12 +108,31 @@ def _upload_to_input(data: dict[str, Any]) -> DocumentInput:
         raise ValidationFailed("No text could be extracted from the file.", code="empty_document")
     meta = extracted.metadata or {}
     title = data.get("title") or extracted.title or PurePath(upload.name).stem.replace("-", " ").capitalize()
-    category = data.get("category") or meta.get("category") or Document.Category.OTHER
-    if category not in Document.Category.values:
-        category = Document.Category.OTHER
+    category = data.get("category") or meta.get("category") or categories.DEFAULT
+    try:
+        categories.check_category(category)
+    except categories.InvalidCategory as exc:  # from the front matter: refused, never replaced
+        raise ValidationFailed("Invalid input.", code="invalid", errors={"category": [str(exc)]}) from exc
     return DocumentInput(
         title=title, content=extracted.text, category=category, source=upload.name, metadata={"filename": upload.name}
     )
+
+
+class CategoryListApi(APIView):
+    pagination_class = StandardPagination
+
+    @extend_schema(
+        tags=TAG,
+        summary="Categories in use",
+        description=f"Each category that at least one document has, with its number of documents, by name. "
+        f"A category is any name of {categories.RULE}; it comes into use with its first document.",
+        responses={200: CategorySerializer(many=True), **error_responses(400, 401, 404)},
+        examples=[_response_example("Page", {"name": "Guide", "document_count": 19})],
+    )
+    def get(self, request: Request) -> Response:
+        paginator = StandardPagination()
+        page = paginator.paginate_queryset(selectors.category_list(), request, view=self)
+        return paginator.get_paginated_response(CategorySerializer(page, many=True).data)
 
 
 class DocumentListApi(APIView):

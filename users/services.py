@@ -32,6 +32,7 @@ from utils.exceptions import AuthenticationFailed, PermissionDeniedError, Thrott
 logger = logging.getLogger(__name__)
 
 INVALID_TOKEN = "This link or token is invalid, expired or already used."  # noqa: S105 (a message)
+ALREADY_VERIFIED = "This email address is already verified; you can log in."
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,18 @@ def user_register(*, username: str, email: str, password: str, first_name: str =
 
 @transaction.atomic
 def email_verify(*, raw_token: str) -> User:
-    user = account_token_consume(raw_token=raw_token, purpose=AccountToken.Purpose.VERIFY_EMAIL)
+    """Verify with a live token. A used, retired or expired one of an account that is verified by
+    now (a mail preview opened the link first) is refused with ``already_verified``, which says so."""
+    try:
+        user = account_token_consume(raw_token=raw_token, purpose=AccountToken.Purpose.VERIFY_EMAIL)
+    except ValidationFailed:
+        if AccountToken.objects.filter(
+            token_hash=_hash(raw_token), purpose=AccountToken.Purpose.VERIFY_EMAIL, user__is_verified=True
+        ).exists():
+            raise ValidationFailed(
+                ALREADY_VERIFIED, code="already_verified", errors={"token": [ALREADY_VERIFIED]}
+            ) from None
+        raise
     if not user.is_verified:
         user.is_verified = True
         user.save(update_fields=["is_verified"])

@@ -87,8 +87,8 @@ def assert_answered_by_the_providers(reply: dict[str, Any]) -> None:
 
 
 # A connection the server closes without answering (httpx.RemoteProtocolError, e.g. a keep-alive
-# connection dropped by a proxy) is retried too: the mistralai SDK retries only NetworkError and
-# TimeoutException, so our transport re-raises it as a ReadError (rag/providers/mistral.py).
+# connection dropped by a proxy) is retried too: nothing was answered, so the retry policy
+# (rag/providers/http.py) counts it with timeouts and network errors.
 
 
 def _transient_cases() -> list[Any]:

@@ -26,6 +26,16 @@ def serves_in_this_process(options: dict[str, Any]) -> bool:
 class Command(StaticfilesRunserverCommand):
     help = f"{StaticfilesRunserverCommand.help} Also runs the maintenance scheduler (DEV_SCHEDULER)."
 
+    def handle(self, *args: Any, **options: Any) -> None:
+        # Without an address, the one the settings read (HOST, PORT from the environment or .env),
+        # which PUBLIC_BASE_URL's default is derived from too.
+        if not options.get("addrport"):
+            host = settings.HOST
+            if ":" in host and not host.startswith("["):
+                host, options["use_ipv6"] = f"[{host}]", True
+            options["addrport"] = f"{host}:{settings.PORT}"
+        super().handle(*args, **options)
+
     def inner_run(self, *args: Any, **options: Any) -> None:
         address, port = getattr(self, "addr", ""), getattr(self, "port", "")  # set by runserver's handle()
         if settings.DEBUG and (warning := debug_exposure_warning(address, port)):
