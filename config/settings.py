@@ -236,6 +236,11 @@ EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "RAG Chatbot <no-reply@localhost>")
 SERVER_EMAIL = env_str("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
+# Account mail (verification, password reset) goes out from a background thread after the
+# response, so a known and an unknown address take the same time (users/outbox.py).
+EMAIL_SEND_IN_BACKGROUND = env_bool("EMAIL_SEND_IN_BACKGROUND", True)
+EMAIL_QUEUE_SIZE = env_int("EMAIL_QUEUE_SIZE", 1000)
+EMAIL_DRAIN_SECONDS = env_int("EMAIL_DRAIN_SECONDS", 10)
 ADMINS = env_admins("ADMINS")
 
 # --- Security (production values unless DEBUG; each overridable) --------------------------------

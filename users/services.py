@@ -19,6 +19,7 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from users import outbox
 from users.emails import send_password_reset_email, send_verification_email
 from users.models import AccountToken, User
 from utils.exceptions import AuthenticationFailed, PermissionDeniedError, ValidationFailed
@@ -80,7 +81,7 @@ def user_register(*, username: str, email: str, password: str, first_name: str =
     user.set_password(password)
     user.save()
     raw = account_token_issue(user=user, purpose=AccountToken.Purpose.VERIFY_EMAIL)
-    transaction.on_commit(lambda: send_verification_email(user, raw))
+    transaction.on_commit(lambda: outbox.submit(send_verification_email, user, raw))
     return user
 
 
@@ -100,7 +101,7 @@ def verification_resend(*, email: str) -> None:
     if user is None:
         return
     raw = account_token_issue(user=user, purpose=AccountToken.Purpose.VERIFY_EMAIL)
-    transaction.on_commit(lambda: send_verification_email(user, raw))
+    transaction.on_commit(lambda: outbox.submit(send_verification_email, user, raw))
 
 
 def tokens_for(user: User) -> TokenPair:
@@ -162,7 +163,7 @@ def password_reset_request(*, email: str) -> None:
     if user is None:
         return
     raw = account_token_issue(user=user, purpose=AccountToken.Purpose.RESET_PASSWORD)
-    transaction.on_commit(lambda: send_password_reset_email(user, raw))
+    transaction.on_commit(lambda: outbox.submit(send_password_reset_email, user, raw))
 
 
 @transaction.atomic
