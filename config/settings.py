@@ -178,6 +178,10 @@ THROTTLE_RATES = {
     "chat": env_str("THROTTLE_CHAT", "30/min"),
 }
 CHAT_DAILY_QUOTA = env_int("CHAT_DAILY_QUOTA", 500)
+# Answer streams one user may have open at once (each holds a worker thread); 0 = no limit.
+CHAT_MAX_CONCURRENT_STREAMS = env_int("CHAT_MAX_CONCURRENT_STREAMS", 2)
+# Seconds after which a stream's slot expires if its worker died without releasing it.
+CHAT_STREAM_SLOT_TTL = env_int("CHAT_STREAM_SLOT_TTL", 300)
 # Cache GET /api/chat/history/ per user until their next write (keyed by a version token kept in
 # the database, so it is exact on a shared Redis and on each worker's own fakeredis alike).
 CHAT_HISTORY_CACHE = env_bool("CHAT_HISTORY_CACHE", True)
