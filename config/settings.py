@@ -331,6 +331,13 @@ JOB_SEND_DAILY_REPORT_CRON = env_str("JOB_SEND_DAILY_REPORT_CRON", "0 8 * * *")
 JOB_BACKUP_DATA_CRON = env_str("JOB_BACKUP_DATA_CRON", "0 1 * * sun")
 BACKUP_DIR = Path(env_str("BACKUP_DIR") or str(VAR_DIR / "backups"))
 BACKUP_KEEP = env_int("BACKUP_KEEP", 8)
+# HMAC key of the archives' manifests; empty: derived from SECRET_KEY (then a new SECRET_KEY
+# cannot verify older archives: set this to keep them restorable across a key rotation).
+BACKUP_SIGNING_KEY = env_str("BACKUP_SIGNING_KEY")
+# Restore reads an archive as untrusted input, within these bounds.
+BACKUP_RESTORE_MAX_MEMBERS = env_int("BACKUP_RESTORE_MAX_MEMBERS", 16)
+BACKUP_RESTORE_MAX_MEMBER_BYTES = env_int("BACKUP_RESTORE_MAX_MEMBER_BYTES", 8 * 1024**3)
+BACKUP_RESTORE_MAX_ROW_BYTES = env_int("BACKUP_RESTORE_MAX_ROW_BYTES", 64 * 1024**2)
 REPORT_RECIPIENTS = env_list("REPORT_RECIPIENTS")  # empty: ADMINS, else active staff users
 DEV_SCHEDULER = env_bool("DEV_SCHEDULER", True)  # runserver also schedules (under the leader lock)
 SCHEDULER_MISFIRE_GRACE_S = env_int("SCHEDULER_MISFIRE_GRACE_S", 3600)  # a run up to this late still happens
