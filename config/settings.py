@@ -265,6 +265,13 @@ SESSION_COOKIE_HTTPONLY = True
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 2_621_440)
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES
+# What one document may cost (rag/ingestion/limits.py): over these it is a 413 document_too_large.
+INGEST_MAX_CHARS = env_int("INGEST_MAX_CHARS", 500_000)
+INGEST_MAX_PAGES = env_int("INGEST_MAX_PAGES", 300)
+INGEST_MAX_CHUNKS = env_int("INGEST_MAX_CHUNKS", 800)
+# PDFs are parsed in a child process, killed past this time or memory (422 document_too_complex).
+PDF_PARSE_TIMEOUT_S = env_float("PDF_PARSE_TIMEOUT_S", 20.0)
+PDF_PARSE_MEMORY_MB = env_int("PDF_PARSE_MEMORY_MB", 512)
 
 # --- Retrieval and answers (rag) ---------------------------------------------------------------
 # Each provider is chosen once, here. "auto" picks the production provider when its key is set.

@@ -16,6 +16,7 @@ from typing import Any
 from django.db import transaction
 
 from rag.ingestion.chunking import content_hash, split_into_chunks
+from rag.ingestion.limits import chunk_count_check, text_size_check
 from rag.models import Chunk, Document
 from rag.providers.factory import get_embedder, get_vector_store
 from rag.services.retrieval import knowledge_base_changed
@@ -72,7 +73,9 @@ def document_ingest(*, item: DocumentInput, document: Document | None = None) ->
             existing.source = item.source or existing.source
             existing.save(update_fields=["metadata", "source", "updated_at"])
         return IngestResult(existing, "unchanged", existing.chunks.count())
+    text_size_check(item.content)  # before chunking and embedding: both grow with the text
     texts = split_into_chunks(title=item.title, text=item.content)
+    chunk_count_check(len(texts))
     embedder = get_embedder()
     vectors = embedder.embed_documents(texts) if texts else None
     store = get_vector_store()
