@@ -18,6 +18,7 @@ Layouts:
             issue 13: 3 gthread workers x 1 thread on SQLite with 2 cores)
     proxy   what ``make serve`` runs: nginx (deploy/nginx.conf.template) on 127.0.0.1 in front
             of gunicorn on a unix socket with scripts/serve.sh's proxied layout
+    proxy:N the same with N gunicorn workers (e.g. ``--layouts direct,proxy,proxy:3``)
 
 Throttles and the daily quota are lifted for the load; passwords use the production hasher
 (PBKDF2), so login is CPU-bound by design and is reported, not targeted.
@@ -128,6 +129,8 @@ def start(layout: str, port: int, work: Path) -> list[subprocess.Popen[bytes]]:
         return [subprocess.Popen([gunicorn, "-c", "config/gunicorn.conf.py", "config.wsgi"], cwd=ROOT, env=env)]
     socket_path = work / "gunicorn.sock"
     env |= proxied_layout() | {"GUNICORN_BIND": f"unix:{socket_path}"}
+    if ":" in layout:  # proxy:N, N gunicorn workers behind nginx
+        env["GUNICORN_WORKERS"] = layout.partition(":")[2]
     app = subprocess.Popen([gunicorn, "-c", "config/gunicorn.conf.py", "config.wsgi"], cwd=ROOT, env=env)
     run_dir = work / "nginx"
     conf = nginx_conf.render(f"127.0.0.1:{port}", f"unix:{socket_path}", run_dir)
@@ -229,7 +232,7 @@ def main() -> None:
                     figures = run_wrk(stacks[layout][0], endpoint, users, args, work)
                     results[f"{layout} {endpoint}"].append(figures)
                     shown = "  ".join(f"{k} {v:.1f}" for k, v in figures.items())
-                    sys.stdout.write(f"{layout:6} run {run} {endpoint:8} {shown}\n")
+                    sys.stdout.write(f"{layout:7} run {run} {endpoint:8} {shown}\n")
                     sys.stdout.flush()
     finally:
         for _, processes in stacks.values():
@@ -239,7 +242,7 @@ def main() -> None:
     for name, figures in medians.items():
         ratio = figures["p95 ms"] / max(figures["p50 ms"], 1e-9)
         shown = "  ".join(f"{k} {v:.1f}" for k, v in figures.items())
-        sys.stdout.write(f"{name:16} {shown}  p95/p50 {ratio:.1f}\n")
+        sys.stdout.write(f"{name:17} {shown}  p95/p50 {ratio:.1f}\n")
 
 
 if __name__ == "__main__":

@@ -68,7 +68,9 @@ control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
 control_socket_disable = not control_socket
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
-# The client address for throttles comes from REMOTE_ADDR (see NUM_PROXIES); never log headers.
+# The client address for throttles comes from REMOTE_ADDR, or behind nginx from the X-Forwarded-For
+# entry it adds (NUM_PROXIES=1, set by make serve); never log headers. Behind nginx %(h)s is the
+# socket, not the client: NGINX_ACCESS_LOG=/path logs client addresses.
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
 
 # --- Prometheus metrics from every worker (prometheus_client's multiprocess mode) ---------------
