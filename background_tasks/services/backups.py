@@ -113,7 +113,10 @@ def signature_document(manifest_bytes: bytes) -> bytes:
 
 def _owner_only_directory(directory: Path) -> None:
     directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    os.chmod(directory, DIR_MODE)  # also a folder made before backups were private
+    try:
+        os.chmod(directory, DIR_MODE)  # also a folder made before backups were private
+    except PermissionError:  # a folder we do not own (a mount point): the archives are 0600 anyway
+        logger.warning("Backup folder %s could not be made owner-only (0700)", directory)
 
 
 def member_name(label: str) -> str:
