@@ -15,29 +15,39 @@ import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_admins, env_bool, env_float, env_int, env_list, env_str
+from config.env import env_admins, env_bool, env_float, env_int, env_list, env_str, load_env_file, local_base_url
+from config.startup import embedded_secret_key
 
 django_stubs_ext.monkeypatch()  # lets annotations like ModelAdmin[User] run
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
+load_env_file(BASE_DIR)  # .env, when present; the environment wins over it
+# A relative VAR_DIR is relative to the checkout, not to the directory a command is run from:
+# `make serve` (var/serve) and `make run` (var) must always find their own data.
+VAR_DIR = BASE_DIR / (env_str("VAR_DIR") or "var")
 
 # --- Core -------------------------------------------------------------------------------------
 DEBUG = env_bool("DEBUG", False)
+# The embedded default: no database or Redis named in the environment (SQLite under VAR_DIR and
+# in-process fakeredis), as `make run` and any bare `manage.py` command run.
+EMBEDDED_DEFAULT = not (env_str("DATABASE_URL") or env_str("REDIS_URL") or env_str("REDIS_HOST"))
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
-    if not DEBUG:
+    if not (DEBUG or EMBEDDED_DEFAULT):
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (see .env.example).")
-    SECRET_KEY = "django-insecure-dev-only-key-never-use-in-production"  # noqa: S105
+    # Never a key written in the source: this installation's own random key, kept in VAR_DIR (0600).
+    SECRET_KEY = embedded_secret_key(VAR_DIR)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
-PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Base of the links in emails. Unset: the address the server listens on (HOST, PORT), so
+# `PORT=9000 make run` mails links to port 9000; a wildcard host means this machine's loopback.
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL").rstrip("/") or local_base_url(env_str("HOST"), env_int("PORT", 8000))
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
     # First, so that its `runserver` (which also starts the dev scheduler) wins over staticfiles'.
     "background_tasks",
-    "django.contrib.admin",
+    "users.admin_config.LockoutAdminConfig",  # django.contrib.admin, its login behind the lockout
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -62,7 +72,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "utils.api_routes.ApiCommonMiddleware",  # Django's CommonMiddleware; JSON 404s, no slash redirects under /api/
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -176,17 +186,28 @@ THROTTLE_RATES = {
     "password_reset": env_str("THROTTLE_PASSWORD_RESET", "5/hour"),
     "account_token": env_str("THROTTLE_ACCOUNT_TOKEN", "20/hour"),
     "chat": env_str("THROTTLE_CHAT", "30/min"),
+    "session_create": env_str("THROTTLE_SESSION_CREATE", "60/hour"),
+    "search": env_str("THROTTLE_SEARCH", "60/min"),
 }
 CHAT_DAILY_QUOTA = env_int("CHAT_DAILY_QUOTA", 500)
+# Failed logins (admin and API) counted per client address and per account in the shared cache;
+# at the limit, logins from that address or for that account are refused until the window ends.
+LOGIN_LOCKOUT_CLIENT_FAILURES = env_int("LOGIN_LOCKOUT_CLIENT_FAILURES", 20)
+LOGIN_LOCKOUT_ACCOUNT_FAILURES = env_int("LOGIN_LOCKOUT_ACCOUNT_FAILURES", 5)
+LOGIN_LOCKOUT_WINDOW_MINUTES = env_int("LOGIN_LOCKOUT_WINDOW_MINUTES", 15)
+# Answer streams one user may have open at once (each holds a worker thread); 0 = no limit.
+CHAT_MAX_CONCURRENT_STREAMS = env_int("CHAT_MAX_CONCURRENT_STREAMS", 2)
+# Seconds after which a stream's slot expires if its worker died without releasing it.
+CHAT_STREAM_SLOT_TTL = env_int("CHAT_STREAM_SLOT_TTL", 300)
 # Cache GET /api/chat/history/ per user until their next write (keyed by a version token kept in
 # the database, so it is exact on a shared Redis and on each worker's own fakeredis alike).
 CHAT_HISTORY_CACHE = env_bool("CHAT_HISTORY_CACHE", True)
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["users.authentication.JWTAuthentication"],  # simplejwt + revocation
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["utils.parsers.JSONParser"],  # DRF's, with a nesting bound
     "DEFAULT_PAGINATION_CLASS": "utils.pagination.StandardPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -236,6 +257,11 @@ EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "RAG Chatbot <no-reply@localhost>")
 SERVER_EMAIL = env_str("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
+# Account mail (verification, password reset) goes out from a background thread after the
+# response, so a known and an unknown address take the same time (users/outbox.py).
+EMAIL_SEND_IN_BACKGROUND = env_bool("EMAIL_SEND_IN_BACKGROUND", True)
+EMAIL_QUEUE_SIZE = env_int("EMAIL_QUEUE_SIZE", 1000)
+EMAIL_DRAIN_SECONDS = env_int("EMAIL_DRAIN_SECONDS", 10)
 ADMINS = env_admins("ADMINS")
 
 # --- Security (production values unless DEBUG; each overridable) --------------------------------
@@ -256,6 +282,13 @@ SESSION_COOKIE_HTTPONLY = True
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 2_621_440)
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES
+# What one document may cost (rag/ingestion/limits.py): over these it is a 413 document_too_large.
+INGEST_MAX_CHARS = env_int("INGEST_MAX_CHARS", 500_000)
+INGEST_MAX_PAGES = env_int("INGEST_MAX_PAGES", 300)
+INGEST_MAX_CHUNKS = env_int("INGEST_MAX_CHUNKS", 800)
+# PDFs are parsed in a child process, killed past this time or memory (422 document_too_complex).
+PDF_PARSE_TIMEOUT_S = env_float("PDF_PARSE_TIMEOUT_S", 20.0)
+PDF_PARSE_MEMORY_MB = env_int("PDF_PARSE_MEMORY_MB", 512)
 
 # --- Retrieval and answers (rag) ---------------------------------------------------------------
 # Each provider is chosen once, here. "auto" picks the production provider when its key is set.
@@ -296,6 +329,9 @@ if RAG_GENERATOR == "openai" and not (OPENAI_BASE_URL and OPENAI_MODEL):
     raise ImproperlyConfigured("OPENAI_BASE_URL and OPENAI_MODEL must be set when RAG_GENERATOR is openai.")
 
 VECTOR_INDEX_DIR = Path(env_str("VECTOR_INDEX_DIR", str(VAR_DIR / "index")))
+# How often (seconds) a process looks at the knowledge base's version in the database, at most,
+# to reload its FAISS and lexical indexes after another process changed them.
+RAG_INDEX_CHECK_S = env_float("RAG_INDEX_CHECK_S", 0.5)
 LOCAL_EMBEDDER_THREADS = env_int("LOCAL_EMBEDDER_THREADS", 0)  # 0: one per core
 FAISS_THREADS = env_int("FAISS_THREADS", 1)  # OpenMP threads per search
 EMBED_BATCH_SIZE = env_int("EMBED_BATCH_SIZE", 64)
@@ -312,7 +348,9 @@ RAG_FOLLOW_UP_WEIGHT = env_float("RAG_FOLLOW_UP_WEIGHT", 1.5)
 RAG_HISTORY_TURNS = env_int("RAG_HISTORY_TURNS", 4)
 RAG_TIMEOUT_S = env_float("RAG_TIMEOUT_S", 20.0)  # total budget of one provider call, retries included
 RAG_REQUEST_TIMEOUT_S = env_float("RAG_REQUEST_TIMEOUT_S", 10.0)  # one HTTP attempt
-RAG_EMBED_CACHE_SECONDS = env_int("RAG_EMBED_CACHE_SECONDS", 86_400)
+# Query embeddings (about 1.6 KB each) live this long in Redis: with THROTTLE_SEARCH and THROTTLE_CHAT
+# this bounds what one user can leave there (see README "Redis").
+RAG_EMBED_CACHE_SECONDS = env_int("RAG_EMBED_CACHE_SECONDS", 3_600)
 DOCUMENTS_DIR = Path(env_str("DOCUMENTS_DIR", str(BASE_DIR / "documents")))
 
 # --- Maintenance jobs (background_tasks) ---------------------------------------------------------
@@ -324,6 +362,13 @@ JOB_SEND_DAILY_REPORT_CRON = env_str("JOB_SEND_DAILY_REPORT_CRON", "0 8 * * *")
 JOB_BACKUP_DATA_CRON = env_str("JOB_BACKUP_DATA_CRON", "0 1 * * sun")
 BACKUP_DIR = Path(env_str("BACKUP_DIR") or str(VAR_DIR / "backups"))
 BACKUP_KEEP = env_int("BACKUP_KEEP", 8)
+# HMAC key of the archives' manifests; empty: derived from SECRET_KEY (then a new SECRET_KEY
+# cannot verify older archives: set this to keep them restorable across a key rotation).
+BACKUP_SIGNING_KEY = env_str("BACKUP_SIGNING_KEY")
+# Restore reads an archive as untrusted input, within these bounds.
+BACKUP_RESTORE_MAX_MEMBERS = env_int("BACKUP_RESTORE_MAX_MEMBERS", 16)
+BACKUP_RESTORE_MAX_MEMBER_BYTES = env_int("BACKUP_RESTORE_MAX_MEMBER_BYTES", 8 * 1024**3)
+BACKUP_RESTORE_MAX_ROW_BYTES = env_int("BACKUP_RESTORE_MAX_ROW_BYTES", 64 * 1024**2)
 REPORT_RECIPIENTS = env_list("REPORT_RECIPIENTS")  # empty: ADMINS, else active staff users
 DEV_SCHEDULER = env_bool("DEV_SCHEDULER", True)  # runserver also schedules (under the leader lock)
 SCHEDULER_MISFIRE_GRACE_S = env_int("SCHEDULER_MISFIRE_GRACE_S", 3600)  # a run up to this late still happens

@@ -8,16 +8,17 @@ from typing import Any
 from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import BasePermission, IsAdminUser, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from rag import selectors
+from rag import categories, selectors
 from rag.ingestion.extract import extract_text
 from rag.models import Document
 from rag.serializers import (
+    CategorySerializer,
     DocumentDetailSerializer,
     DocumentInputSerializer,
     DocumentListQuerySerializer,
@@ -34,7 +35,9 @@ from rag.services.ingestion import DocumentInput, document_delete, document_inge
 from rag.services.retrieval import retrieve
 from utils.exceptions import NotFound, ValidationFailed
 from utils.pagination import StandardPagination
+from utils.parsers import JSONParser
 from utils.schema import error_responses
+from utils.throttling import ScopedThrottle
 
 TAG = ["knowledge base"]
 _SOURCE = {
@@ -70,11 +73,15 @@ class ReadAnyWriteStaff(BasePermission):
 
 
 class SearchApi(APIView):
+    # Per user: each search embeds a query (a model run, or a Mistral call) and caches it in Redis.
+    throttle_classes = [ScopedThrottle]
+    throttle_scope = "search"
+
     @extend_schema(
         tags=TAG,
         summary="Search the knowledge base",
         parameters=[SearchQuerySerializer],
-        responses={200: SearchResultSerializer, **error_responses(400, 401, 503)},
+        responses={200: SearchResultSerializer, **error_responses(400, 401, 429, 503)},
         examples=[
             _response_example("Results", {"query": "how do I reset my password", "results": [_SOURCE], "took_ms": 9.4})
         ],
@@ -101,12 +108,31 @@ def _upload_to_input(data: dict[str, Any]) -> DocumentInput:
         raise ValidationFailed("No text could be extracted from the file.", code="empty_document")
     meta = extracted.metadata or {}
     title = data.get("title") or extracted.title or PurePath(upload.name).stem.replace("-", " ").capitalize()
-    category = data.get("category") or meta.get("category") or Document.Category.OTHER
-    if category not in Document.Category.values:
-        category = Document.Category.OTHER
+    category = data.get("category") or meta.get("category") or categories.DEFAULT
+    try:
+        categories.check_category(category)
+    except categories.InvalidCategory as exc:  # from the front matter: refused, never replaced
+        raise ValidationFailed("Invalid input.", code="invalid", errors={"category": [str(exc)]}) from exc
     return DocumentInput(
         title=title, content=extracted.text, category=category, source=upload.name, metadata={"filename": upload.name}
     )
+
+
+class CategoryListApi(APIView):
+    pagination_class = StandardPagination
+
+    @extend_schema(
+        tags=TAG,
+        summary="Categories in use",
+        description=f"Each category that at least one document has, with its number of documents, by name. "
+        f"A category is any name of {categories.RULE}; it comes into use with its first document.",
+        responses={200: CategorySerializer(many=True), **error_responses(400, 401, 404)},
+        examples=[_response_example("Page", {"name": "Guide", "document_count": 19})],
+    )
+    def get(self, request: Request) -> Response:
+        paginator = StandardPagination()
+        page = paginator.paginate_queryset(selectors.category_list(), request, view=self)
+        return paginator.get_paginated_response(CategorySerializer(page, many=True).data)
 
 
 class DocumentListApi(APIView):
@@ -135,9 +161,12 @@ class DocumentListApi(APIView):
         tags=TAG,
         summary="Add a document (staff)",
         description="JSON with title and content, or a multipart upload of a .txt, .md, .rst, .html or .pdf "
-        "file (up to 10 MB). The document is chunked, embedded and indexed before the reply.",
+        "file (up to 10 MB). The document is chunked, embedded and indexed before the reply. Text over "
+        "INGEST_MAX_CHARS, a PDF over INGEST_MAX_PAGES or over INGEST_MAX_CHUNKS chunks is a 413 "
+        "`document_too_large`; a PDF that cannot be parsed within PDF_PARSE_TIMEOUT_S or PDF_PARSE_MEMORY_MB "
+        "is a 422 `document_too_complex`.",
         request={"application/json": DocumentInputSerializer, "multipart/form-data": DocumentUploadSerializer},
-        responses={201: DocumentDetailSerializer, **error_responses(400, 401, 403, 413, 415, 503)},
+        responses={201: DocumentDetailSerializer, **error_responses(400, 401, 403, 413, 415, 422, 503)},
         examples=[
             OpenApiExample("JSON document", value=_NEW_DOCUMENT, request_only=True),
             _response_example("Created", _DOCUMENT | {"content": "…"}, 201),
@@ -175,7 +204,7 @@ class DocumentDetailApi(APIView):
         tags=TAG,
         summary="Change a document (staff); changed content is re-indexed",
         request=DocumentUpdateSerializer,
-        responses={200: DocumentDetailSerializer, **error_responses(400, 401, 403, 404, 503)},
+        responses={200: DocumentDetailSerializer, **error_responses(400, 401, 403, 404, 413, 503)},
         examples=[
             OpenApiExample("Recategorise", value={"category": "Policy"}, request_only=True),
             _response_example("Updated", _DOCUMENT | {"category": "Policy", "content": "…"}),
@@ -213,7 +242,7 @@ class IndexDocumentsApi(APIView):
         tags=TAG,
         summary="Index several documents at once (staff)",
         request=IndexDocumentsSerializer,
-        responses={201: IndexResultSerializer, **error_responses(400, 401, 403, 503)},
+        responses={201: IndexResultSerializer, **error_responses(400, 401, 403, 413, 503)},
         examples=[
             OpenApiExample("Two documents", value={"documents": [_NEW_DOCUMENT, _NEW_DOCUMENT]}, request_only=True),
             _response_example("Indexed", {"indexed_count": 2, "ids": [41, 42]}, 201),

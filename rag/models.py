@@ -3,20 +3,39 @@ stores hold only vectors keyed by ``Chunk.id`` and are rebuilt from here by ``ma
 
 from __future__ import annotations
 
+import uuid
+
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from rag import categories
+
+
+def validate_category(value: str) -> None:
+    try:
+        categories.check_category(value)
+    except categories.InvalidCategory as exc:
+        raise ValidationError(str(exc), code="invalid_category") from exc
+
 
 class Document(models.Model):
-    class Category(models.TextChoices):
-        FAQ = "FAQ", "FAQ"
-        GUIDE = "Guide", "Guide"
-        POLICY = "Policy", "Policy"
-        OTHER = "Other", "Other"
+    class Category:
+        """The shipped help centre's categories; any valid name is allowed (``rag.categories``)."""
+
+        FAQ = "FAQ"
+        GUIDE = "Guide"
+        POLICY = "Policy"
+        OTHER = categories.DEFAULT
 
     title = models.CharField(max_length=300)
     content = models.TextField()
-    category = models.CharField(max_length=10, choices=Category.choices, default=Category.OTHER)
+    category = models.CharField(
+        max_length=categories.MAX_LENGTH,
+        default=categories.DEFAULT,
+        validators=[validate_category],
+        help_text=f"Free name: {categories.RULE}.",
+    )
     source = models.CharField(max_length=500, blank=True, default="", help_text="Where the text came from.")
     metadata = models.JSONField(default=dict, blank=True)
     content_hash = models.CharField(max_length=64, db_index=True)
@@ -51,3 +70,28 @@ class Chunk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.document_id}#{self.index}"
+
+
+class KnowledgeBaseState(models.Model):
+    """One row (pk 1): the knowledge base's version and this database's identity.
+
+    ``version`` counts changes and ``token`` names the latest one (a change that was rolled back
+    leaves a token no later change reuses); every process compares them to decide when to
+    reload its in-memory indexes. ``database_id`` is drawn once, at the first migrate, and
+    recorded by every vector index built from this database, so an index from another database
+    is refused instead of answered from.
+    """
+
+    SINGLETON_PK = 1
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON_PK, editable=False)
+    version = models.BigIntegerField(default=0)
+    token = models.CharField(max_length=32, default="")
+    database_id = models.UUIDField(default=uuid.uuid4, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="rag_knowledgebasestate_singleton")]
+
+    def __str__(self) -> str:
+        return f"knowledge base v{self.version}"

@@ -1,4 +1,9 @@
-"""Health checks: a small registry so each app can add the components it depends on."""
+"""Health checks: a small registry so each app can add the components it depends on.
+
+A check raises when its component is down. A component that answers but is in a state that
+needs an operator (e.g. a vector index that disagrees with the database) returns details with
+a ``degraded`` entry: the hint that says how to fix it.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from django.db import connection
 logger = logging.getLogger(__name__)
 
 HealthCheck = Callable[[], dict[str, Any] | None]  # raises on failure; may return details
+DEGRADED = "degraded"  # the details key a check sets, to a hint, when its component needs attention
 _CHECKS: dict[str, HealthCheck] = {}
 
 
@@ -25,6 +31,7 @@ class CheckResult:
     latency_ms: float
     error: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    degraded: str = ""  # the hint, when the component answers but needs attention
 
 
 def register_check(name: str, check: HealthCheck) -> None:
@@ -59,10 +66,12 @@ def run_checks() -> list[CheckResult]:
             details = check()
         except Exception as exc:  # a health probe must report any failure, not raise it
             logger.warning("Health check %s failed: %s", name, exc)
-            error = f"{type(exc).__name__}: {exc}"[:200]
+            error = f"{type(exc).__name__}: {exc}"[:400]  # long enough for the fix a message names
             results.append(CheckResult(name, False, _elapsed_ms(started), error))
         else:
-            results.append(CheckResult(name, True, _elapsed_ms(started), details=details or {}))
+            details = dict(details or {})
+            hint = str(details.pop(DEGRADED, "") or "")
+            results.append(CheckResult(name, True, _elapsed_ms(started), details=details, degraded=hint))
     return results
 
 

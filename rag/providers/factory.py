@@ -19,7 +19,7 @@ from rag.providers.instrumented import (
     InstrumentedVectorStore,
     instrumented,
 )
-from rag.versioning import RedisVersionBoard
+from rag.versioning import KNOWLEDGE_BASE_VERSION, database_fingerprint
 
 _lock = threading.Lock()
 
@@ -55,16 +55,26 @@ def _vector_store() -> VectorStore:
             namespace=settings.PINECONE_NAMESPACE,
             timeout_s=settings.RAG_REQUEST_TIMEOUT_S,
             budget_s=settings.RAG_TIMEOUT_S,
+            database=database_fingerprint,
         )
     from rag.providers.faiss_store import FaissVectorStore
 
     # One query at a time per request thread: OpenMP's thread team costs more to wake than an
     # exact search over 10k vectors takes (measured 24 ms with 2 threads, 1 ms with 1).
+    # The version in the database tells every process when to reload; the index must have been
+    # built from this database, by the configured embedder, or it is refused.
     return FaissVectorStore(
         settings.VECTOR_INDEX_DIR,
-        version_board=RedisVersionBoard("rag:faiss:version"),
+        version_board=KNOWLEDGE_BASE_VERSION,
         search_threads=settings.FAISS_THREADS,
+        database=database_fingerprint,
+        embedder=_configured_embedder,
     )
+
+
+def _configured_embedder() -> tuple[str, int]:
+    embedder = get_embedder()
+    return embedder.name, embedder.dimension
 
 
 @lru_cache(maxsize=1)

@@ -1,10 +1,16 @@
 """FAISS vector store: exact inner-product search over chunk vectors, persisted in one directory.
 
 Layout: ``index.faiss`` (an ``IndexIDMap2(IndexFlatIP(d))`` keyed by chunk id), ``chunks.json``
-(per-id metadata, column-wise) and ``meta.json`` (embedder, dimension, version, count), each
-replaced atomically, ``meta.json`` last. Processes coordinate through an ``flock`` on ``.lock``
-(writers exclusive, loaders shared) and a shared version board: every write saves then bumps the
-board, and every read first reloads if the board moved since this process last looked.
+(per-id metadata, column-wise) and ``meta.json`` (embedder, dimension, the database it was built
+from, version, count), each replaced atomically, ``meta.json`` last. Processes coordinate through
+an ``flock`` on ``.lock`` (writers exclusive, loaders shared) and a shared version board: every
+write saves then bumps the board, and every read first reloads if the board moved since this
+process last looked and the files changed since it loaded them.
+
+An index is refused (``IndexMismatch`` naming ``manage.py reindex``) when it records another
+database than the one ``database`` describes, or another embedder than ``embedder``: answers
+from it would cite chunks of another knowledge base, or compare vectors of another model. A
+new, empty store adopts both; ``reset`` (what ``reindex`` does first) records them anew.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,14 +45,14 @@ REINDEX_HINT = "run `python manage.py reindex` to rebuild it from the database"
 
 
 class VersionBoard(Protocol):
-    """A counter shared by every process using the store (in production, a key in Redis)."""
+    """A version shared by every process using the store (in the app, a row in the database)."""
 
-    def get(self) -> int | None:
+    def get(self) -> Hashable | None:
         """The current version, or None if unknown (the store then checks ``meta.json``)."""
         ...
 
-    def bump(self) -> int:
-        """Increment atomically and return the new version."""
+    def bump(self) -> Hashable:
+        """Move to a new version and return it."""
         ...
 
 
@@ -93,14 +99,26 @@ class FaissVectorStore:
     name = "faiss"
 
     def __init__(
-        self, directory: str | os.PathLike[str], *, version_board: VersionBoard, search_threads: int | None = None
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        version_board: VersionBoard,
+        search_threads: int | None = None,
+        database: Callable[[], Mapping[str, str]] | None = None,
+        embedder: Callable[[], tuple[str, int]] | None = None,
     ) -> None:
+        """``database`` and ``embedder`` tell which database and embedder this process uses; an
+        index recording others is refused. Without them (a store used on its own) nothing is checked."""
         self.directory = Path(directory)
         # OpenMP's thread count is a per-thread setting: a request thread of a threaded server
         # starts with one OpenMP thread per core whatever the main thread set, so it is set on
         # every search (a plain store of an int).
         self._search_threads = search_threads
         self._board = version_board
+        self._database_of_process = database
+        self._embedder_of_process = embedder
+        self._expected: tuple[dict[str, str] | None, tuple[str, int] | None] | None = None
+        self._database: dict[str, str] | None = None  # the fingerprint the loaded index records
         self._lock = threading.RLock()
         self._index: faiss.IndexIDMap2 | None = None
         self._embedder_name: str | None = None
@@ -177,40 +195,57 @@ class FaissVectorStore:
     def _refresh(self) -> None:
         """Reload from disk if another process (or instance) wrote since we last loaded."""
         board = self._board.get()
-        if board is None:
-            # No shared version (e.g. the cache was flushed): fall back to the file itself.
-            if self._stat_meta() != self._meta_stamp:
-                self._reload_shared()
+        if board is not None and board == self._seen_board:
             return
-        if board != self._seen_board:
-            # Record the version seen *before* loading: a write racing with the load only
-            # causes one more reload later, never a missed one.
+        # The board moved (or is unknown: then the files themselves decide). Reload only if the
+        # files changed since we loaded them: this process's own writes are already in memory.
+        if self._stat_meta() != self._meta_stamp or self._version_on_disk() != self._disk_version:
             self._reload_shared()
-            self._seen_board = board
+        # Record the version seen *before* loading: a write racing with the load only causes one
+        # more reload later, never a missed one. A failed load records nothing: it is retried.
+        self._seen_board = _NOT_LOADED if board is None else board
+
+    def _expectations(self) -> tuple[dict[str, str] | None, tuple[str, int] | None]:
+        """The database and embedder this process uses, asked once (before taking the file lock)."""
+        if self._expected is None:
+            database = dict(self._database_of_process()) if self._database_of_process else None
+            embedder = self._embedder_of_process() if self._embedder_of_process else None
+            self._expected = (database, embedder)
+        return self._expected
 
     def _reload_shared(self) -> None:
+        self._expectations()
         with self._file_lock(exclusive=False):
             self._load()
 
     def _write(self, mutate: Callable[[], bool], *, from_disk: bool = True) -> None:
         """Apply ``mutate`` to the latest on-disk state under the exclusive lock; save if it changed.
 
-        ``from_disk=False`` (reset) skips loading, so that a damaged index can still be replaced.
+        ``from_disk=False`` (reset) skips loading, so that a damaged or foreign index can still be
+        replaced.
         """
-        with self._lock, self._file_lock(exclusive=True):
-            # meta.json is replaced on every save, so its identity changes with every write.
-            if from_disk and (self._meta_stamp is _NOT_LOADED or self._stat_meta() != self._meta_stamp):
-                self._load()
-            try:
-                if not mutate():
-                    return
-                self._filter_cache = {}
-                self._save()
-            except BaseException:
-                # Memory may now differ from disk: make the next access reload.
-                self._meta_stamp = self._seen_board = _NOT_LOADED
-                raise
-            self._seen_board = self._board.bump()
+        with self._lock:
+            self._expectations()
+            with self._file_lock(exclusive=True):
+                # meta.json is replaced on every save, so its identity changes with every write.
+                if from_disk and (self._meta_stamp is _NOT_LOADED or self._stat_meta() != self._meta_stamp):
+                    self._load()
+                try:
+                    if not mutate():
+                        return
+                    self._filter_cache = {}
+                    self._save()
+                except BaseException:
+                    # Memory may now differ from disk: make the next access reload.
+                    self._meta_stamp = self._seen_board = _NOT_LOADED
+                    raise
+            disk_version = self._disk_version
+        # Bumped outside both locks: a database board may wait for another transaction's row
+        # lock, and that transaction may be waiting for these locks to write its own vectors.
+        bumped = self._board.bump()
+        with self._lock:
+            if self._disk_version == disk_version:  # no other thread wrote in between
+                self._seen_board = bumped
 
     @contextmanager
     def _file_lock(self, *, exclusive: bool) -> Iterator[None]:
@@ -242,6 +277,7 @@ class FaissVectorStore:
             return False  # another process recorded an embedder first; the caller checks it
         self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
         self._embedder_name, self._dimension, self._chunks = embedder_name, dimension, {}
+        self._database = self._expectations()[0]
         return True
 
     def _apply_upsert(self, ids: list[int], matrix: Vectors, chunks: list[_Chunk]) -> bool:
@@ -282,6 +318,32 @@ class FaissVectorStore:
                 f"({dimension} dimensions): {REINDEX_HINT}.",
                 provider=self.name,
             )
+
+    def _check_owner(self, meta: dict[str, Any]) -> None:
+        """Refuse an index built from another database or by another embedder than this process uses."""
+        expected, embedder = self._expectations()
+        if expected is not None:
+            recorded = meta.get("database")
+            if recorded != expected:
+                if isinstance(recorded, dict):
+                    logger.warning("FAISS index %s belongs to %s, not %s", self.directory, recorded, expected)
+                    origin = f"another database (id {str(recorded.get('database_id'))[:8]}…)"
+                else:
+                    origin = "an unrecorded database (it predates database ids)"
+                raise IndexMismatch(
+                    f"The FAISS index in {self.directory} was built from {origin}, not from this one "
+                    f"(id {expected.get('database_id', '')[:8]}…): {REINDEX_HINT}.",
+                    provider=self.name,
+                )
+        if embedder is not None:
+            name, dimension = embedder
+            if (meta.get("embedder_name"), meta.get("dimension")) != (name, dimension):
+                raise IndexMismatch(
+                    f"The FAISS index in {self.directory} was built by {meta.get('embedder_name')} "
+                    f"({meta.get('dimension')} dimensions) but the configured embedder is {name} "
+                    f"({dimension} dimensions): {REINDEX_HINT}.",
+                    provider=self.name,
+                )
 
     def _check_dimension(self, dimension: int) -> None:
         if dimension != self._dimension:
@@ -337,8 +399,9 @@ class FaissVectorStore:
         stamp, meta = self._stat_meta(), self._read_meta()
         if not meta:
             self._index, self._embedder_name, self._dimension, self._chunks = None, None, None, {}
-            self._disk_version, self._meta_stamp = 0, stamp
+            self._database, self._disk_version, self._meta_stamp = None, 0, stamp
             return
+        self._check_owner(meta)
         try:
             index = faiss.read_index(str(self.directory / INDEX_FILE))
             columns = json.loads((self.directory / CHUNKS_FILE).read_bytes())
@@ -363,6 +426,7 @@ class FaissVectorStore:
             )
         self._index, self._chunks = index, chunks
         self._embedder_name, self._dimension = str(meta["embedder_name"]), int(meta["dimension"])
+        self._database = meta.get("database")
         self._disk_version, self._meta_stamp = int(meta.get("version", 0)), stamp
         logger.debug("Loaded FAISS index %s: version %d, %d vectors", self.directory, self._disk_version, len(chunks))
 
@@ -382,6 +446,7 @@ class FaissVectorStore:
             "format": FORMAT_VERSION,
             "embedder_name": self._embedder_name,
             "dimension": self._dimension,
+            "database": self._database,
             "version": version,
             "count": int(index.ntotal),
         }

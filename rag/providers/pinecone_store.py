@@ -9,10 +9,20 @@ case) and ``count`` is the namespace's own vector count. The index's dimension, 
 index is created, is checked as well (``describe_index_stats().dimension``): two embedders can
 share a dimension, so the dimension alone cannot tell them apart.
 
+The same record names the database the namespace was built from (``database_id``, drawn at the
+database's first migrate, with its engine and name), when the store is told which one this
+process uses (``database``). ``ensure_compatible`` (every ingest) refuses a namespace built from
+another database, and each process checks the record once, at its first query, so that a
+namespace filled from another database is refused instead of answered from. A record written
+before databases were recorded names none: it is claimed by the next ``ensure_compatible``
+rather than refused, because re-embedding a Pinecone namespace costs money; point two
+deployments at different namespaces (``PINECONE_NAMESPACE``).
+
 Retries: the SDK's data-plane REST client retries on its own (3 retries, backoff up to 60 s,
 a process-wide retry budget per host) and, unlike the control plane, takes no ``retry_config``.
-We switch those retries off and retry here instead (429, 5xx, timeouts, connection errors) with
-exponential backoff inside ``budget_s``, so a call ends within about ``budget_s + timeout_s``.
+We switch those retries off and retry 429, 5xx, timeouts and connection errors under the
+providers' one retry policy (``rag.providers.http.RetryPolicy``): exponential backoff inside
+``budget_s``, so a call ends within about ``budget_s + timeout_s``.
 Every failure leaves as a typed ``ProviderError`` with ``provider="pinecone"``.
 """
 
@@ -20,10 +30,9 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
@@ -43,7 +52,7 @@ from pinecone import (
 )
 
 from rag.providers.base import VectorMatch, Vectors
-from rag.providers.http import MAX_RESPONSE_BYTES, ByteLimitedTransport, ResponseTooLarge
+from rag.providers.http import MAX_RESPONSE_BYTES, ByteLimitedTransport, CallStats, ResponseTooLarge, RetryPolicy
 from utils.exceptions import (
     IndexMismatch,
     ProviderBadResponse,
@@ -52,7 +61,6 @@ from utils.exceptions import (
     ProviderTimeout,
     ProviderUnavailable,
 )
-from utils.metrics import failure_kind, record_retry
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +96,7 @@ class PineconeVectorStore:
         initial_backoff_s: float = 0.2,
         max_backoff_s: float = 2.0,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
+        database: Callable[[], Mapping[str, str]] | None = None,
     ) -> None:
         if not api_key:
             raise ValueError("pinecone: an API key is required")
@@ -96,11 +105,14 @@ class PineconeVectorStore:
         self.index_name = index_name
         self.namespace = namespace
         self._host = host
-        self._timeout_s = timeout_s
-        self._budget_s = budget_s
-        self._max_attempts = max(1, max_attempts)
-        self._initial_backoff_s = initial_backoff_s
-        self._max_backoff_s = max_backoff_s
+        self._retry = RetryPolicy(
+            provider=PROVIDER,
+            budget_s=budget_s,
+            timeout_s=timeout_s,
+            max_attempts=max_attempts,
+            initial_backoff_s=initial_backoff_s,
+            max_backoff_s=max_backoff_s,
+        )
         self._max_response_bytes = max_response_bytes
         self._api_key = api_key
         # No network here: the control plane is only asked for the host on first use.
@@ -109,6 +121,8 @@ class PineconeVectorStore:
         )
         self._index: Index | None = None
         self._index_lock = threading.Lock()
+        self._database_of_process = database
+        self._owner_checked = False  # the record's database, checked once per process at the first query
 
     # --- VectorStore -----------------------------------------------------------------------
 
@@ -116,12 +130,16 @@ class PineconeVectorStore:
         """Raise ``IndexMismatch`` unless this namespace was built by this embedder (or is empty)."""
         stats = self._stats()
         self._check_index(stats, embedder_name, dimension)
-        recorded = self._recorded_embedder()
+        recorded, database_id = self._record()
+        expected_id = self._database().get("database_id")  # None when the store was not told
+        if recorded == (embedder_name, dimension) and expected_id in (None, database_id):
+            return
+        if self._namespace_count(stats) == 0 or (recorded == (embedder_name, dimension) and database_id is None):
+            # An empty namespace is ours to claim; so is one whose record predates database ids.
+            self._record_embedder(embedder_name, dimension)
+            return
         if recorded == (embedder_name, dimension):
-            return
-        if self._namespace_count(stats) == 0:
-            self._record_embedder(embedder_name, dimension)  # an empty namespace is ours to claim
-            return
+            raise self._foreign(database_id)
         if recorded is None:
             built_by = "an unknown embedder (no record of it)"
         else:
@@ -156,6 +174,8 @@ class PineconeVectorStore:
         """The ``top_k`` nearest chunks, best first; ``filter`` like ``{"category": "FAQ"}``."""
         if top_k < 1:
             return []
+        if not self._owner_checked and self._database_of_process is not None:
+            self._check_owner()
         values = np.asarray(vector, dtype=np.float32).reshape(-1).tolist()
         index = self._data_plane()
         response = self._call(
@@ -223,7 +243,8 @@ class PineconeVectorStore:
     def _meta_id(self) -> str:
         return self.namespace or DEFAULT_NAMESPACE
 
-    def _recorded_embedder(self) -> tuple[str, int] | None:
+    def _record(self) -> tuple[tuple[str, int] | None, str | None]:
+        """The recorded embedder (name, dimension) and database id, each None if not recorded."""
         index = self._data_plane()
         response = self._call(
             "fetch embedder record", partial(index.fetch, ids=[self._meta_id()], namespace=META_NAMESPACE)
@@ -231,9 +252,37 @@ class PineconeVectorStore:
         record = response.vectors.get(self._meta_id())
         metadata = (record.metadata or {}) if record is not None else {}
         name, dimension = metadata.get("embedder_name"), metadata.get("dimension")
-        if not isinstance(name, str) or not isinstance(dimension, (int, float)):
-            return None
-        return name, int(dimension)
+        database_id = metadata.get("database_id")
+        embedder = (name, int(dimension)) if isinstance(name, str) and isinstance(dimension, (int, float)) else None
+        return embedder, database_id if isinstance(database_id, str) else None
+
+    def _database(self) -> dict[str, str]:
+        return dict(self._database_of_process()) if self._database_of_process is not None else {}
+
+    def _database_metadata(self) -> dict[str, str]:
+        database = self._database()
+        if not database:
+            return {}
+        return {
+            "database_id": database["database_id"],
+            "database_engine": database["engine"],
+            "database_name": database["name"],
+        }
+
+    def _check_owner(self) -> None:
+        """Refuse a namespace whose record names another database than this process uses."""
+        database_id = self._record()[1]
+        if database_id is not None and database_id != self._database().get("database_id"):
+            raise self._foreign(database_id)
+        self._owner_checked = True
+
+    def _foreign(self, database_id: str | None) -> IndexMismatch:
+        return IndexMismatch(
+            f"pinecone: namespace {self._namespace_label()} of index {self._index_label()} was built from "
+            f"another database (id {database_id}), not from this one (id {self._database().get('database_id')}): "
+            "run `manage.py reindex`, or give this deployment its own PINECONE_NAMESPACE",
+            provider=PROVIDER,
+        )
 
     def _record_embedder(self, embedder_name: str, dimension: int) -> None:
         # A record must carry a vector of the index's dimension, and a cosine index refuses an
@@ -242,7 +291,12 @@ class PineconeVectorStore:
         record = {
             "id": self._meta_id(),
             "values": values,
-            "metadata": {"embedder_name": embedder_name, "dimension": dimension, "namespace": self._meta_id()},
+            "metadata": {
+                "embedder_name": embedder_name,
+                "dimension": dimension,
+                "namespace": self._meta_id(),
+                **self._database_metadata(),
+            },
         }
         index = self._data_plane()
         self._call("record embedder", partial(index.upsert, vectors=[record], namespace=META_NAMESPACE))
@@ -277,35 +331,17 @@ class PineconeVectorStore:
         return int(summaries[0].vector_count) if summaries else 0
 
     def _call(self, operation: str, request: Callable[..., T]) -> T:
-        """Run ``request(timeout=...)`` (one SDK call) with bounded retries inside the budget."""
+        """Run ``request(timeout=...)`` (one SDK call) under the retry policy; translate its failure."""
         started = time.monotonic()
-        retry_until = started + self._budget_s
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return request(timeout=self._timeout_s)
-            except _FAILURES as exc:
-                wait = self._retry_wait(exc, attempt, retry_until)
-                if wait is None:
-                    error = self._translate(exc, operation, attempt)
-                    logger.warning("%s (after %.2f s)", error.detail, time.monotonic() - started)
-                    raise error from exc
-                logger.debug("pinecone: %s attempt %d failed (%s); retrying in %.2f s", operation, attempt, exc, wait)
-                record_retry(PROVIDER, failure_kind(exc))
-                time.sleep(wait)
-
-    def _retry_wait(self, exc: Exception, attempt: int, retry_until: float) -> float | None:
-        """Seconds to wait before the next attempt, or None to give up now."""
-        retryable = isinstance(exc, (PineconeTimeoutError, PineconeConnectionError)) or (
-            isinstance(exc, ApiError) and exc.status_code in RETRYABLE_STATUSES
-        )
-        if attempt >= self._max_attempts or not retryable:
-            return None
-        wait = min(self._max_backoff_s, self._initial_backoff_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
-        if isinstance(exc, RateLimitError) and exc.retry_after is not None:
-            wait = exc.retry_after
-        return wait if time.monotonic() + wait <= retry_until else None
+        stats = CallStats()
+        try:
+            return self._retry.call(
+                lambda timeout: request(timeout=timeout), retryable=_retryable, retry_after=_retry_after, stats=stats
+            )
+        except _FAILURES as exc:
+            error = self._translate(exc, operation, stats.attempts)
+            logger.warning("%s (after %.2f s)", error.detail, time.monotonic() - started)
+            raise error from exc
 
     def _translate(self, exc: Exception, operation: str, attempts: int) -> ProviderError:
         error = _classify(exc, f"pinecone: {operation}", attempts)
@@ -321,6 +357,16 @@ class PineconeVectorStore:
 
     def _namespace_label(self) -> str:
         return repr(self.namespace or DEFAULT_NAMESPACE)
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, (PineconeTimeoutError, PineconeConnectionError)) or (
+        isinstance(exc, ApiError) and exc.status_code in RETRYABLE_STATUSES
+    )
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    return exc.retry_after if isinstance(exc, RateLimitError) else None
 
 
 def _classify(exc: Exception, where: str, attempts: int) -> ProviderError:

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
 from redis.exceptions import RedisError
 
 from rag.lexical import LexicalIndex, reciprocal_rank_fusion
@@ -22,7 +21,7 @@ from rag.models import Chunk
 from rag.providers.base import Turn, Vectors
 from rag.providers.factory import get_embedder, get_vector_store
 from rag.providers.factory import warm_up as warm_up_providers
-from rag.versioning import RedisVersionBoard
+from rag.versioning import KNOWLEDGE_BASE_VERSION
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +29,6 @@ SNIPPET_CHARS = 300
 CONTEXT_CHUNKS_PER_DOCUMENT = 2
 FOLLOW_UP_MAX_WORDS = 8
 FUSION_MODES = ("hybrid", "dense", "lexical")
-KNOWLEDGE_BASE_VERSION = RedisVersionBoard("rag:kb:version")
 
 
 @dataclass(frozen=True)
@@ -79,8 +77,8 @@ class Retrieval:
 
 
 def knowledge_base_changed() -> None:
-    """Tell every process that the chunks changed (after the current transaction commits)."""
-    transaction.on_commit(KNOWLEDGE_BASE_VERSION.bump)
+    """Tell every process that the chunks changed: the version moves when this transaction commits."""
+    KNOWLEDGE_BASE_VERSION.bump()
 
 
 def _cache_key(embedder_name: str, text: str) -> str:
@@ -124,7 +122,7 @@ class _LexicalHolder:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._index: LexicalIndex | None = None
-        self._version: int | None = None
+        self._version: object = None
         self._built = False
 
     def get(self) -> LexicalIndex | None:

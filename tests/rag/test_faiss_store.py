@@ -21,7 +21,7 @@ EMBEDDER, DIM = "test:embedder", 8
 
 
 class FileVersionBoard:
-    """A version board in a file, shared by processes (what Redis does in production)."""
+    """A version board in a file, shared by processes (what the database row does in the app)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -44,7 +44,7 @@ class FileVersionBoard:
 
 
 class NoVersionBoard:
-    """A board that knows nothing (Redis down): the store must fall back to the files."""
+    """A board that knows nothing (the database unreadable): the store must fall back to the files."""
 
     def get(self) -> int | None:
         return None
@@ -257,3 +257,27 @@ def test_searches_from_any_thread_use_the_configured_openmp_threads(tmp_path):
     thread.start()
     thread.join()
     assert seen == [1]
+
+
+def test_an_index_of_another_database_or_embedder_is_refused_on_load(tmp_path):
+    ours = {"engine": "sqlite", "name": "/srv/a.sqlite3", "database_id": "a" * 32}
+    theirs = {"engine": "sqlite", "name": "/srv/b.sqlite3", "database_id": "b" * 32}
+    writer = FaissVectorStore(tmp_path / "index", version_board=LocalVersionBoard(), database=lambda: ours)
+    writer.ensure_compatible(embedder_name=EMBEDDER, dimension=DIM)
+    fill(writer)
+    assert json.loads((tmp_path / "index" / "meta.json").read_text())["database"] == ours
+
+    foreign = FaissVectorStore(tmp_path / "index", version_board=LocalVersionBoard(), database=lambda: theirs)
+    with pytest.raises(IndexMismatch, match=r"another database.*manage\.py reindex"):
+        foreign.query(unit(0), top_k=3)
+    other_model = FaissVectorStore(
+        tmp_path / "index", version_board=LocalVersionBoard(), database=lambda: ours, embedder=lambda: ("m2", DIM)
+    )
+    with pytest.raises(IndexMismatch, match="configured embedder is m2"):
+        other_model.count()
+
+    foreign.reset(embedder_name=EMBEDDER, dimension=DIM)  # what reindex does first: the index is theirs now
+    assert foreign.count() == 0
+    assert json.loads((tmp_path / "index" / "meta.json").read_text())["database"] == theirs
+    with pytest.raises(IndexMismatch, match="another database"):
+        FaissVectorStore(tmp_path / "index", version_board=LocalVersionBoard(), database=lambda: ours).count()

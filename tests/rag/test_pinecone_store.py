@@ -284,3 +284,41 @@ def test_client_errors_are_not_retried_and_hide_the_key(store: PineconeVectorSto
     assert "HTTP 401" in caught.value.detail
     assert API_KEY not in caught.value.detail
     assert len(fake.requests) == 1
+
+
+# --- the database the namespace was built from ------------------------------------------------
+
+THIS_DB = {"engine": "postgresql", "name": "ragchat", "database_id": "11111111-1111-4111-8111-111111111111"}
+OTHER_DB = {"engine": "postgresql", "name": "garden", "database_id": "22222222-2222-4222-8222-222222222222"}
+
+
+def _store_of(fake: FakePinecone, database: dict[str, str]) -> PineconeVectorStore:
+    return PineconeVectorStore(API_KEY, "test-index", host=fake.url, namespace="kb", database=lambda: database, **FAST)
+
+
+def test_the_record_names_the_database_and_another_database_is_refused(fake: FakePinecone) -> None:
+    ours = _store_of(fake, THIS_DB)
+    ours.reset(embedder_name=EMBEDDER, dimension=DIM)
+    fill(ours)
+    metadata = fake.stored(META_NAMESPACE)["kb"][1]
+    assert metadata["database_id"] == THIS_DB["database_id"] and metadata["database_name"] == "ragchat"
+    assert [m.id for m in ours.query(unit(0), top_k=1)] == [1]
+
+    theirs = _store_of(fake, OTHER_DB)
+    with pytest.raises(IndexMismatch, match="another database") as caught:
+        theirs.query(unit(0), top_k=3)  # a search never answers from another database's namespace
+    assert "manage.py reindex" in caught.value.detail
+    with pytest.raises(IndexMismatch, match="another database"):
+        theirs.ensure_compatible(embedder_name=EMBEDDER, dimension=DIM)  # nor does an ingest write to it
+    theirs.reset(embedder_name=EMBEDDER, dimension=DIM)  # what reindex does first
+    assert fake.stored(META_NAMESPACE)["kb"][1]["database_id"] == OTHER_DB["database_id"]
+    theirs.query(unit(0), top_k=3)
+
+
+def test_a_record_from_before_database_ids_is_claimed(store: PineconeVectorStore, fake: FakePinecone) -> None:
+    store.reset(embedder_name=EMBEDDER, dimension=DIM)  # a store told no database: records none
+    fill(store)
+    ours = _store_of(fake, THIS_DB)
+    ours.query(unit(0), top_k=3)
+    ours.ensure_compatible(embedder_name=EMBEDDER, dimension=DIM)
+    assert fake.stored(META_NAMESPACE)["kb"][1]["database_id"] == THIS_DB["database_id"]

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('rag', '0001_initial'),
+        ('rag', '0002_knowledge_base_state'),
     ]
 
     operations = [
