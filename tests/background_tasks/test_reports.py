@@ -274,6 +274,7 @@ def test_the_html_part_lists_the_comments_escaped_and_the_verified_users(classif
     )
     daily_report_send(day=PAST, now=datetime(2026, 11, 11, 8, 0, tzinfo=UTC), recipients=["ops@example.com"])
     [message] = mail.outbox
+    assert isinstance(message, EmailMultiAlternatives)
     [(html, _)] = message.alternatives
     assert isinstance(html, str)
     assert '<td>&hellip; of whom verified their email</td><td align="right">1</td>' in html
