@@ -27,7 +27,7 @@ _RUN: dict[str, Any] = {
     "started_at": "2026-11-21T02:00:00.012Z",
     "finished_at": "2026-11-21T02:00:01.310Z",
     "duration_ms": 1298,
-    "result": {"messages_deleted": 1840, "sessions_deleted": 112},
+    "result": {"messages_deleted": 1840, "sessions_deleted": 112, "empty_sessions_deleted": 9},
     "error": "",
 }
 _JOB = {

@@ -63,7 +63,8 @@ JOBS: dict[str, JobSpec] = {
     for spec in (
         JobSpec(
             "prune_chat_history",
-            "Delete chat messages older than CHAT_RETENTION_DAYS, then the sessions this left empty.",
+            "Delete chat messages older than CHAT_RETENTION_DAYS, then the sessions this left empty, then "
+            "sessions that never got a message and were idle for a day.",
             prune_chat_history,
             "JOB_PRUNE_CHAT_HISTORY_CRON",
             supports_dry_run=True,

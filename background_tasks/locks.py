@@ -17,17 +17,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import redis
-from django.conf import settings
 from redis.exceptions import RedisError, WatchError
 
-from utils.redis import get_redis
+from utils.redis import get_redis, redis_key
 
 logger = logging.getLogger(__name__)
-
-
-def redis_key(*parts: str) -> str:
-    """A key in this deployment's namespace (``CACHE_KEY_PREFIX``)."""
-    return ":".join([settings.CACHE_KEY_PREFIX, *parts])
 
 
 def owner_token() -> str:

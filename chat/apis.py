@@ -139,6 +139,11 @@ class JsonErrorsApi(APIView):
 
 class SessionListApi(APIView):
     pagination_class = StandardPagination  # read by the schema generator (page parameters, envelope)
+    throttle_scope = "session_create"
+
+    def get_throttles(self) -> list[Any]:
+        # Opening sessions is limited per user (empty ones are pruned after a day); listing is not.
+        return [ScopedThrottle()] if self.request.method == "POST" else []
 
     @extend_schema(
         tags=TAG,
@@ -154,9 +159,11 @@ class SessionListApi(APIView):
     @extend_schema(
         tags=TAG,
         summary="Open a session",
-        description="The title is optional: an untitled session takes its first question as title.",
+        description="The title is optional: an untitled session takes its first question as title. Limited "
+        "per user (`THROTTLE_SESSION_CREATE`, 60 an hour); a session that never got a message is deleted "
+        "a day after its last activity.",
         request=SessionInputSerializer,
-        responses={201: SessionSerializer, **error_responses(400, 401)},
+        responses={201: SessionSerializer, **error_responses(400, 401, 429)},
         examples=[
             OpenApiExample("Titled", value={"title": "Password reset"}, request_only=True),
             _example("Created", _SESSION | {"message_count": 0}, 201),

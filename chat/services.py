@@ -22,7 +22,7 @@ from rag.services.answering import Answer, answer_question, answer_stream
 from users.models import User
 from utils.exceptions import Conflict, ServiceError, Throttled, ValidationFailed
 from utils.metrics import record_message_sent
-from utils.redis import get_redis
+from utils.redis import get_redis, redis_key
 
 logger = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ class _AnswerLock:
     """One answer at a time per idempotency key, so a concurrent retry cannot answer twice."""
 
     def __init__(self, received: Received) -> None:
-        self.key = f"chat:answering:{received.record.pk}" if received.record else ""
+        self.key = redis_key("chat", "answering", str(received.record.pk)) if received.record else ""
         self.held = False
 
     def __enter__(self) -> _AnswerLock:

@@ -17,7 +17,7 @@ from rest_framework.renderers import BaseRenderer
 from chat.models import ChatMessage
 from chat.serializers import MessageSerializer
 from chat.services import Received, message_answer_stream
-from utils.exceptions import ServiceError
+from utils.exceptions import ServiceError, public_detail
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def event_stream(user_message: ChatMessage, events: Iterator[tuple[str, Any]]) -
         finished = True
     except ServiceError as exc:
         finished = True
-        yield sse("error", {"detail": exc.detail, "code": exc.code})
+        yield sse("error", {"detail": public_detail(exc), "code": exc.code})
     except Exception:  # boundary: the response has started, so report in-band, never a traceback
         finished = True
         logger.exception("Streaming answer to message %s failed", user_message.pk)

@@ -55,6 +55,7 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # The client address for throttles comes from REMOTE_ADDR (see NUM_PROXIES); never log headers.
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+logger_class = "utils.access_log.RedactingLogger"  # masks the token of a verification link in paths
 
 # --- Prometheus metrics from every worker (prometheus_client's multiprocess mode) ---------------
 # Each worker writes its samples to files in PROMETHEUS_MULTIPROC_DIR and /metrics adds them up.

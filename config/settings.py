@@ -178,6 +178,7 @@ THROTTLE_RATES = {
     "password_reset": env_str("THROTTLE_PASSWORD_RESET", "5/hour"),
     "account_token": env_str("THROTTLE_ACCOUNT_TOKEN", "20/hour"),
     "chat": env_str("THROTTLE_CHAT", "30/min"),
+    "session_create": env_str("THROTTLE_SESSION_CREATE", "60/hour"),
 }
 CHAT_DAILY_QUOTA = env_int("CHAT_DAILY_QUOTA", 500)
 # Cache GET /api/chat/history/ per user until their next write (keyed by a version token kept in
@@ -185,10 +186,10 @@ CHAT_DAILY_QUOTA = env_int("CHAT_DAILY_QUOTA", 500)
 CHAT_HISTORY_CACHE = env_bool("CHAT_HISTORY_CACHE", True)
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["users.authentication.JWTAuthentication"],  # simplejwt + revocation
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["utils.parsers.JSONParser"],  # DRF's, with a nesting bound
     "DEFAULT_PAGINATION_CLASS": "utils.pagination.StandardPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import BasePermission, IsAdminUser, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -34,6 +34,7 @@ from rag.services.ingestion import DocumentInput, document_delete, document_inge
 from rag.services.retrieval import retrieve
 from utils.exceptions import NotFound, ValidationFailed
 from utils.pagination import StandardPagination
+from utils.parsers import JSONParser
 from utils.schema import error_responses
 
 TAG = ["knowledge base"]

@@ -6,6 +6,8 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from rest_framework_simplejwt.token_blacklist import admin as token_blacklist_admin
+from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 
 from users.models import AccountToken, User
 
@@ -48,3 +50,16 @@ class AccountTokenAdmin(admin.ModelAdmin[AccountToken]):
 
     def has_change_permission(self, request: HttpRequest, obj: AccountToken | None = None) -> bool:
         return False
+
+
+# simplejwt's admin shows each outstanding refresh token in full, a live credential for 7 days:
+# the same pages without it (the jti still identifies a token).
+admin.site.unregister(OutstandingToken)
+
+
+@admin.register(OutstandingToken)
+class OutstandingTokenAdmin(token_blacklist_admin.OutstandingTokenAdmin):
+    exclude = ("token",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
+        return [field.name for field in OutstandingToken._meta.fields if field.name != "token"]

@@ -221,7 +221,7 @@ class LogoutAllApi(APIView):
     @extend_schema(
         tags=TAG,
         summary="Revoke every refresh token of the caller",
-        description="Access tokens already issued stay valid until they expire (15 minutes by default).",
+        description="Access tokens already issued stop working at once too (401 `token_revoked`).",
         request=None,
         responses={205: OpenApiResponse(description="Logged out everywhere."), **error_responses(401)},
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from django.contrib.auth.backends import ModelBackend
@@ -17,6 +18,7 @@ class UsernameOrEmailBackend(ModelBackend):
         if not username or password is None:
             return None
         field = "email__iexact" if "@" in username else "username__iexact"
+        username = unicodedata.normalize("NFKC", username)  # as usernames are stored
         user = User.objects.filter(**{field: username}).first()
         if user is None:
             # Hash anyway so that response time does not reveal whether the account exists.

@@ -18,6 +18,9 @@ class User(AbstractUser):
 
     email = models.EmailField("email address", max_length=254)
     is_verified = models.BooleanField(default=False, help_text="The user confirmed their email address.")
+    token_generation = models.PositiveIntegerField(
+        default=0, help_text="Bumped to revoke every token issued before: logout everywhere, password change or reset."
+    )
 
     objects = AccountManager()  # type: ignore[misc]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from django.core.validators import RegexValidator
@@ -14,6 +15,16 @@ from utils.serializers import StrictCharField, StrictEmailField
 
 # Django's username characters less "@", which marks an email address at login.
 _USERNAME = RegexValidator(r"^[\w.+-]+\Z", "Letters, digits and . + - _ only (an '@' marks an email address).")
+
+
+# Scripts that are written together: Japanese mixes kanji with kana, Korean hangul with hanja.
+_SAME_WRITING = {"HIRAGANA": "CJK", "KATAKANA": "CJK", "HANGUL": "CJK"}
+
+
+def username_scripts(value: str) -> set[str]:
+    """The scripts of the letters in ``value`` ("LATIN", "CYRILLIC" …, from the Unicode names)."""
+    scripts = {unicodedata.name(char, "UNKNOWN").split()[0] for char in value if char.isalpha()}
+    return {_SAME_WRITING.get(script, script) for script in scripts}
 
 
 class UserSerializer(serializers.ModelSerializer[User]):
@@ -32,6 +43,11 @@ class RegisterInputSerializer(serializers.Serializer[Any]):
     last_name = StrictCharField(max_length=150, required=False, allow_blank=True, default="")
 
     def validate_username(self, value: str) -> str:
+        # NFKC, as Django's own normalize_username: "ｂｏｂ" and "bob" are one name. Letters of two
+        # scripts in one name ("pаypal" with a Cyrillic "а") are refused: they exist to impersonate.
+        value = unicodedata.normalize("NFKC", value)
+        if len(username_scripts(value)) > 1:
+            raise serializers.ValidationError("A username may not mix letters of different alphabets.")
         if "@" in value:
             # "@" marks an email address at login, so a username may not contain one.
             raise serializers.ValidationError("A username may not contain '@'.")

@@ -11,7 +11,8 @@ from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
@@ -23,6 +24,7 @@ from users.emails import send_password_reset_email, send_verification_email
 from users.models import AccountToken, User
 from utils.exceptions import AuthenticationFailed, PermissionDeniedError, ValidationFailed
 
+TOKEN_GENERATION_CLAIM = "gen"  # noqa: S105 (a claim name: the token_generation at issue)
 INVALID_TOKEN = "This link or token is invalid, expired or already used."  # noqa: S105 (a message)
 
 
@@ -73,12 +75,30 @@ def account_token_consume(*, raw_token: str, purpose: str) -> User:
     return token.user
 
 
+def _account_tokens_retire(*, user: User, purpose: str) -> None:
+    AccountToken.objects.filter(user=user, purpose=purpose, used_at__isnull=True).update(used_at=timezone.now())
+
+
+def _registration_conflict(*, username: str, email: str) -> ValidationFailed:
+    """The 400 for a name or address taken by a registration that committed after ours was validated."""
+    errors: dict[str, list[str]] = {}
+    if User.objects.filter(username__iexact=username).exists():
+        errors["username"] = ["This username is already taken."]
+    if User.objects.filter(email__iexact=email).exists():
+        errors["email"] = ["An account with this email already exists."]
+    return ValidationFailed("Invalid input.", code="invalid", errors=errors or {"username": ["Already taken."]})
+
+
 @transaction.atomic
 def user_register(*, username: str, email: str, password: str, first_name: str = "", last_name: str = "") -> User:
     user = User(username=username, email=email.strip().lower(), first_name=first_name, last_name=last_name)
     password_validate(password=password, user=user)
     user.set_password(password)
-    user.save()
+    try:
+        with transaction.atomic():  # a savepoint: the unique constraints decide a concurrent registration
+            user.save()
+    except IntegrityError as exc:
+        raise _registration_conflict(username=username, email=user.email) from exc
     raw = account_token_issue(user=user, purpose=AccountToken.Purpose.VERIFY_EMAIL)
     transaction.on_commit(lambda: send_verification_email(user, raw))
     return user
@@ -105,7 +125,17 @@ def verification_resend(*, email: str) -> None:
 
 def tokens_for(user: User) -> TokenPair:
     refresh = RefreshToken.for_user(user)
+    # Copied into every access token made from this refresh token (users.authentication checks it).
+    refresh[TOKEN_GENERATION_CLAIM] = user.token_generation
+    # for_user recorded the token before the claim was added: record the token as handed out.
+    OutstandingToken.objects.filter(jti=refresh[jwt_settings.JTI_CLAIM]).update(token=str(refresh))
     return TokenPair(access=str(refresh.access_token), refresh=str(refresh))
+
+
+def token_generation_bump(*, user: User) -> None:
+    """Every token issued to ``user`` before now stops working, access tokens included."""
+    User.objects.filter(pk=user.pk).update(token_generation=F("token_generation") + 1)
+    user.refresh_from_db(fields=["token_generation"])
 
 
 def user_login(*, identifier: str, password: str, request: HttpRequest | None) -> tuple[User, TokenPair]:
@@ -139,6 +169,7 @@ def refresh_tokens_revoke_all(*, user: User) -> int:
     revoked = BlacklistedToken.objects.bulk_create(
         [BlacklistedToken(token=token) for token in outstanding], ignore_conflicts=True
     )
+    token_generation_bump(user=user)  # the access tokens issued so far, too
     return len(revoked)
 
 
@@ -151,6 +182,8 @@ def password_change(*, user: User, old_password: str, new_password: str) -> Toke
     password_validate(password=new_password, user=user, field="new_password")
     user.set_password(new_password)
     user.save(update_fields=["password"])
+    # A reset link mailed before the change must not undo it.
+    _account_tokens_retire(user=user, purpose=AccountToken.Purpose.RESET_PASSWORD)
     refresh_tokens_revoke_all(user=user)
     return tokens_for(user)
 
@@ -173,9 +206,7 @@ def password_reset_confirm(*, raw_token: str, new_password: str) -> User:
     user.set_password(new_password)
     user.is_verified = True
     user.save(update_fields=["password", "is_verified"])
-    AccountToken.objects.filter(user=user, purpose=AccountToken.Purpose.RESET_PASSWORD, used_at__isnull=True).update(
-        used_at=timezone.now()
-    )
+    _account_tokens_retire(user=user, purpose=AccountToken.Purpose.RESET_PASSWORD)
     refresh_tokens_revoke_all(user=user)
     return user
 

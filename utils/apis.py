@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user
+from django.db import DatabaseError
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.exceptions import APIException
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from users.authentication import JWTAuthentication
 from utils.health import run_checks
 
 _HealthSerializer = inline_serializer(
@@ -23,7 +27,7 @@ _HealthSerializer = inline_serializer(
                 fields={
                     "ok": serializers.BooleanField(),
                     "latency_ms": serializers.FloatField(),
-                    "error": serializers.CharField(required=False),
+                    "error": serializers.CharField(required=False, help_text="Staff only."),
                     "hint": serializers.CharField(required=False),
                 },
             )
@@ -32,9 +36,25 @@ _HealthSerializer = inline_serializer(
 )
 
 
+def _staff(request: Request) -> bool:
+    """A staff member signed in with a bearer token or an admin session; never an error (a probe
+    with a bad token, or with the database down, is simply not staff)."""
+    try:
+        found = JWTAuthentication().authenticate(request)
+        user = found[0] if found else get_user(request._request)  # the admin's session
+        return bool(user is not None and user.is_active and getattr(user, "is_staff", False))
+    except (APIException, DatabaseError):
+        return False
+
+
 class HealthApi(APIView):
     """Liveness and readiness: 200 when every component answers (``degraded`` naming those that need
-    an operator, each with a ``hint``), 503 naming what is down."""
+    an operator, each with a ``hint``), 503 naming what is down.
+
+    The public answer says which component is down or degraded and how to fix it, nothing else:
+    error texts and details (backends, index sizes, models, an index path inside an error) are
+    for staff only.
+    """
 
     permission_classes = [AllowAny]
     authentication_classes: list[type] = []
@@ -42,6 +62,8 @@ class HealthApi(APIView):
     @extend_schema(
         tags=["operations"],
         summary="Service health",
+        description="Public: which components answer. Signed-in staff also get each component's details "
+        "and error text.",
         responses={200: _HealthSerializer, 503: _HealthSerializer},
         examples=[
             OpenApiExample(
@@ -84,7 +106,7 @@ class HealthApi(APIView):
                     "degraded": [],
                     "checks": {
                         "database": {"ok": True, "latency_ms": 0.4},
-                        "cache": {"ok": False, "latency_ms": 1001.2, "error": "ConnectionError: ..."},
+                        "cache": {"ok": False, "latency_ms": 1001.2},
                     },
                 },
                 response_only=True,
@@ -94,13 +116,16 @@ class HealthApi(APIView):
     )
     def get(self, request: Request) -> Response:
         results = run_checks()
+        detailed = _staff(request)
         checks: dict[str, dict[str, object]] = {}
         for result in results:
-            entry: dict[str, object] = {"ok": result.ok, "latency_ms": result.latency_ms, **result.details}
-            if result.error:
-                entry["error"] = result.error
+            entry: dict[str, object] = {"ok": result.ok, "latency_ms": result.latency_ms}
             if result.degraded:
                 entry["hint"] = result.degraded
+            if detailed:
+                entry.update(result.details)
+                if result.error:
+                    entry["error"] = result.error
             checks[result.name] = entry
         down = [result.name for result in results if not result.ok]
         degraded = [result.name for result in results if result.degraded]

@@ -13,7 +13,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from utils.exceptions import ServiceError, ValidationFailed
+from utils.exceptions import ProviderError, ServiceError, ValidationFailed, public_detail
 
 logger = logging.getLogger(__name__)
 
@@ -52,12 +52,21 @@ def _from_drf(exc: drf_exceptions.APIException, response: Response) -> None:
     response.data = error_body(message, code)
 
 
+def _staff(context: dict[str, Any]) -> bool:
+    """Whether the caller is signed-in staff (who may read a provider's own error text)."""
+    user = getattr(context.get("request"), "_user", None)  # set once DRF has authenticated the request
+    return bool(getattr(user, "is_staff", False))
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """Render DRF, service and unexpected errors alike; 500s carry no traceback."""
     if isinstance(exc, ServiceError):
         errors = exc.errors if isinstance(exc, ValidationFailed) else None
         headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
-        return Response(error_body(exc.detail, exc.code, errors), status=exc.status_code, headers=headers)
+        detail = exc.detail if _staff(context) else public_detail(exc)
+        if isinstance(exc, ProviderError):
+            logger.warning("Provider error served as %s: %s", exc.code, exc.detail)
+        return Response(error_body(detail, exc.code, errors), status=exc.status_code, headers=headers)
     if isinstance(exc, RequestDataTooBig):  # raised while DRF reads a body over DATA_UPLOAD_MAX_MEMORY_SIZE
         return Response(
             error_body("The request body is too large.", "request_too_large"),

@@ -61,6 +61,12 @@ class ProviderError(ServiceError):
         super().__init__(detail, code=code)
 
 
+def public_detail(exc: ServiceError) -> str:
+    """What a client may read: a provider's own message can name hosts, paths and internal state
+    (the FAISS index directory, an upstream error), so clients get its class's fixed text."""
+    return exc.default_detail if isinstance(exc, ProviderError) else exc.detail
+
+
 class ProviderUnavailable(ProviderError):
     """Refused connection, closed connection, 5xx after retries."""
 

@@ -33,6 +33,10 @@ _SECRETS = [
         r"\1\2[redacted]",
     ),
     (re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), "[redacted-jwt]"),
+    # Account tokens in a path (the mailed verification link) or a query string: a throttled or
+    # failed request logs its path, and the token in it still works.
+    (re.compile(r"(/verify-email/)[^/\s?#\"']+"), r"\1[redacted]"),
+    (re.compile(r"(?i)((?:^|[?&])(?:token|refresh|access)=)[^&\s#\"']+"), r"\1[redacted]"),
 ]
 
 # The attributes every LogRecord has; anything else on a record came from ``extra=``.
@@ -78,11 +82,18 @@ def redact(text: str) -> str:
 
 
 class RequestIdFilter(logging.Filter):
-    """Adds ``record.request_id`` ("-" outside a request) for the formatters; never drops a record."""
+    """Adds ``record.request_id`` ("-" outside a request) for the formatters and masks credentials
+    in the message (for the plain format too); never drops a record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not getattr(record, "request_id", None):
             record.request_id = _request_id.get() or "-"
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a malformed call: the formatter reports it, a filter must not raise
+            return True
+        if (masked := redact(message)) != message:
+            record.msg, record.args = masked, None
         return True
 
 

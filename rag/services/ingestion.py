@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,7 @@ from django.db import transaction
 
 from rag.answering.units import chunk_units
 from rag.ingestion.chunking import content_hash, split_into_chunks
+from rag.ingestion.sanitize import strip_markup, strip_markup_line
 from rag.models import Chunk, Document
 from rag.providers.factory import get_embedder, get_passage_embedder, get_vector_store
 from rag.providers.local_embedder import count_tokens
@@ -86,6 +87,7 @@ def chunk_document(*, title: str, content: str) -> list[str]:
 
 def _plan(item: DocumentInput, document: Document | None) -> _Planned | IngestResult:
     """What writing ``item`` takes, or the result at once if its text and category are unchanged."""
+    item = replace(item, title=strip_markup_line(item.title), content=strip_markup(item.content))  # no markup kept
     existing = _find_existing(item, document)
     digest = content_hash(item.title, item.content)
     if existing is not None and existing.content_hash == digest and existing.category == item.category:

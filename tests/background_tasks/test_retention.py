@@ -1,4 +1,5 @@
-"""Retention: only what is older than the cut-off goes, and only the sessions that this emptied."""
+"""Retention: only what is older than the cut-off goes, the sessions that this emptied, and sessions
+that never got a message once they have been idle for a day."""
 
 from __future__ import annotations
 
@@ -34,28 +35,34 @@ def chats():
         "fresh": fresh,
         "new_empty": ChatSessionFactory.create(),
         "old_empty": ChatSessionFactory.create(created_at=old, updated_at=old),  # empty before this run
+        "idle_empty": ChatSessionFactory.create(
+            created_at=now - timedelta(days=1, minutes=1), updated_at=now - timedelta(days=1, minutes=1)
+        ),
+        "renamed_empty": ChatSessionFactory.create(created_at=old, updated_at=now - timedelta(hours=23)),
     }
 
 
-def test_prune_deletes_only_old_messages_and_the_sessions_it_emptied(chats):
+def test_prune_deletes_old_messages_the_sessions_it_emptied_and_idle_empty_sessions(chats):
     counts = chat_history_prune(retention_days=30, batch_size=2)
-    assert counts == {"messages_deleted": 6, "sessions_deleted": 1}
+    assert counts == {"messages_deleted": 6, "sessions_deleted": 1, "empty_sessions_deleted": 2}
     assert not ChatSession.objects.filter(pk=chats["all_old"].pk).exists()
     remaining_sessions = set(ChatSession.objects.values_list("pk", flat=True))
     assert remaining_sessions == {
         chats["mixed"].pk,
         chats["fresh"].session_id,
-        chats["new_empty"].pk,
-        chats["old_empty"].pk,
+        chats["new_empty"].pk,  # empty, but opened less than a day ago
+        chats["renamed_empty"].pk,  # empty, but renamed less than a day ago
     }
     assert set(ChatMessage.objects.values_list("pk", flat=True)) == {chats["kept_message"].pk, chats["fresh"].pk}
 
 
 def test_prune_is_idempotent_and_its_dry_run_deletes_nothing(chats):
-    assert chat_history_prune(retention_days=30, dry_run=True) == {"messages_deleted": 6, "sessions_deleted": 1}
-    assert ChatMessage.objects.count() == 8 and ChatSession.objects.count() == 5
+    dry = chat_history_prune(retention_days=30, dry_run=True)
+    assert dry == {"messages_deleted": 6, "sessions_deleted": 1, "empty_sessions_deleted": 2}
+    assert ChatMessage.objects.count() == 8 and ChatSession.objects.count() == 7
     chat_history_prune(retention_days=30)
-    assert chat_history_prune(retention_days=30) == {"messages_deleted": 0, "sessions_deleted": 0}
+    again = chat_history_prune(retention_days=30)
+    assert again == {"messages_deleted": 0, "sessions_deleted": 0, "empty_sessions_deleted": 0}
 
 
 def test_prune_removes_idempotency_records_of_pruned_messages():
@@ -69,7 +76,7 @@ def test_the_job_uses_chat_retention_days(settings, chats):
     settings.CHAT_RETENTION_DAYS = 28
     run = job_run_now(name="prune_chat_history", dry_run=True)
     assert run.status == JobRun.Status.SUCCEEDED and run.dry_run
-    assert run.result == {"messages_deleted": 8, "sessions_deleted": 3}
+    assert run.result == {"messages_deleted": 8, "sessions_deleted": 3, "empty_sessions_deleted": 2}
     assert ChatMessage.objects.count() == 8
 
 

@@ -137,7 +137,8 @@ def test_generate_answers_from_the_fenced_documents(generator: MistralGenerator,
     (sent,) = fake_mistral.requests_to(CHAT)
     assert sent.body["model"] == "mistral-small-latest"
     assert not sent.body.get("stream")
-    assert [m["role"] for m in sent.body["messages"]] == ["system", "user", "assistant", "user"]
+    assert [m["role"] for m in sent.body["messages"]] == ["system", "user"]  # earlier turns fenced in the system
+    assert '<turn number="2" role="assistant">' in sent.body["messages"][0]["content"]
     assert sent.body["messages"][0]["content"].startswith(SYSTEM_PROMPT)
     assert sent.body["messages"][-1]["content"] == REQUEST.question
 

@@ -79,7 +79,8 @@ def test_generate(generator: OpenAICompatGenerator, fake_mistral: FakeMistral) -
     assert sent.body["model"] == "llama3.1:8b"
     assert sent.body["stream"] is False
     assert sent.body["messages"][0]["content"].startswith(SYSTEM_PROMPT)
-    assert [m["role"] for m in sent.body["messages"]] == ["system", "user", "assistant", "user"]
+    assert [m["role"] for m in sent.body["messages"]] == ["system", "user"]  # earlier turns fenced in the system
+    assert '<turn number="2" role="assistant">' in sent.body["messages"][0]["content"]
 
 
 def test_no_key_sends_no_authorization(fake_mistral: FakeMistral) -> None:
