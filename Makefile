@@ -3,31 +3,46 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-HOST ?= 127.0.0.1
-PORT ?= 8000
 STAMP := $(VENV)/.installed
+# Pinned with hashes, every transitive package included; `make lock` regenerates both from
+# requirements*.txt (the readable lists) after a change there.
+LOCKS := requirements.lock requirements-dev.lock
+PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes \
+	--no-strip-extras --no-emit-index-url --no-emit-find-links
 
-.PHONY: setup run test lint format migrate pytest check-deploy clean
+.PHONY: setup run test lint format migrate pytest check-deploy clean lock schema
 .PHONY: browser-deps
 .PHONY: serve fuzz fuzz-ci
 .PHONY: eval-retrieval eval-answers
 
-# Re-install only when a requirements file changed since the last install.
-$(STAMP): requirements.txt requirements-dev.txt
+# Re-install only when a requirements file or a lock changed since the last install. Installs the
+# lock (exact versions, hashes checked), never a fresh resolution of requirements*.txt.
+$(STAMP): requirements.txt requirements-dev.txt $(LOCKS)
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
 	@touch $(STAMP)
 
 setup: $(STAMP)
 
+# Re-resolve the locks after requirements*.txt changed (keeps every pin that still fits).
+lock: setup
+	$(PIP_COMPILE) --output-file requirements.lock requirements.txt
+	$(PIP_COMPILE) --output-file requirements-dev.lock requirements-dev.txt
+
+# The OpenAPI schema as a file (docs/openapi.yaml); a test fails when it is stale.
+schema: setup
+	ENV_FILE= DEBUG=false SECRET_KEY=schema-only $(BIN)/python manage.py spectacular --validate --file docs/openapi.yaml
+
 migrate: setup
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py migrate --noinput
 
+# The address is HOST and PORT (default 127.0.0.1:8000, from the environment or .env); links in
+# emails follow it unless PUBLIC_BASE_URL is set.
 run: setup
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py migrate --noinput
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py populate_documents --if-empty
-	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py runserver $(HOST):$(PORT)
+	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py runserver
 
 lint: setup
 	$(BIN)/ruff check .

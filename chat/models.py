@@ -78,3 +78,19 @@ class HistoryVersion(models.Model):
 
     def __str__(self) -> str:
         return f"History version of user {self.user_id}"
+
+
+class DailyMessageCount(models.Model):
+    """How many messages the user has sent on ``day`` (UTC): the daily quota's counter.
+
+    One row per user, claimed with a conditional UPDATE in the transaction that stores the message,
+    so parallel sends cannot overshoot the quota, and a check costs one primary-key update however
+    many sessions and messages the user has. The first send of a new day starts it again at 1.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    day = models.DateField()
+    count = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.count} message(s) of user {self.user_id} on {self.day}"

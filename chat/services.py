@@ -12,17 +12,19 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from background_tasks.locks import RedisLock
 from chat.history import history_changed
-from chat.models import ChatMessage, ChatSession, IdempotencyRecord
+from chat.models import ChatMessage, ChatSession, DailyMessageCount, IdempotencyRecord
 from rag.providers.base import Turn
 from rag.services.answering import Answer, answer_question, answer_stream
 from users.models import User
 from utils.exceptions import Conflict, ServiceError, Throttled, ValidationFailed
 from utils.metrics import record_message_sent
-from utils.redis import get_redis, redis_key
+from utils.redis import redis_key
 
 logger = logging.getLogger(__name__)
 
@@ -90,18 +92,42 @@ def _request_hash(session: ChatSession, content: str) -> str:
     return hashlib.sha256(f"{session.pk}\n{content}".encode()).hexdigest()
 
 
-def _quota_check(user: User) -> None:
+def _sent_today(user: User, *, since: datetime, limit: int) -> int:
+    """Messages the user sent since ``since``, counted up to ``limit`` (a bounded read)."""
+    today = ChatMessage.objects.filter(session__user=user, sender=ChatMessage.Sender.USER, created_at__gte=since)
+    return today[:limit].count()
+
+
+def _quota_claim(user: User) -> None:
+    """Count one more message against today's quota, or raise ``daily_quota_exceeded``.
+
+    Called in the transaction that stores the message: the conditional UPDATE takes the user's
+    counter row, so on PostgreSQL a parallel send waits for this one to commit (or roll back) and
+    then re-checks the condition, and on SQLite writers are serialised. Exactly the quota is stored
+    however many sends race, and a rolled-back send gives its place back.
+    """
     now = timezone.now()
-    midnight = datetime.combine(now.date(), time.min, tzinfo=now.tzinfo)
-    today = ChatMessage.objects.filter(session__user=user, sender=ChatMessage.Sender.USER, created_at__gte=midnight)
-    sent = today[: settings.CHAT_DAILY_QUOTA].count()  # stops counting at the quota: a bounded read
-    if sent >= settings.CHAT_DAILY_QUOTA:
-        seconds = int((midnight + timedelta(days=1) - now).total_seconds())
-        raise Throttled(
-            f"Daily message quota of {settings.CHAT_DAILY_QUOTA} reached; it resets at 00:00 UTC.",
-            code="daily_quota_exceeded",
-            retry_after=seconds,
+    today = now.date()
+    quota = settings.CHAT_DAILY_QUOTA
+    claimable = DailyMessageCount.objects.filter(Q(user=user) & (~Q(day=today) | Q(count__lt=quota)))
+    for _ in range(2):
+        if claimable.update(count=Case(When(day=today, then=F("count") + 1), default=Value(1)), day=today):
+            return
+        if DailyMessageCount.objects.filter(user=user).exists():
+            break
+        # The user's first send since the counter existed: start it from what they sent today already
+        # (once per user, so a deployment mid-day does not hand out a second quota).
+        midnight = datetime.combine(today, time.min, tzinfo=now.tzinfo)
+        sent = _sent_today(user, since=midnight, limit=quota)
+        DailyMessageCount.objects.bulk_create(
+            [DailyMessageCount(user=user, day=today, count=sent)], ignore_conflicts=True
         )
+    midnight = datetime.combine(today, time.min, tzinfo=now.tzinfo)
+    raise Throttled(
+        f"Daily message quota of {quota} reached; it resets at 00:00 UTC.",
+        code="daily_quota_exceeded",
+        retry_after=max(1, int((midnight + timedelta(days=1) - now).total_seconds())),
+    )
 
 
 def _replay(record: IdempotencyRecord, session: ChatSession, content: str) -> Received:
@@ -125,7 +151,7 @@ def message_receive(*, user: User, session: ChatSession, content: str, idempoten
                 return _replay(record, session, content)
             if record is not None:
                 record.delete()  # expired: the key may be used afresh
-        _quota_check(user)
+        _quota_claim(user)
         now = timezone.now()
         message = ChatMessage.objects.create(session=session, sender=ChatMessage.Sender.USER, content=content)
         if not session.title:
@@ -189,30 +215,33 @@ def _store_answer(received: Received, answer: Answer) -> ChatMessage:
 
 
 class _AnswerLock:
-    """One answer at a time per idempotency key, so a concurrent retry cannot answer twice."""
+    """One answer at a time per idempotency key, so a concurrent retry cannot answer twice.
+
+    A ``RedisLock``: it is released only while it still holds our token, so an answer that outlives
+    the TTL (a slow stream) cannot delete the lock a retry took after it expired.
+    """
 
     def __init__(self, received: Received) -> None:
         self.key = redis_key("chat", "answering", str(received.record.pk)) if received.record else ""
-        self.held = False
+        self._lock: RedisLock | None = None
 
     def __enter__(self) -> _AnswerLock:
-        if self.key:
-            try:
-                self.held = bool(get_redis().set(self.key, "1", nx=True, ex=int(settings.RAG_TIMEOUT_S * 3)))
-            except RedisError as exc:
-                logger.warning("Answer lock unavailable (%s); continuing without it", exc)
-                self.held = True
-                self.key = ""
-            if not self.held:
-                raise Conflict("This message is being answered; retry shortly.", code="idempotency_in_progress")
+        if not self.key:
+            return self
+        try:
+            lock = RedisLock(self.key, ttl_s=int(settings.RAG_TIMEOUT_S * 3))
+            held = lock.acquire()
+        except RedisError as exc:
+            logger.warning("Answer lock unavailable (%s); continuing without it", exc)
+            return self
+        if not held:
+            raise Conflict("This message is being answered; retry shortly.", code="idempotency_in_progress")
+        self._lock = lock
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.key and self.held:
-            try:
-                get_redis().delete(self.key)
-            except RedisError:
-                logger.warning("Could not release the answer lock %s; it expires by itself", self.key)
+        if self._lock is not None:
+            self._lock.release()  # only if still ours; a Redis error is logged, the key expires by itself
 
 
 def message_answer(*, received: Received) -> ChatMessage:

@@ -10,7 +10,15 @@ import multiprocessing
 import os
 import shutil
 import tempfile
+from pathlib import Path
 from typing import Any
+
+from dotenv import load_dotenv
+
+# .env, when present (ENV_FILE names another; empty: none); the environment wins over it.
+_ENV_FILE = os.environ.get("ENV_FILE", str(Path(__file__).resolve().parent.parent / ".env"))
+if _ENV_FILE and Path(_ENV_FILE).is_file():
+    load_dotenv(_ENV_FILE, override=False)
 
 # An empty variable (as in .env.example) means the default.
 bind = os.environ.get("GUNICORN_BIND") or f"{os.environ.get('HOST') or '127.0.0.1'}:{os.environ.get('PORT') or '8000'}"

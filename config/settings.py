@@ -15,31 +15,39 @@ import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_admins, env_bool, env_float, env_int, env_list, env_str
+from config.env import env_admins, env_bool, env_float, env_int, env_list, env_str, load_env_file, local_base_url
+from config.startup import embedded_secret_key
 
 django_stubs_ext.monkeypatch()  # lets annotations like ModelAdmin[User] run
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+load_env_file(BASE_DIR)  # .env, when present; the environment wins over it
 # A relative VAR_DIR is relative to the checkout, not to the directory a command is run from:
 # `make serve` (var/serve) and `make run` (var) must always find their own data.
 VAR_DIR = BASE_DIR / (env_str("VAR_DIR") or "var")
 
 # --- Core -------------------------------------------------------------------------------------
 DEBUG = env_bool("DEBUG", False)
+# The embedded default: no database or Redis named in the environment (SQLite under VAR_DIR and
+# in-process fakeredis), as `make run` and any bare `manage.py` command run.
+EMBEDDED_DEFAULT = not (env_str("DATABASE_URL") or env_str("REDIS_URL") or env_str("REDIS_HOST"))
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
-    if not DEBUG:
+    if not (DEBUG or EMBEDDED_DEFAULT):
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (see .env.example).")
-    SECRET_KEY = "django-insecure-dev-only-key-never-use-in-production"  # noqa: S105
+    # Never a key written in the source: this installation's own random key, kept in VAR_DIR (0600).
+    SECRET_KEY = embedded_secret_key(VAR_DIR)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
-PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Base of the links in emails. Unset: the address the server listens on (HOST, PORT), so
+# `PORT=9000 make run` mails links to port 9000; a wildcard host means this machine's loopback.
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL").rstrip("/") or local_base_url(env_str("HOST"), env_int("PORT", 8000))
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
     # First, so that its `runserver` (which also starts the dev scheduler) wins over staticfiles'.
     "background_tasks",
-    "django.contrib.admin",
+    "users.admin_config.LockoutAdminConfig",  # django.contrib.admin, its login behind the lockout
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -64,7 +72,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "utils.api_routes.ApiCommonMiddleware",  # Django's CommonMiddleware; JSON 404s, no slash redirects under /api/
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -179,8 +187,14 @@ THROTTLE_RATES = {
     "account_token": env_str("THROTTLE_ACCOUNT_TOKEN", "20/hour"),
     "chat": env_str("THROTTLE_CHAT", "30/min"),
     "session_create": env_str("THROTTLE_SESSION_CREATE", "60/hour"),
+    "search": env_str("THROTTLE_SEARCH", "60/min"),
 }
 CHAT_DAILY_QUOTA = env_int("CHAT_DAILY_QUOTA", 500)
+# Failed logins (admin and API) counted per client address and per account in the shared cache;
+# at the limit, logins from that address or for that account are refused until the window ends.
+LOGIN_LOCKOUT_CLIENT_FAILURES = env_int("LOGIN_LOCKOUT_CLIENT_FAILURES", 20)
+LOGIN_LOCKOUT_ACCOUNT_FAILURES = env_int("LOGIN_LOCKOUT_ACCOUNT_FAILURES", 5)
+LOGIN_LOCKOUT_WINDOW_MINUTES = env_int("LOGIN_LOCKOUT_WINDOW_MINUTES", 15)
 # Cache GET /api/chat/history/ per user until their next write (keyed by a version token kept in
 # the database, so it is exact on a shared Redis and on each worker's own fakeredis alike).
 CHAT_HISTORY_CACHE = env_bool("CHAT_HISTORY_CACHE", True)
@@ -318,7 +332,9 @@ RAG_FOLLOW_UP_WEIGHT = env_float("RAG_FOLLOW_UP_WEIGHT", 1.5)
 RAG_HISTORY_TURNS = env_int("RAG_HISTORY_TURNS", 4)
 RAG_TIMEOUT_S = env_float("RAG_TIMEOUT_S", 20.0)  # total budget of one provider call, retries included
 RAG_REQUEST_TIMEOUT_S = env_float("RAG_REQUEST_TIMEOUT_S", 10.0)  # one HTTP attempt
-RAG_EMBED_CACHE_SECONDS = env_int("RAG_EMBED_CACHE_SECONDS", 86_400)
+# Query embeddings (about 1.6 KB each) live this long in Redis: with THROTTLE_SEARCH and THROTTLE_CHAT
+# this bounds what one user can leave there (see README "Redis").
+RAG_EMBED_CACHE_SECONDS = env_int("RAG_EMBED_CACHE_SECONDS", 3_600)
 DOCUMENTS_DIR = Path(env_str("DOCUMENTS_DIR", str(BASE_DIR / "documents")))
 
 # --- Maintenance jobs (background_tasks) ---------------------------------------------------------

@@ -14,10 +14,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from rag import selectors
+from rag import categories, selectors
 from rag.ingestion.extract import extract_text
 from rag.models import Document
 from rag.serializers import (
+    CategorySerializer,
     DocumentDetailSerializer,
     DocumentInputSerializer,
     DocumentListQuerySerializer,
@@ -36,6 +37,7 @@ from utils.exceptions import NotFound, ValidationFailed
 from utils.pagination import StandardPagination
 from utils.parsers import JSONParser
 from utils.schema import error_responses
+from utils.throttling import ScopedThrottle
 
 TAG = ["knowledge base"]
 _SOURCE = {
@@ -71,11 +73,15 @@ class ReadAnyWriteStaff(BasePermission):
 
 
 class SearchApi(APIView):
+    # Per user: each search embeds a query (a model run, or a Mistral call) and caches it in Redis.
+    throttle_classes = [ScopedThrottle]
+    throttle_scope = "search"
+
     @extend_schema(
         tags=TAG,
         summary="Search the knowledge base",
         parameters=[SearchQuerySerializer],
-        responses={200: SearchResultSerializer, **error_responses(400, 401, 503)},
+        responses={200: SearchResultSerializer, **error_responses(400, 401, 429, 503)},
         examples=[
             _response_example("Results", {"query": "how do I reset my password", "results": [_SOURCE], "took_ms": 9.4})
         ],
@@ -102,12 +108,31 @@ def _upload_to_input(data: dict[str, Any]) -> DocumentInput:
         raise ValidationFailed("No text could be extracted from the file.", code="empty_document")
     meta = extracted.metadata or {}
     title = data.get("title") or extracted.title or PurePath(upload.name).stem.replace("-", " ").capitalize()
-    category = data.get("category") or meta.get("category") or Document.Category.OTHER
-    if category not in Document.Category.values:
-        category = Document.Category.OTHER
+    category = data.get("category") or meta.get("category") or categories.DEFAULT
+    try:
+        categories.check_category(category)
+    except categories.InvalidCategory as exc:  # from the front matter: refused, never replaced
+        raise ValidationFailed("Invalid input.", code="invalid", errors={"category": [str(exc)]}) from exc
     return DocumentInput(
         title=title, content=extracted.text, category=category, source=upload.name, metadata={"filename": upload.name}
     )
+
+
+class CategoryListApi(APIView):
+    pagination_class = StandardPagination
+
+    @extend_schema(
+        tags=TAG,
+        summary="Categories in use",
+        description=f"Each category that at least one document has, with its number of documents, by name. "
+        f"A category is any name of {categories.RULE}; it comes into use with its first document.",
+        responses={200: CategorySerializer(many=True), **error_responses(400, 401, 404)},
+        examples=[_response_example("Page", {"name": "Guide", "document_count": 19})],
+    )
+    def get(self, request: Request) -> Response:
+        paginator = StandardPagination()
+        page = paginator.paginate_queryset(selectors.category_list(), request, view=self)
+        return paginator.get_paginated_response(CategorySerializer(page, many=True).data)
 
 
 class DocumentListApi(APIView):

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from rag import categories
 from rag.ingestion.extract import SUPPORTED_EXTENSIONS, extract_text
-from rag.models import Document
 from rag.services.ingestion import DocumentInput
+from utils.exceptions import ValidationFailed
 
 
 def iter_files(paths: list[Path], pattern: str | None = None) -> Iterator[tuple[Path, Path]]:
@@ -25,9 +26,12 @@ def file_to_input(file: Path, base: Path, category: str | None = None) -> Docume
     """Read one file; ``source`` is its path relative to ``base``."""
     extracted = extract_text(file.name, file.read_bytes())
     meta = dict(extracted.metadata or {})
-    chosen = category or str(meta.pop("category", "") or "") or Document.Category.OTHER
-    if chosen not in Document.Category.values:
-        chosen = Document.Category.OTHER
+    chosen = category or str(meta.pop("category", "") or "") or categories.DEFAULT
+    meta.pop("category", None)
+    try:
+        categories.check_category(chosen)
+    except categories.InvalidCategory as exc:  # refused, never replaced by another category
+        raise ValidationFailed(f"front matter: {exc}", code="invalid_category") from exc
     title = extracted.title or file.stem.replace("-", " ").replace("_", " ").capitalize()
     meta.pop("title", None)
     return DocumentInput(

@@ -124,11 +124,7 @@ class LexicalIndex:
         """Tokenize and index ``texts``; ``ids[i]`` is the chunk id of ``texts[i]``."""
         if len(ids) != len(texts):
             raise ValueError(f"{len(ids)} ids for {len(texts)} texts")
-        # Imported here: bm25s costs about 0.2 s to import and only the retrieval path needs it,
-        # not the extractive answerer that shares this module's tokenizer.
-        import bm25s
-
-        retriever = bm25s.BM25(method="lucene")
+        retriever = _bm25s().BM25(method="lucene")
         if texts:
             retriever.index([tokenize(text) for text in texts], show_progress=False)
         return cls(ids, retriever, SpellingCorrector.from_texts(texts))
@@ -173,3 +169,15 @@ def reciprocal_rank_fusion(
             scores[item] = scores.get(item, 0.0) + weight / (k + rank)
     # dicts keep first-seen order, and sorted() is stable: ties go to the id seen first.
     return sorted(scores.items(), key=lambda pair: -pair[1])
+
+
+def _bm25s() -> Any:
+    """The bm25s module, imported on first use: it costs about 0.2 s and only the retrieval path
+    needs it, not the extractive answerer that shares this module's tokenizer. Its import sets its
+    logger to DEBUG; the level the logging configuration gave it (WARNING) is put back."""
+    bm25s_logger = logging.getLogger("bm25s")
+    level = bm25s_logger.level
+    import bm25s
+
+    bm25s_logger.setLevel(level)
+    return bm25s

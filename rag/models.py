@@ -5,20 +5,37 @@ from __future__ import annotations
 
 import uuid
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from rag import categories
+
+
+def validate_category(value: str) -> None:
+    try:
+        categories.check_category(value)
+    except categories.InvalidCategory as exc:
+        raise ValidationError(str(exc), code="invalid_category") from exc
+
 
 class Document(models.Model):
-    class Category(models.TextChoices):
-        FAQ = "FAQ", "FAQ"
-        GUIDE = "Guide", "Guide"
-        POLICY = "Policy", "Policy"
-        OTHER = "Other", "Other"
+    class Category:
+        """The shipped help centre's categories; any valid name is allowed (``rag.categories``)."""
+
+        FAQ = "FAQ"
+        GUIDE = "Guide"
+        POLICY = "Policy"
+        OTHER = categories.DEFAULT
 
     title = models.CharField(max_length=300)
     content = models.TextField()
-    category = models.CharField(max_length=10, choices=Category.choices, default=Category.OTHER)
+    category = models.CharField(
+        max_length=categories.MAX_LENGTH,
+        default=categories.DEFAULT,
+        validators=[validate_category],
+        help_text=f"Free name: {categories.RULE}.",
+    )
     source = models.CharField(max_length=500, blank=True, default="", help_text="Where the text came from.")
     metadata = models.JSONField(default=dict, blank=True)
     content_hash = models.CharField(max_length=64, db_index=True)

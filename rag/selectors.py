@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, QuerySet
+from typing import Any
+
+from django.db.models import Count, F, QuerySet
 
 from rag.models import Document
 
@@ -18,3 +20,8 @@ def document_list(*, category: str | None = None, search: str | None = None) -> 
 
 def document_get(*, document_id: int) -> Document | None:
     return document_list().filter(pk=document_id).first()
+
+
+def category_list() -> QuerySet[Any, Any]:
+    """The categories in use, by name, each with its number of documents."""
+    return Document.objects.values(name=F("category")).annotate(document_count=Count("id")).order_by("name")

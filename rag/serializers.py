@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.core.validators import RegexValidator
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.utils import Direction
 from rest_framework import serializers
 
+from rag import categories
 from rag.ingestion.extract import SUPPORTED_EXTENSIONS
 from rag.models import Document
 from utils.exceptions import ServiceError
-from utils.serializers import QueryCharField, QueryChoiceField, QueryIntegerField, StrictCharField
+from utils.serializers import QueryCharField, QueryIntegerField, StrictCharField
+
+if TYPE_CHECKING:
+    from drf_spectacular.openapi import AutoSchema
 
 MAX_CONTENT_CHARS = 2_000_000
 
@@ -26,6 +33,39 @@ class FileTooLarge(ServiceError):
     status_code = 413
     code = "file_too_large"
     default_detail = "The upload is larger than the limit (10 MB by default)."
+
+
+class _CategoryRule:
+    """Marks the fields that take a category name (for the schema extension below)."""
+
+
+class CategoryField(_CategoryRule, StrictCharField):
+    """A category name, taken as given or refused (``rag.categories``); the schema states the rule."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("help_text", f"A category: {categories.RULE}.")
+        super().__init__(max_length=categories.MAX_LENGTH, trim_whitespace=False, **kwargs)
+        self.validators.append(RegexValidator(categories.PATTERN, message=f"Use {categories.RULE}."))
+
+
+class QueryCategoryField(_CategoryRule, QueryCharField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=categories.MAX_LENGTH, trim_whitespace=False, **kwargs)
+        self.validators.append(RegexValidator(categories.PATTERN, message=f"Use {categories.RULE}."))
+
+
+class CategoryFieldExtension(OpenApiSerializerFieldExtension):
+    """The category rule as the field's ``pattern`` (it implies the NUL and blank rules that
+    ``utils.schema.StrictCharFieldExtension`` would state otherwise)."""
+
+    target_class = _CategoryRule
+    match_subclasses = True
+    priority = 1  # over StrictCharFieldExtension, which matches these fields too
+
+    def map_serializer_field(self, auto_schema: AutoSchema, direction: Direction) -> dict[str, Any]:
+        schema: dict[str, Any] = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        schema["pattern"] = categories.PATTERN
+        return schema
 
 
 class DocumentSerializer(serializers.ModelSerializer[Document]):
@@ -46,7 +86,7 @@ class DocumentDetailSerializer(DocumentSerializer):
 class DocumentInputSerializer(serializers.Serializer[Any]):
     title = StrictCharField(max_length=300)
     content = StrictCharField(max_length=MAX_CONTENT_CHARS)
-    category = serializers.ChoiceField(choices=Document.Category.choices, default=Document.Category.OTHER)
+    category = CategoryField(default=categories.DEFAULT)
     source = StrictCharField(max_length=500, required=False, allow_blank=True, default="")  # type: ignore[assignment]
     metadata = serializers.DictField(required=False, default=dict)
 
@@ -59,14 +99,16 @@ class DocumentInputSerializer(serializers.Serializer[Any]):
 class DocumentUpdateSerializer(serializers.Serializer[Any]):
     title = StrictCharField(max_length=300, required=False)
     content = StrictCharField(max_length=MAX_CONTENT_CHARS, required=False)
-    category = serializers.ChoiceField(choices=Document.Category.choices, required=False)
+    category = CategoryField(required=False)
     metadata = serializers.DictField(required=False)
 
 
 class DocumentUploadSerializer(serializers.Serializer[Any]):
     file = serializers.FileField(help_text="A .txt, .md, .rst, .html or .pdf file, up to 10 MB.")
     title = StrictCharField(max_length=300, required=False, help_text="Default: from the file.")
-    category = serializers.ChoiceField(choices=Document.Category.choices, required=False)
+    category = CategoryField(
+        required=False, help_text=f"Default: the file's front matter, else Other. {categories.RULE}."
+    )
 
     def validate_file(self, value: Any) -> Any:
         if PurePath(value.name).suffix.lower() not in SUPPORTED_EXTENSIONS:
@@ -98,8 +140,13 @@ class SearchQuerySerializer(serializers.Serializer[Any]):
 
 
 class DocumentListQuerySerializer(serializers.Serializer[Any]):
-    category = QueryChoiceField(choices=Document.Category.choices, required=False)
+    category = QueryCategoryField(required=False, help_text="Only this category (as listed by /api/rag/categories/).")
     search = QueryCharField(max_length=300, required=False, allow_blank=True, help_text="Part of the title.")
+
+
+class CategorySerializer(serializers.Serializer[Any]):
+    name = serializers.CharField()
+    document_count = serializers.IntegerField()
 
 
 class SourceSerializer(serializers.Serializer[Any]):

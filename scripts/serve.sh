@@ -26,6 +26,10 @@ die() {
 }
 is_true() { case "${1,,}" in 1 | true | yes | on) return 0 ;; *) return 1 ;; esac }
 
+# .env (when present) fills in what the environment does not set, as the settings read it.
+exports="$($BIN/python -m config.env)" || die "could not read .env"
+eval "$exports"
+
 if [ -n "${DEBUG:-}" ] && is_true "$DEBUG"; then
   die "DEBUG is on; make serve is the production stack (use make run for development)."
 fi

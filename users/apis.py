@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, PolymorphicProxySerializer, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
 from rest_framework import status
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.views import TokenRefreshView
 
 from users import services
+from users.renderers import VerificationPageRenderer
 from users.selectors import request_user
 from users.serializers import (
     DetailSerializer,
@@ -111,17 +122,44 @@ class VerifyEmailApi(AnonymousApi):
         return Response(UserSerializer(user).data)
 
 
+class AcceptHeaderNegotiation(DefaultContentNegotiation):
+    """JSON or the page by the ``Accept`` header alone: no ``?format=`` override (DRF's default would
+    add one, answering 404 to an unknown value)."""
+
+    settings = SimpleNamespace(URL_FORMAT_OVERRIDE=None)  # type: ignore[assignment]  # the one setting it reads
+
+
+_NO_FORMAT_PARAMETER = OpenApiParameter("format", exclude=True)
+_VERIFICATION_PAGE = OpenApiResponse(
+    OpenApiTypes.STR, description="With `Accept: text/html` (a browser): a short page saying what happened."
+)
+# The same statuses in both representations: JSON for API clients, the page for browsers.
+_VERIFICATION_RESPONSES: dict[Any, Any] = {
+    (200, "application/json"): UserSerializer,
+    **{(status, "application/json"): response for status, response in error_responses(400, 429).items()},
+    **{(status, "text/html"): _VERIFICATION_PAGE for status in (200, 400, 429)},
+}
+
+
 class VerifyEmailLinkApi(AnonymousApi):
-    """The link in the email: opening it (GET) or posting to it verifies the address."""
+    """The link in the email: opening it (GET) or posting to it verifies the address. A browser
+    (``Accept: text/html``) gets a short page instead of JSON."""
 
     throttle_scope = "account_token"
+    renderer_classes = [JSONRenderer, VerificationPageRenderer]
+    content_negotiation_class = AcceptHeaderNegotiation
 
     @extend_schema(
         tags=TAG,
         summary="Verify an email address from the mailed link",
+        description=(
+            "Verifies the address. A link already used for an account that is verified by now answers "
+            "400 `already_verified`. Browsers (`Accept: text/html`) get a short HTML page."
+        ),
         operation_id="auth_verify_email_link_open",
+        parameters=[_NO_FORMAT_PARAMETER],
         request=None,
-        responses={200: UserSerializer, **error_responses(400, 429)},
+        responses=_VERIFICATION_RESPONSES,
         examples=[_example("Verified", _USER_EXAMPLE)],
     )
     def get(self, request: Request, token: str) -> Response:
@@ -132,8 +170,9 @@ class VerifyEmailLinkApi(AnonymousApi):
         tags=TAG,
         summary="Verify an email address from the mailed link",
         operation_id="auth_verify_email_link_confirm",
+        parameters=[_NO_FORMAT_PARAMETER],
         request=None,
-        responses={200: UserSerializer, **error_responses(400, 429)},
+        responses=_VERIFICATION_RESPONSES,
         examples=[_example("Verified", _USER_EXAMPLE)],
     )
     def post(self, request: Request, token: str) -> Response:

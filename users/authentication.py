@@ -1,7 +1,7 @@
 """JWT authentication that also honours revocation: an access token dies with the user's token generation.
 
 simplejwt checks signature, expiry and issuer and loads the user; on top of that a token whose
-``gen`` claim is older than ``User.token_generation`` is refused. Logout everywhere, a password
+``gen`` claim is not the user's current ``User.token_generation`` is refused. Logout everywhere, a password
 change and a password reset bump the generation, so access tokens issued before stop working at
 once instead of living out their 15 minutes. The user row is loaded on every request anyway, so
 the check costs no query and is never stale. A token without the claim (issued before this
@@ -17,7 +17,7 @@ from rest_framework_simplejwt import authentication
 from rest_framework_simplejwt.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.tokens import Token
 
-from users.services import TOKEN_GENERATION_CLAIM
+from users.tokens import TOKEN_GENERATION_CLAIM
 
 
 class JWTAuthentication(authentication.JWTAuthentication):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
 from django.db.models.functions import Lower
@@ -11,6 +13,13 @@ from django.utils import timezone
 class AccountManager(UserManager["User"]):
     def get_by_natural_key(self, username: str | None) -> User:
         return self.get(username__iexact=username)
+
+    def create_superuser(
+        self, username: str, email: str | None = None, password: str | None = None, **extra_fields: Any
+    ) -> User:
+        """``createsuperuser``: whoever runs it owns the address, so the account can log in at once."""
+        extra_fields.setdefault("is_verified", True)
+        return super().create_superuser(username, email, password, **extra_fields)
 
 
 class User(AbstractUser):
@@ -52,3 +61,15 @@ class AccountToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_purpose_display()} for user {self.user_id}"
+
+
+class RevokedTokenFamily(models.Model):
+    """A refresh-token family ended by reuse detection: a token of it that had already been rotated
+    was presented again, so no token of the family refreshes any more (see ``users.tokens``)."""
+
+    family = models.CharField(max_length=255, primary_key=True)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    revoked_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"Revoked token family {self.family} of user {self.user_id}"

@@ -7,10 +7,10 @@ from typing import Any
 
 from django.core.validators import RegexValidator
 from rest_framework import serializers
-from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 
 from users.models import User
+from users.services import refresh_token_rotate
 from utils.serializers import StrictCharField, StrictEmailField
 
 # Django's username characters less "@", which marks an email address at login.
@@ -144,12 +144,11 @@ class DetailSerializer(serializers.Serializer[Any]):
 
 
 class TokenRefreshInputSerializer(TokenRefreshSerializer):
-    """simplejwt's refresh, except a deleted user is a 401 rather than an uncaught DoesNotExist."""
+    """simplejwt's refresh input, rotated by ``users.services.refresh_token_rotate``: once per token,
+    with reuse detection; a deleted or deactivated user is a 401."""
 
     refresh = StrictCharField()
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
-        try:
-            return super().validate(attrs)
-        except User.DoesNotExist as exc:
-            raise AuthenticationFailed(self.error_messages["no_active_account"], "no_active_account") from exc
+        pair = refresh_token_rotate(refresh=attrs["refresh"])
+        return {"access": pair.access, "refresh": pair.refresh}

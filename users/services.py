@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+import jwt
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
@@ -19,13 +21,18 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from users.emails import send_password_reset_email, send_verification_email
-from users.models import AccountToken, User
-from utils.exceptions import AuthenticationFailed, PermissionDeniedError, ValidationFailed
+from users.lockout import login_failure_record, login_locked_for
+from users.models import AccountToken, RevokedTokenFamily, User
+from users.tokens import FAMILY_CLAIM, FamilyRefreshToken, PresentedRefreshToken
+from utils.exceptions import AuthenticationFailed, PermissionDeniedError, Throttled, ValidationFailed
 
-TOKEN_GENERATION_CLAIM = "gen"  # noqa: S105 (a claim name: the token_generation at issue)
+logger = logging.getLogger(__name__)
+
 INVALID_TOKEN = "This link or token is invalid, expired or already used."  # noqa: S105 (a message)
+ALREADY_VERIFIED = "This email address is already verified; you can log in."
 
 
 @dataclass(frozen=True)
@@ -106,7 +113,18 @@ def user_register(*, username: str, email: str, password: str, first_name: str =
 
 @transaction.atomic
 def email_verify(*, raw_token: str) -> User:
-    user = account_token_consume(raw_token=raw_token, purpose=AccountToken.Purpose.VERIFY_EMAIL)
+    """Verify with a live token. A used, retired or expired one of an account that is verified by
+    now (a mail preview opened the link first) is refused with ``already_verified``, which says so."""
+    try:
+        user = account_token_consume(raw_token=raw_token, purpose=AccountToken.Purpose.VERIFY_EMAIL)
+    except ValidationFailed:
+        if AccountToken.objects.filter(
+            token_hash=_hash(raw_token), purpose=AccountToken.Purpose.VERIFY_EMAIL, user__is_verified=True
+        ).exists():
+            raise ValidationFailed(
+                ALREADY_VERIFIED, code="already_verified", errors={"token": [ALREADY_VERIFIED]}
+            ) from None
+        raise
     if not user.is_verified:
         user.is_verified = True
         user.save(update_fields=["is_verified"])
@@ -124,11 +142,8 @@ def verification_resend(*, email: str) -> None:
 
 
 def tokens_for(user: User) -> TokenPair:
-    refresh = RefreshToken.for_user(user)
-    # Copied into every access token made from this refresh token (users.authentication checks it).
-    refresh[TOKEN_GENERATION_CLAIM] = user.token_generation
-    # for_user recorded the token before the claim was added: record the token as handed out.
-    OutstandingToken.objects.filter(jti=refresh[jwt_settings.JTI_CLAIM]).update(token=str(refresh))
+    """A new pair, starting a new refresh-token family (with the user's token generation)."""
+    refresh = FamilyRefreshToken.issue(user)
     return TokenPair(access=str(refresh.access_token), refresh=str(refresh))
 
 
@@ -138,9 +153,81 @@ def token_generation_bump(*, user: User) -> None:
     user.refresh_from_db(fields=["token_generation"])
 
 
+def refresh_token_rotate(*, refresh: str) -> TokenPair:
+    """Exchange a refresh token for a new pair, once; a token presented again revokes its family.
+
+    The presented token is claimed by inserting its blacklist row (unique per token) in the
+    transaction that issues its successor: of parallel rotations exactly one inserts it, on
+    PostgreSQL (the others wait for its commit, then collide) and on SQLite (writers serialised).
+    A token already claimed (rotated, logged out or revoked) is refused, and since two parties then
+    hold the family, every token of the family is revoked: the thief's and the victim's alike.
+
+    Raises ``TokenError`` for an invalid, expired, reused or revoked token and
+    ``AuthenticationFailed`` (``no_active_account``) when its user is gone or deactivated.
+    """
+    presented = PresentedRefreshToken(refresh)  # type: ignore[arg-type]  # simplejwt types it as a Token
+    user = User.objects.filter(pk=presented.get(jwt_settings.USER_ID_CLAIM)).first()
+    if user is None or not jwt_settings.USER_AUTHENTICATION_RULE(user):
+        raise AuthenticationFailed("No active account found for the given token.", code="no_active_account")
+    family = presented.family
+    reused = revoked = False
+    with transaction.atomic():
+        outstanding, _ = OutstandingToken.objects.get_or_create(
+            jti=presented[jwt_settings.JTI_CLAIM],
+            defaults={"user": user, "token": refresh, "expires_at": datetime_from_epoch(presented["exp"])},
+        )
+        try:
+            with transaction.atomic():
+                BlacklistedToken.objects.create(token=outstanding)
+        except IntegrityError:
+            reused = True
+        else:
+            revoked = RevokedTokenFamily.objects.filter(family=family).exists()
+            if not revoked:
+                successor = FamilyRefreshToken.issue(user, family=family)
+    if reused:
+        revoked_count = token_family_revoke(family=family, user=user)
+        logger.warning(
+            "Refresh token reuse: family %s of user %s revoked (%d live token(s))", family, user.pk, revoked_count
+        )
+    if reused or revoked:
+        raise TokenError("Token is blacklisted")
+    return TokenPair(access=str(successor.access_token), refresh=str(successor))
+
+
+def _family_of(encoded: str) -> str:
+    """The family of a token we issued and stored (already verified then, so not verified again)."""
+    try:
+        payload = jwt.decode(encoded, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        return ""
+    return str(payload.get(FAMILY_CLAIM) or payload.get(jwt_settings.JTI_CLAIM) or "")
+
+
+@transaction.atomic
+def token_family_revoke(*, family: str, user: User) -> int:
+    """End a refresh-token family: none of its tokens refreshes again, including one being issued
+    right now (checked at every rotation). Returns how many live tokens were blacklisted."""
+    RevokedTokenFamily.objects.get_or_create(family=family, defaults={"user": user})
+    live = OutstandingToken.objects.filter(user=user, blacklistedtoken__isnull=True, expires_at__gt=timezone.now())
+    members = [token for token in live.only("pk", "token") if _family_of(token.token) == family]
+    BlacklistedToken.objects.bulk_create([BlacklistedToken(token=token) for token in members], ignore_conflicts=True)
+    return len(members)
+
+
 def user_login(*, identifier: str, password: str, request: HttpRequest | None) -> tuple[User, TokenPair]:
+    """Check the credentials and issue a pair. A failure is counted against the client and the
+    account (``users.lockout``); a locked client or account is refused before any password check."""
+    if request is not None and (wait := login_locked_for(request=request, identifier=identifier)):
+        raise Throttled(
+            "Too many failed logins from this address or for this account; try again later.",
+            code="login_locked",
+            retry_after=wait,
+        )
     user = authenticate(request, username=identifier.strip(), password=password)
     if not isinstance(user, User):
+        if request is not None:
+            login_failure_record(request=request, identifier=identifier)
         raise AuthenticationFailed("No active account found with these credentials.")
     if settings.REQUIRE_EMAIL_VERIFICATION and not user.is_verified:
         raise PermissionDeniedError(

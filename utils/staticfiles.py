@@ -7,20 +7,32 @@ import logging
 from whitenoise.storage import CompressedManifestStaticFilesStorage  # type: ignore[import-untyped]
 
 logger = logging.getLogger(__name__)
-_warned: set[str] = set()
+_warned = False
 
 
 class ManifestStaticFilesStorage(CompressedManifestStaticFilesStorage):
     """WhiteNoise's compressed manifest storage (``collectstatic`` writes hashed, compressed copies,
-    served with far-future cache headers), except that a file missing from the manifest gets its
-    plain URL instead of an error page. That happens only where ``collectstatic`` has not run (the
-    test suite, a checkout run with DEBUG off); WhiteNoise's finders then serve the original file."""
+    served with far-future cache headers). Where ``collectstatic`` has not run (the test suite, a
+    checkout started with DEBUG off) there is no manifest: every file gets its plain URL, served by
+    WhiteNoise's finders, and the process says so once.
+
+    With a manifest, a name missing from it is refused as Django's storage refuses it (ValueError):
+    WhiteNoise asks for names that are not files (``font-awesome-4.0.3.css`` without what looks like
+    a hash) and expects exactly that answer, so no warning is logged for them.
+    """
 
     def stored_name(self, name: str) -> str:
         try:
             return str(super().stored_name(name))
         except ValueError:
-            if name not in _warned:  # once per file and process, not on every page
-                _warned.add(name)
-                logger.warning("No hashed copy of static file %s: run collectstatic (serving the original)", name)
+            if self.hashed_files:  # collectstatic has run: the name is not one of its files
+                raise
+            _warn_once()
             return name
+
+
+def _warn_once() -> None:
+    global _warned
+    if not _warned:
+        _warned = True
+        logger.warning("No static files manifest in STATIC_ROOT: serving the original files (run collectstatic)")

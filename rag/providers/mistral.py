@@ -1,12 +1,10 @@
 """Mistral embeddings (``mistral-embed``) and chat over the official ``mistralai`` SDK.
 
-Retries are the SDK's own (``RetryConfig("backoff", ...)``: 429, 500, 502, 503, 504 and
-connection errors), bounded by ``budget_s`` through ``BackoffStrategy.max_elapsed_time``. Two
-things the SDK does not bound are bounded here, by a transport under its httpx client: no attempt
-may run past ``budget_s + timeout_s`` from the start of the call (each attempt's timeouts are
-clamped to what is left, and backoff sleeps are capped at ``timeout_s``), and a ``Retry-After``
-that ends after the budget is not waited for (the SDK would sleep it as-is). Every failure leaves
-as a typed ``ProviderError`` with ``provider="mistral"``.
+The SDK's own retries are off; 429, 500, 502, 503, 504, timeouts and dropped connections are
+retried under the providers' one retry policy (``rag.providers.http.RetryPolicy``): exponential
+backoff inside ``budget_s``, a ``Retry-After`` honoured when it fits the budget, and each attempt's
+timeout clamped so that none runs past ``budget_s + timeout_s``. Every failure leaves as a typed
+``ProviderError`` with ``provider="mistral"``.
 """
 
 from __future__ import annotations
@@ -14,8 +12,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
@@ -31,7 +27,9 @@ from rag.providers.http import (
     MAX_ANSWER_CHARS,
     MAX_RESPONSE_BYTES,
     ByteLimitedTransport,
+    CallStats,
     ResponseTooLarge,
+    RetryPolicy,
     bounded_model_name,
     retry_after_seconds,
     tls_context,
@@ -44,7 +42,6 @@ from utils.exceptions import (
     ProviderUnavailable,
 )
 from utils.logging import current_request_id
-from utils.metrics import failure_kind, record_retry
 
 logger = logging.getLogger(__name__)
 
@@ -56,106 +53,61 @@ DEFAULT_CHAT_MODEL = "mistral-small-latest"
 T = TypeVar("T")
 
 
-# --- the time budget of one call ---------------------------------------------------------------
+# --- the transport under the SDK's httpx client ------------------------------------------------
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
-@dataclass
-class _CallBudget:
-    retry_until: float  # time.monotonic(): the SDK starts no retry after this (max_elapsed_time)
-    deadline: float  # time.monotonic(): no attempt may run past this
-    failed_attempt: str = ""  # why the last attempt failed: the SDK's next one is a retry (metrics)
-
-
-_current_budget: ContextVar[_CallBudget | None] = ContextVar("mistral_call_budget", default=None)
-
-
-class _RetryAfterBeyondBudget(Exception):
-    """A 429 asked us to wait longer than the budget allows: give up now instead of sleeping."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"the server asked to retry after {seconds:g} s, beyond the time budget")
-        self.seconds = seconds
-
-
-class _BudgetSpentOnErrors(Exception):
-    """The budget ran out between retries of an HTTP error status (429 or 5xx)."""
-
-    def __init__(self, status: int) -> None:
-        super().__init__(f"still HTTP {status} when the time budget ran out")
-        self.status = status
-
-
-class _BudgetedTransport(httpx.BaseTransport):
-    """Enforces the current call's budget on every attempt the SDK makes."""
+class _RequestIdTransport(httpx.BaseTransport):
+    """Sends the current request id along, so the provider's logs can be matched with ours."""
 
     def __init__(self, inner: httpx.BaseTransport) -> None:
         self._inner = inner
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        budget = _current_budget.get()
-        if budget is None:
-            return self._inner.handle_request(request)
-        remaining = budget.deadline - time.monotonic()
-        if remaining <= 0:  # only scheduling delays get here: backoff sleeps are capped at timeout_s
-            if budget.failed_attempt.startswith("http_"):
-                # The budget ran out while retrying an error answer: report that answer, not a timeout.
-                raise _BudgetSpentOnErrors(int(budget.failed_attempt.removeprefix("http_")))
-            raise httpx.TimeoutException("the call's time budget is exhausted", request=request)
-        request.extensions["timeout"] = _clamp_timeouts(request.extensions.get("timeout"), remaining)
         if request_id := current_request_id():
             request.headers["X-Request-ID"] = request_id
-        if budget.failed_attempt:
-            record_retry(PROVIDER, budget.failed_attempt)
-        try:
-            response = self._inner.handle_request(request)
-        except httpx.RemoteProtocolError as exc:
-            # A connection closed before any response: the SDK retries network errors but not
-            # protocol errors, and nothing was answered, so this attempt is safe to repeat.
-            budget.failed_attempt = failure_kind(exc)
-            raise httpx.ReadError(str(exc), request=request) from exc
-        except httpx.TransportError as exc:
-            budget.failed_attempt = failure_kind(exc)
-            raise
-        budget.failed_attempt = f"http_{response.status_code}" if response.status_code >= 400 else ""
-        if response.status_code == 429:
-            wait = retry_after_seconds(response.headers)
-            if wait and time.monotonic() + wait > budget.retry_until:
-                response.close()
-                raise _RetryAfterBeyondBudget(wait)
-        return response
+        return self._inner.handle_request(request)
 
     def close(self) -> None:
         self._inner.close()
 
 
-def _clamp_timeouts(timeouts: Any, remaining: float) -> dict[str, float]:
-    current = timeouts if isinstance(timeouts, dict) else {}
-    return {
-        phase: remaining if current.get(phase) is None else min(float(current[phase]), remaining)
-        for phase in ("connect", "read", "write", "pool")
-    }
+def _retryable(exc: BaseException) -> bool:
+    """Worth another attempt: a transient status, or a transport failure before any answer."""
+    if isinstance(exc, MistralError):
+        return exc.status_code in RETRYABLE_STATUSES
+    return isinstance(exc, (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError))
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    if isinstance(exc, MistralError) and exc.status_code == 429:
+        return retry_after_seconds(exc.raw_response.headers)
+    return None
 
 
 # --- error translation -------------------------------------------------------------------------
 
 # What an SDK call can raise for a provider-side failure (anything else is a bug and propagates).
-_CAUGHT = (MistralError, NoResponseError, httpx.RequestError, UnicodeDecodeError, _RetryAfterBeyondBudget)
+_CAUGHT = (MistralError, NoResponseError, httpx.RequestError, UnicodeDecodeError)
 
 
-def _translate(exc: BaseException, operation: str, secret: str) -> ProviderError:
+def _translate(exc: BaseException, operation: str, secret: str, stats: CallStats | None = None) -> ProviderError:
     """The typed error for a failure of ``operation``; its message never contains ``secret``."""
-    error = _classify(exc, operation)
+    error = _classify(exc, operation, stats or CallStats())
     if secret and secret in error.detail:
         error = type(error)(error.detail.replace(secret, "[redacted]"), provider=PROVIDER)
     return error
 
 
-def _classify(exc: BaseException, operation: str) -> ProviderError:
+def _classify(exc: BaseException, operation: str, stats: CallStats) -> ProviderError:
     where = f"{PROVIDER}: {operation}"
-    if isinstance(exc, _RetryAfterBeyondBudget):
-        return ProviderRateLimited(f"{where}: rate limited (HTTP 429); {exc}", provider=PROVIDER)
-    if isinstance(exc, _BudgetSpentOnErrors):
-        return _classify_status(exc.status, where, "")
+    if stats.retry_after_beyond_budget is not None:
+        return ProviderRateLimited(
+            f"{where}: rate limited (HTTP 429); the server asked to retry after "
+            f"{stats.retry_after_beyond_budget:g} s, beyond the time budget",
+            provider=PROVIDER,
+        )
     if isinstance(exc, ResponseValidationError):
         return ProviderBadResponse(f"{where}: invalid or unexpected JSON in the response", provider=PROVIDER)
     if isinstance(exc, MistralError):
@@ -212,17 +164,14 @@ class _MistralCalls:
         if not api_key:
             raise ValueError("mistral: an API key is required")
         self._api_key = api_key
-        self.timeout_s = timeout_s
-        self.budget_s = budget_s
-        backoff = BackoffStrategy(
-            initial_interval=_ms(initial_backoff_s),
-            # A sleep can start just inside the budget; capped at timeout_s it ends by the deadline.
-            max_interval=_ms(min(max_backoff_s, timeout_s)),
-            exponent=2.0,
-            max_elapsed_time=_ms(budget_s),
-            jitter_ms=max(1, _ms(initial_backoff_s) // 2),  # the SDK's default adds up to 1 s a retry
+        self.retry = RetryPolicy(
+            provider=PROVIDER,
+            budget_s=budget_s,
+            timeout_s=timeout_s,
+            initial_backoff_s=initial_backoff_s,
+            max_backoff_s=max_backoff_s,
         )
-        transport = _BudgetedTransport(
+        transport = _RequestIdTransport(
             ByteLimitedTransport(httpx.HTTPTransport(verify=tls_context()), max_bytes=max_response_bytes)
         )
         self._http = httpx.Client(transport=transport, follow_redirects=True)
@@ -232,22 +181,21 @@ class _MistralCalls:
             client=self._http,
             async_client=httpx.AsyncClient(verify=tls_context()),  # unused; saves the SDK building one
             timeout_ms=_ms(timeout_s),
-            retry_config=RetryConfig("backoff", backoff, retry_connection_errors=True),
+            retry_config=RetryConfig("none", BackoffStrategy(1, 1, 1.0, 1), retry_connection_errors=False),
         )
 
-    def call(self, operation: str, request: Callable[[], T]) -> T:
-        """Run one SDK request within the time budget."""
+    def call(self, operation: str, request: Callable[[int], T]) -> T:
+        """Run ``request(timeout_ms)`` (one SDK request) under the retry policy; translate its failure."""
         started = time.monotonic()
-        budget = _CallBudget(retry_until=started + self.budget_s, deadline=started + self.budget_s + self.timeout_s)
-        token = _current_budget.set(budget)
+        stats = CallStats()
         try:
-            return request()
+            return self.retry.call(
+                lambda timeout: request(_ms(timeout)), retryable=_retryable, retry_after=_retry_after, stats=stats
+            )
         except _CAUGHT as exc:
-            error = _translate(exc, operation, self._api_key)
-            logger.warning("%s (after %.2f s)", error.detail, time.monotonic() - started)
+            error = _translate(exc, operation, self._api_key, stats)
+            logger.warning("%s (after %.2f s, %d attempts)", error.detail, time.monotonic() - started, stats.attempts)
             raise error from exc
-        finally:
-            _current_budget.reset(token)
 
     def translate(self, exc: BaseException, operation: str) -> ProviderError:
         return _translate(exc, operation, self._api_key)
@@ -305,7 +253,10 @@ class MistralEmbedder:
 
     def _embed_batch(self, batch: list[str]) -> Vectors:
         response = self._calls.call(
-            "embeddings", lambda: self._calls.sdk.embeddings.create(model=EMBED_MODEL, inputs=batch)
+            "embeddings",
+            lambda timeout_ms: self._calls.sdk.embeddings.create(
+                model=EMBED_MODEL, inputs=batch, timeout_ms=timeout_ms
+            ),
         )
         return _embedding_rows(response.data, expected=len(batch), dimension=self.dimension)
 
@@ -372,7 +323,9 @@ class MistralGenerator:
         messages: Any = build_messages(request)
         response = self._calls.call(
             "chat completion",
-            lambda: self._calls.sdk.chat.complete(model=self.model, messages=messages, **self._options),
+            lambda timeout_ms: self._calls.sdk.chat.complete(
+                model=self.model, messages=messages, timeout_ms=timeout_ms, **self._options
+            ),
         )
         if not response.choices or response.choices[0].message is None:
             raise ProviderBadResponse(f"{PROVIDER}: chat completion: the response has no choices", provider=PROVIDER)
@@ -387,7 +340,10 @@ class MistralGenerator:
         """Text deltas as they arrive; a last, empty delta carries the usage when the server sends it."""
         messages: Any = build_messages(request)
         events = self._calls.call(
-            "chat stream", lambda: self._calls.sdk.chat.stream(model=self.model, messages=messages, **self._options)
+            "chat stream",
+            lambda timeout_ms: self._calls.sdk.chat.stream(
+                model=self.model, messages=messages, timeout_ms=timeout_ms, **self._options
+            ),
         )
         usage: Usage | None = None
         finished = produced = False

@@ -2,17 +2,16 @@
 
 ``POST {base_url}/chat/completions``, optionally with a bearer key; ``stream: true`` is read as
 SSE ``data:`` lines ending with ``data: [DONE]``. Failures that may pass (429, 500, 502, 503,
-504, timeouts, refused or dropped connections) are retried with exponential backoff while the
-time budget lasts; a 429's ``Retry-After`` is honoured when it fits the budget. No attempt runs
-past ``budget_s + timeout_s`` from the start of the call. Every failure leaves as a typed
-``ProviderError`` with ``provider="openai"``.
+504, timeouts, refused or dropped connections) are retried under the providers' one retry policy
+(``rag.providers.http.RetryPolicy``): exponential backoff while the time budget lasts, a 429's
+``Retry-After`` honoured when it fits the budget, no attempt past ``budget_s + timeout_s``.
+Every failure leaves as a typed ``ProviderError`` with ``provider="openai"``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -25,7 +24,9 @@ from rag.providers.http import (
     MAX_ANSWER_CHARS,
     MAX_RESPONSE_BYTES,
     ByteLimitedTransport,
+    CallStats,
     ResponseTooLarge,
+    RetryPolicy,
     bounded_model_name,
     retry_after_seconds,
     tls_context,
@@ -38,7 +39,6 @@ from utils.exceptions import (
     ProviderUnavailable,
 )
 from utils.logging import current_request_id
-from utils.metrics import failure_kind, record_retry
 
 logger = logging.getLogger(__name__)
 
@@ -82,11 +82,14 @@ class OpenAICompatGenerator:
         self.max_answer_chars = max_answer_chars
         self._url = f"{base_url.rstrip('/')}/chat/completions"
         self._api_key = api_key or ""
-        self._timeout_s = timeout_s
-        self._budget_s = budget_s
-        self._max_attempts = max(1, max_attempts)
-        self._initial_backoff_s = initial_backoff_s
-        self._max_backoff_s = max_backoff_s
+        self._retry = RetryPolicy(
+            provider=PROVIDER,
+            budget_s=budget_s,
+            timeout_s=timeout_s,
+            max_attempts=max_attempts,
+            initial_backoff_s=initial_backoff_s,
+            max_backoff_s=max_backoff_s,
+        )
         self._stream_usage = stream_usage  # asks for a final usage chunk (OpenAI's stream_options)
         options = {"temperature": temperature, "max_tokens": max_tokens}
         self._options = {key: value for key, value in options.items() if value is not None}
@@ -139,25 +142,20 @@ class OpenAICompatGenerator:
     # --- transport with retries ------------------------------------------------------------
 
     def _send(self, payload: dict[str, Any], operation: str, *, stream: bool) -> httpx.Response:
-        """POST with bounded retries inside the time budget; a successful response is returned."""
+        """POST under the retry policy (``rag.providers.http.RetryPolicy``); a successful response is returned."""
         started = time.monotonic()
-        retry_until = started + self._budget_s
-        deadline = retry_until + self._timeout_s
-        attempt = 0
-        while True:
-            attempt += 1
-            timeout = min(self._timeout_s, deadline - time.monotonic())
-            try:
-                return self._attempt(payload, timeout, stream=stream)
-            except (httpx.RequestError, _StatusError) as exc:
-                wait = self._retry_wait(exc, attempt, retry_until)
-                if wait is None:
-                    error = self._translate(exc, operation, attempt)
-                    logger.warning("%s (after %.2f s)", error.detail, time.monotonic() - started)
-                    raise error from exc
-                logger.debug("openai: %s attempt %d failed (%r); retrying in %.2f s", operation, attempt, exc, wait)
-                record_retry(PROVIDER, failure_kind(exc))
-                time.sleep(wait)
+        stats = CallStats()
+        try:
+            return self._retry.call(
+                lambda timeout: self._attempt(payload, timeout, stream=stream),
+                retryable=_retryable,
+                retry_after=_retry_after,
+                stats=stats,
+            )
+        except (httpx.RequestError, _StatusError) as exc:
+            error = self._translate(exc, operation, stats.attempts)
+            logger.warning("%s (after %.2f s)", error.detail, time.monotonic() - started)
+            raise error from exc
 
     def _attempt(self, payload: dict[str, Any], timeout: float, *, stream: bool) -> httpx.Response:
         headers = {"X-Request-ID": request_id} if (request_id := current_request_id()) else None
@@ -172,16 +170,6 @@ class OpenAICompatGenerator:
         if response.status_code >= 400:
             raise _StatusError(response.status_code, retry_after_seconds(response.headers), _server_message(body))
         return response
-
-    def _retry_wait(self, exc: Exception, attempt: int, retry_until: float) -> float | None:
-        """Seconds to wait before the next attempt, or None to give up now."""
-        if attempt >= self._max_attempts or not _retryable(exc):
-            return None
-        backoff = min(self._max_backoff_s, self._initial_backoff_s * 2 ** (attempt - 1))
-        wait = backoff * random.uniform(0.5, 1.0)  # jitter: clients throttled together spread out
-        if isinstance(exc, _StatusError) and exc.retry_after is not None:
-            wait = exc.retry_after
-        return wait if time.monotonic() + wait <= retry_until else None
 
     # --- parsing and errors ----------------------------------------------------------------
 
@@ -232,7 +220,11 @@ class OpenAICompatGenerator:
         return text.replace(self._api_key, "[redacted]") if self._api_key else text
 
 
-def _retryable(exc: Exception) -> bool:
+def _retry_after(exc: BaseException) -> float | None:
+    return exc.retry_after if isinstance(exc, _StatusError) else None
+
+
+def _retryable(exc: BaseException) -> bool:
     if isinstance(exc, _StatusError):
         return exc.status in RETRYABLE_STATUSES
     return isinstance(exc, (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError))

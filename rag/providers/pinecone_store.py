@@ -20,8 +20,9 @@ deployments at different namespaces (``PINECONE_NAMESPACE``).
 
 Retries: the SDK's data-plane REST client retries on its own (3 retries, backoff up to 60 s,
 a process-wide retry budget per host) and, unlike the control plane, takes no ``retry_config``.
-We switch those retries off and retry here instead (429, 5xx, timeouts, connection errors) with
-exponential backoff inside ``budget_s``, so a call ends within about ``budget_s + timeout_s``.
+We switch those retries off and retry 429, 5xx, timeouts and connection errors under the
+providers' one retry policy (``rag.providers.http.RetryPolicy``): exponential backoff inside
+``budget_s``, so a call ends within about ``budget_s + timeout_s``.
 Every failure leaves as a typed ``ProviderError`` with ``provider="pinecone"``.
 """
 
@@ -29,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -52,7 +52,7 @@ from pinecone import (
 )
 
 from rag.providers.base import VectorMatch, Vectors
-from rag.providers.http import MAX_RESPONSE_BYTES, ByteLimitedTransport, ResponseTooLarge
+from rag.providers.http import MAX_RESPONSE_BYTES, ByteLimitedTransport, CallStats, ResponseTooLarge, RetryPolicy
 from utils.exceptions import (
     IndexMismatch,
     ProviderBadResponse,
@@ -61,7 +61,6 @@ from utils.exceptions import (
     ProviderTimeout,
     ProviderUnavailable,
 )
-from utils.metrics import failure_kind, record_retry
 
 logger = logging.getLogger(__name__)
 
@@ -106,11 +105,14 @@ class PineconeVectorStore:
         self.index_name = index_name
         self.namespace = namespace
         self._host = host
-        self._timeout_s = timeout_s
-        self._budget_s = budget_s
-        self._max_attempts = max(1, max_attempts)
-        self._initial_backoff_s = initial_backoff_s
-        self._max_backoff_s = max_backoff_s
+        self._retry = RetryPolicy(
+            provider=PROVIDER,
+            budget_s=budget_s,
+            timeout_s=timeout_s,
+            max_attempts=max_attempts,
+            initial_backoff_s=initial_backoff_s,
+            max_backoff_s=max_backoff_s,
+        )
         self._max_response_bytes = max_response_bytes
         self._api_key = api_key
         # No network here: the control plane is only asked for the host on first use.
@@ -329,35 +331,17 @@ class PineconeVectorStore:
         return int(summaries[0].vector_count) if summaries else 0
 
     def _call(self, operation: str, request: Callable[..., T]) -> T:
-        """Run ``request(timeout=...)`` (one SDK call) with bounded retries inside the budget."""
+        """Run ``request(timeout=...)`` (one SDK call) under the retry policy; translate its failure."""
         started = time.monotonic()
-        retry_until = started + self._budget_s
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return request(timeout=self._timeout_s)
-            except _FAILURES as exc:
-                wait = self._retry_wait(exc, attempt, retry_until)
-                if wait is None:
-                    error = self._translate(exc, operation, attempt)
-                    logger.warning("%s (after %.2f s)", error.detail, time.monotonic() - started)
-                    raise error from exc
-                logger.debug("pinecone: %s attempt %d failed (%s); retrying in %.2f s", operation, attempt, exc, wait)
-                record_retry(PROVIDER, failure_kind(exc))
-                time.sleep(wait)
-
-    def _retry_wait(self, exc: Exception, attempt: int, retry_until: float) -> float | None:
-        """Seconds to wait before the next attempt, or None to give up now."""
-        retryable = isinstance(exc, (PineconeTimeoutError, PineconeConnectionError)) or (
-            isinstance(exc, ApiError) and exc.status_code in RETRYABLE_STATUSES
-        )
-        if attempt >= self._max_attempts or not retryable:
-            return None
-        wait = min(self._max_backoff_s, self._initial_backoff_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
-        if isinstance(exc, RateLimitError) and exc.retry_after is not None:
-            wait = exc.retry_after
-        return wait if time.monotonic() + wait <= retry_until else None
+        stats = CallStats()
+        try:
+            return self._retry.call(
+                lambda timeout: request(timeout=timeout), retryable=_retryable, retry_after=_retry_after, stats=stats
+            )
+        except _FAILURES as exc:
+            error = self._translate(exc, operation, stats.attempts)
+            logger.warning("%s (after %.2f s)", error.detail, time.monotonic() - started)
+            raise error from exc
 
     def _translate(self, exc: Exception, operation: str, attempts: int) -> ProviderError:
         error = _classify(exc, f"pinecone: {operation}", attempts)
@@ -373,6 +357,16 @@ class PineconeVectorStore:
 
     def _namespace_label(self) -> str:
         return repr(self.namespace or DEFAULT_NAMESPACE)
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, (PineconeTimeoutError, PineconeConnectionError)) or (
+        isinstance(exc, ApiError) and exc.status_code in RETRYABLE_STATUSES
+    )
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    return exc.retry_after if isinstance(exc, RateLimitError) else None
 
 
 def _classify(exc: Exception, where: str, attempts: int) -> ProviderError:

@@ -70,11 +70,15 @@ def _server_env(var_dir: Path) -> dict[str, str]:
     env = {name: os.environ[name] for name in _PASSED_ENV if name in os.environ}
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings",
+        ENV_FILE="",  # a developer's .env never reaches the test server either
         DEBUG="false",
         SECRET_KEY=os.urandom(32).hex(),
         ALLOWED_HOSTS="127.0.0.1,localhost",
         SECURE_SSL_REDIRECT="false",  # plain HTTP on loopback; production terminates TLS in front
         VAR_DIR=str(var_dir),
+        # Its own, collected as `make serve` does: never the checkout's staticfiles/, which a
+        # `make serve` may have left behind.
+        STATIC_ROOT=str(var_dir / "static"),
         DATABASE_URL=f"sqlite:///{var_dir / 'db.sqlite3'}",
         USE_FAKE_REDIS="true",
         DEV_SCHEDULER="false",
@@ -95,6 +99,7 @@ django.setup()
 from django.core.management import call_command
 from users.models import User
 call_command("migrate", interactive=False, verbosity=0)
+call_command("collectstatic", interactive=False, verbosity=0)
 User.objects.create_user(
     username=os.environ["BROWSER_USERNAME"], email=os.environ["BROWSER_USERNAME"] + "@example.com",
     password=os.environ["BROWSER_PASSWORD"], is_verified=True,
@@ -103,7 +108,7 @@ User.objects.create_user(
 
 
 def _bootstrap_database(env: dict[str, str]) -> None:
-    """Migrate the server's own SQLite file and create one verified user in it."""
+    """Migrate the server's own SQLite file, collect its static files, and create one verified user."""
     subprocess.run(
         [sys.executable, "-c", _BOOTSTRAP],
         cwd=BASE_DIR,

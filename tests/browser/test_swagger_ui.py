@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,12 @@ NETWORK_SCHEMES = frozenset({"http", "https", "ws", "wss"})
 # Served from inside the browser (chrome:// is Chromium's own start page, loading in parallel).
 IN_BROWSER_SCHEMES = frozenset({"data", "blob", "about", "chrome"})
 SIDECAR_FILES = ("swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js")
+
+
+def _is_sidecar_file(path: str, name: str) -> bool:
+    """``path`` serves the sidecar's ``name``, as collected: hashed (``swagger-ui.1a2b3c4d5e6f.css``)."""
+    stem, _, suffix = name.rpartition(".")
+    return re.search(rf"/swagger-ui-dist/{re.escape(stem)}\.[0-9a-f]{{12}}\.{suffix}$", path) is not None
 
 
 @dataclass
@@ -148,6 +155,6 @@ def test_swagger_ui_authorizes_and_calls_profile_offline(docs_server: DocsServer
     failed = {url: seen for url, seen in network.statuses.items() if seen >= 400}
     assert failed == {}, f"failed requests: {failed}"
     served = network.paths_with_status(200)
-    sidecar = {name for name in SIDECAR_FILES if any(path.endswith(f"/swagger-ui-dist/{name}") for path in served)}
+    sidecar = {name for name in SIDECAR_FILES if any(_is_sidecar_file(path, name) for path in served)}
     assert sidecar == set(SIDECAR_FILES), f"sidecar files served: {sidecar}; all 200s: {served}"
     assert {"/api/docs/", "/api/schema/", "/api/auth/profile/"} <= served

@@ -18,7 +18,7 @@ PRODUCTION_ENV = {
 
 
 def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")} | {"ENV_FILE": ""}
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=base | env, capture_output=True, text=True, timeout=60
     )

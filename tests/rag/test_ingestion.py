@@ -111,3 +111,28 @@ def test_an_update_that_loses_a_race_with_a_delete_is_not_found(content):
     with pytest.raises(NotFound):
         document_ingest(item=DocumentInput(title="Raced", content=content, source="raced.md"), document=stale)
     assert not Document.objects.exists()
+
+
+def test_many_documents_are_written_once_per_batch(monkeypatch):
+    from rag.providers.faiss_store import FaissVectorStore
+    from rag.services.ingestion import documents_ingest
+
+    document_ingest(item=DocumentInput(title="First", content="The store exists before the count.", source="0.md"))
+    saves: list[int] = []
+    original = FaissVectorStore._save
+
+    def counting_save(self: FaissVectorStore) -> None:
+        saves.append(1)
+        original(self)
+
+    monkeypatch.setattr(FaissVectorStore, "_save", counting_save)
+    items = [
+        DocumentInput(title=f"Topic {i}", content=f"Paragraph about topic {i}. " * 20, source=f"{i}.md")
+        for i in range(1, 13)
+    ]
+    results = documents_ingest(items=items, batch_chunks=6)
+    assert [(r.status, r.chunks) for r in results] == [("created", 1)] * 12
+    # Twelve documents of one chunk each, in batches of six chunks: two index saves, not twelve.
+    assert len(saves) == 2
+    assert get_vector_store().count() == Chunk.objects.count()
+    assert all(c.unit_vectors is not None for c in Chunk.objects.all())

@@ -86,3 +86,16 @@ def test_rrf_is_deterministic_and_counts_duplicates_once():
     assert reciprocal_rank_fusion([[5, 5, 6]]) == reciprocal_rank_fusion([[5, 6]])
     assert [i for i, _ in reciprocal_rank_fusion([[7], [8]])] == [7, 8]  # ties: first seen first
     assert reciprocal_rank_fusion([]) == []
+
+
+def test_bm25s_logs_at_the_configured_level_after_its_import(monkeypatch):
+    import logging
+    import sys
+
+    from rag.lexical import LexicalIndex
+
+    monkeypatch.delitem(sys.modules, "bm25s", raising=False)  # its import is what set DEBUG
+    logger = logging.getLogger("bm25s")
+    monkeypatch.setattr(logger, "level", logging.WARNING)
+    LexicalIndex.build([1], ["refunds take five days"])
+    assert logger.level == logging.WARNING

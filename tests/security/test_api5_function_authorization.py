@@ -44,6 +44,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("users:password-reset", "POST"): PUBLIC,
     ("users:password-reset-confirm", "POST"): PUBLIC,
     ("rag:search", "GET"): USER,
+    ("rag:categories", "GET"): USER,
     ("rag:documents", "GET"): USER,
     ("rag:documents", "POST"): STAFF,
     ("rag:document-detail", "GET"): USER,

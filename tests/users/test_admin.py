@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.core.management import call_command
 from django.test import Client
 
 from tests.factories import UserFactory
@@ -43,3 +44,15 @@ def test_non_staff_cannot_use_admin(user):
     client = Client()
     client.force_login(user)
     assert client.get("/admin/users/user/").status_code == 302
+
+
+def test_createsuperuser_makes_an_account_that_can_log_in(client):
+    call_command("createsuperuser", interactive=False, username="root", email="root@example.com", verbosity=0)
+    admin = User.objects.get(username="root")
+    admin.set_password("An0ther-long-passphrase")
+    admin.save()
+    assert admin.is_verified and admin.is_superuser
+    response = client.post(
+        "/api/auth/login/", {"username": "root", "password": "An0ther-long-passphrase"}, content_type="application/json"
+    )
+    assert response.status_code == 200, response.json()

@@ -107,13 +107,53 @@ def test_register_ignores_privilege_fields(anon_client, django_capture_on_commit
 # --- verification ---------------------------------------------------------------------------
 
 
-def test_verify_by_link_get_then_reuse_is_400(anon_client, django_capture_on_commit_callbacks):
+def test_verify_by_link_get_then_reuse_is_400_saying_already_verified(anon_client, django_capture_on_commit_callbacks):
     register(anon_client, django_capture_on_commit_callbacks)
     token = mailed_token()
     response = anon_client.get(f"/api/auth/verify-email/{token}/")
     assert response.status_code == 200 and response.json()["is_verified"] is True
     assert User.objects.get().is_verified
-    assert_envelope(anon_client.get(f"/api/auth/verify-email/{token}/"), 400, "invalid_token")
+    reused = anon_client.get(f"/api/auth/verify-email/{token}/")
+    assert_envelope(reused, 400, "already_verified")
+    assert "already verified" in reused.json()["detail"]
+
+
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+def test_a_browser_gets_a_page_and_a_second_click_says_already_verified(
+    anon_client, django_capture_on_commit_callbacks
+):
+    register(anon_client, django_capture_on_commit_callbacks)
+    token = mailed_token()
+    first = anon_client.get(f"/api/auth/verify-email/{token}/", HTTP_ACCEPT=BROWSER_ACCEPT)
+    assert first.status_code == 200 and first["Content-Type"] == "text/html; charset=utf-8"
+    assert "<h1" in first.content.decode() and "Email address verified" in first.content.decode()
+    assert User.objects.get().is_verified
+    second = anon_client.get(f"/api/auth/verify-email/{token}/", HTTP_ACCEPT=BROWSER_ACCEPT)
+    assert second.status_code == 400 and second["Content-Type"].startswith("text/html")
+    assert "Already verified" in second.content.decode() and "invalid" not in second.content.decode()
+
+
+def test_a_browser_with_a_bad_link_is_told_how_to_get_a_new_one(anon_client):
+    response = anon_client.get("/api/auth/verify-email/not-a-token/", HTTP_ACCEPT=BROWSER_ACCEPT)
+    assert response.status_code == 400 and response["Content-Type"].startswith("text/html")
+    page = response.content.decode()
+    assert "This link does not work" in page and "/api/auth/resend-verification/" in page
+
+
+def test_api_clients_still_get_json_from_the_link(anon_client, django_capture_on_commit_callbacks):
+    register(anon_client, django_capture_on_commit_callbacks)
+    response = anon_client.get(f"/api/auth/verify-email/{mailed_token()}/", HTTP_ACCEPT="*/*")
+    assert response["Content-Type"] == "application/json" and response.json()["is_verified"] is True
+
+
+def test_a_retired_link_of_an_unverified_account_is_still_invalid(anon_client, django_capture_on_commit_callbacks):
+    register(anon_client, django_capture_on_commit_callbacks)
+    first = mailed_token()
+    with django_capture_on_commit_callbacks(execute=True):
+        anon_client.post("/api/auth/resend-verification/", {"email": "ada@example.com"}, format="json")
+    assert_envelope(anon_client.get(f"/api/auth/verify-email/{first}/"), 400, "invalid_token")
 
 
 def test_verify_by_link_post_and_by_body(anon_client, django_capture_on_commit_callbacks):
@@ -221,8 +261,11 @@ def test_refresh_rotates_and_blacklists_the_old_token(anon_client, tokens, path)
     assert response.status_code == 200
     fresh = response.json()
     assert set(fresh) == {"access", "refresh"} and fresh["refresh"] != tokens["refresh"]
+    newest = anon_client.post(path, {"refresh": fresh["refresh"]}, format="json")
+    assert newest.status_code == 200
     assert_envelope(anon_client.post(path, {"refresh": tokens["refresh"]}, format="json"), 401, "token_not_valid")
-    assert anon_client.post(path, {"refresh": fresh["refresh"]}, format="json").status_code == 200
+    # Reuse of a rotated token revokes its whole family (tests/security/test_refresh_rotation.py).
+    assert_envelope(anon_client.post(path, {"refresh": newest.json()["refresh"]}, format="json"), 401)
     assert_envelope(anon_client.post(path, {}, format="json"), 400, "invalid")
 
 
@@ -338,3 +381,10 @@ def test_password_reset_validation(anon_client):
     assert_envelope(anon_client.post("/api/auth/password/reset/", {"email": ""}, format="json"), 400, "invalid")
     response = anon_client.post("/api/auth/password/reset/confirm/", {"token": "x"}, format="json")
     assert "new_password" in assert_envelope(response, 400)["errors"]
+
+
+def test_the_verification_link_has_no_format_override(anon_client):
+    # Only the Accept header chooses JSON or the page: an unknown ?format= is not a 404.
+    assert_envelope(anon_client.get("/api/auth/verify-email/not-a-token/?format=AAA"), 400, "invalid_token")
+    page = anon_client.get("/api/auth/verify-email/not-a-token/?format=json", HTTP_ACCEPT=BROWSER_ACCEPT)
+    assert page["Content-Type"].startswith("text/html")

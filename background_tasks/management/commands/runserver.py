@@ -16,6 +16,7 @@ from django.conf import settings
 from django.contrib.staticfiles.management.commands.runserver import Command as StaticfilesRunserverCommand
 
 from background_tasks.scheduler import DevScheduler
+from config.startup import debug_exposure_warning
 
 
 def serves_in_this_process(options: dict[str, Any]) -> bool:
@@ -25,7 +26,20 @@ def serves_in_this_process(options: dict[str, Any]) -> bool:
 class Command(StaticfilesRunserverCommand):
     help = f"{StaticfilesRunserverCommand.help} Also runs the maintenance scheduler (DEV_SCHEDULER)."
 
+    def handle(self, *args: Any, **options: Any) -> None:
+        # Without an address, the one the settings read (HOST, PORT from the environment or .env),
+        # which PUBLIC_BASE_URL's default is derived from too.
+        if not options.get("addrport"):
+            host = settings.HOST
+            if ":" in host and not host.startswith("["):
+                host, options["use_ipv6"] = f"[{host}]", True
+            options["addrport"] = f"{host}:{settings.PORT}"
+        super().handle(*args, **options)
+
     def inner_run(self, *args: Any, **options: Any) -> None:
+        address, port = getattr(self, "addr", ""), getattr(self, "port", "")  # set by runserver's handle()
+        if settings.DEBUG and (warning := debug_exposure_warning(address, port)):
+            self.stderr.write(warning, style_func=self.style.ERROR, ending="")
         dev_scheduler = None
         if settings.DEV_SCHEDULER and serves_in_this_process(options):
             dev_scheduler = DevScheduler()

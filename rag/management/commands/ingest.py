@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from collections import Counter
@@ -12,8 +13,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
+from rag import categories
 from rag.files import file_to_input, iter_files
-from rag.models import Document
 from rag.services.ingestion import DocumentInput, documents_ingest
 from utils.exceptions import ServiceError
 
@@ -23,7 +24,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("paths", nargs="+", type=Path)
-        parser.add_argument("--category", choices=Document.Category.values, help="Category for every file.")
+        parser.add_argument("--category", type=_category, help=f"Category for every file: {categories.RULE}.")
         parser.add_argument("--glob", default=None, help="Only files matching this pattern, e.g. '*.md'.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -33,6 +34,13 @@ class Command(BaseCommand):
         files = list(iter_files(options["paths"], options["glob"]))
         summary = ingest_files(files, category=options["category"], stdout=self.stdout, stderr=self.stderr)
         self.stdout.write(summary)
+
+
+def _category(value: str) -> str:
+    try:
+        return categories.check_category(value)
+    except categories.InvalidCategory as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def ingest_files(files: list[tuple[Path, Path]], *, category: str | None, stdout: Any, stderr: Any) -> str:
