@@ -11,7 +11,7 @@ PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --g
 	--no-strip-extras --no-emit-index-url --no-emit-find-links
 
 .PHONY: setup run test lint format migrate pytest check-deploy clean lock schema
-.PHONY: browser-deps
+.PHONY: browser-deps nginx-deps
 .PHONY: serve fuzz fuzz-ci
 .PHONY: eval-retrieval eval-answers
 
@@ -56,7 +56,7 @@ format: setup
 pytest: setup
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test: setup browser-deps lint
+test: setup browser-deps nginx-deps lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Debian's Chromium and chromedriver for the browser test (tests/browser), only when missing. Never
@@ -75,9 +75,26 @@ browser-deps:
 	echo "Installing $(BROWSER_PACKAGES) for the browser test"; \
 	apt_install || { $$sudo apt-get update -q && apt_install; } || note "apt-get could not install $(BROWSER_PACKAGES)"
 
-# Production stack of one host (gunicorn + runscheduler, DEBUG off); needs SECRET_KEY and REDIS_URL.
+# Debian's nginx (the request-buffering proxy of `make serve`, deploy/nginx.conf.template) and wrk
+# (bench/bench_proxy.py), only when missing. Never fails, like browser-deps: without apt-get, root
+# or sudo, or a mirror it says so; `make serve` then refuses to start (SERVE_PROXY=none runs
+# gunicorn alone) and the proxy tests are skipped (on CI, where CI is set, they fail instead).
+NGINX_PACKAGES := nginx-light wrk
+nginx-deps:
+	@if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then command -v wrk >/dev/null 2>&1 && exit 0; fi; \
+	note() { echo "Note: $$1; install $(NGINX_PACKAGES) yourself (make serve needs nginx)."; exit 0; }; \
+	command -v apt-get >/dev/null 2>&1 || note "apt-get is not available"; \
+	sudo=""; if [ "$$(id -u)" != 0 ]; then \
+	  command -v sudo >/dev/null 2>&1 || note "not root and no sudo"; \
+	  sudo="sudo"; [ -t 0 ] || sudo="sudo -n"; \
+	fi; \
+	apt_install() { $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(NGINX_PACKAGES); }; \
+	echo "Installing $(NGINX_PACKAGES) for make serve and the proxy tests"; \
+	apt_install || { $$sudo apt-get update -q && apt_install; } || note "apt-get could not install $(NGINX_PACKAGES)"
+
+# Production stack of one host (nginx + gunicorn + runscheduler, DEBUG off); needs SECRET_KEY and REDIS_URL.
 # Its data lives in var/serve (VAR_DIR), apart from make run's var/.
-serve: setup
+serve: setup nginx-deps
 	scripts/serve.sh
 
 # Schema fuzzing (schemathesis) against a throwaway server: long run, and the bounded one CI runs.

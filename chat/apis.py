@@ -31,6 +31,7 @@ from chat.serializers import (
     SessionRenameSerializer,
     SessionSerializer,
 )
+from chat.stream_slots import released_after, stream_slot_acquire
 from chat.streaming import EventStreamRenderer, event_stream, primed_events
 from users.selectors import request_user
 from utils.exceptions import NotFound, ValidationFailed
@@ -280,7 +281,9 @@ class SessionMessagesApi(JsonErrorsApi):
             "`Accept: text/event-stream` the answer streams as Server-Sent Events: `user_message`, "
             "`sources`, `delta`… and `done` (the stored answer), or `error`. An `Idempotency-Key` header "
             "makes retries safe: the same key within 24 h returns the first reply (same ids); the same key "
-            "with different content is a 409. A 503 means your message is stored; retry with the same key."
+            "with different content is a 409. A 503 means your message is stored; retry with the same key. "
+            "A user may have `CHAT_MAX_CONCURRENT_STREAMS` (default 2) answers streaming at once; one more is "
+            "a 429 `too_many_streams` and stores nothing."
         ),
         parameters=[
             OpenApiParameter(
@@ -309,20 +312,27 @@ class SessionMessagesApi(JsonErrorsApi):
         key = request.headers.get("Idempotency-Key", "").strip()
         if len(key) > 255:
             raise ValidationFailed("Invalid input.", errors={"Idempotency-Key": ["At most 255 characters."]})
-        received = services.message_receive(
-            user=request_user(request),
-            session=session,
-            content=serializer.validated_data["content"],
-            idempotency_key=key,
-        )
+        user = request_user(request)
         if request.accepted_renderer.format == "sse":
-            events = primed_events(received)
+            # Taken before anything is stored: a refused stream leaves no question behind.
+            slot = stream_slot_acquire(user_id=user.pk)
+            try:
+                received = services.message_receive(
+                    user=user, session=session, content=serializer.validated_data["content"], idempotency_key=key
+                )
+                events = primed_events(received)
+            except BaseException:
+                slot.release()
+                raise
             response = StreamingHttpResponse(
-                event_stream(received.user_message, events), content_type="text/event-stream"
+                released_after(event_stream(received.user_message, events), slot), content_type="text/event-stream"
             )
             response["Cache-Control"] = "no-cache"
             response["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
             return response
+        received = services.message_receive(
+            user=user, session=session, content=serializer.validated_data["content"], idempotency_key=key
+        )
         bot = services.message_answer(received=received)
         body = {
             "user_message": MessageSerializer(received.user_message).data,

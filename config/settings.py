@@ -195,6 +195,10 @@ CHAT_DAILY_QUOTA = env_int("CHAT_DAILY_QUOTA", 500)
 LOGIN_LOCKOUT_CLIENT_FAILURES = env_int("LOGIN_LOCKOUT_CLIENT_FAILURES", 20)
 LOGIN_LOCKOUT_ACCOUNT_FAILURES = env_int("LOGIN_LOCKOUT_ACCOUNT_FAILURES", 5)
 LOGIN_LOCKOUT_WINDOW_MINUTES = env_int("LOGIN_LOCKOUT_WINDOW_MINUTES", 15)
+# Answer streams one user may have open at once (each holds a worker thread); 0 = no limit.
+CHAT_MAX_CONCURRENT_STREAMS = env_int("CHAT_MAX_CONCURRENT_STREAMS", 2)
+# Seconds after which a stream's slot expires if its worker died without releasing it.
+CHAT_STREAM_SLOT_TTL = env_int("CHAT_STREAM_SLOT_TTL", 300)
 # Cache GET /api/chat/history/ per user until their next write (keyed by a version token kept in
 # the database, so it is exact on a shared Redis and on each worker's own fakeredis alike).
 CHAT_HISTORY_CACHE = env_bool("CHAT_HISTORY_CACHE", True)
@@ -253,6 +257,11 @@ EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "RAG Chatbot <no-reply@localhost>")
 SERVER_EMAIL = env_str("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
+# Account mail (verification, password reset) goes out from a background thread after the
+# response, so a known and an unknown address take the same time (users/outbox.py).
+EMAIL_SEND_IN_BACKGROUND = env_bool("EMAIL_SEND_IN_BACKGROUND", True)
+EMAIL_QUEUE_SIZE = env_int("EMAIL_QUEUE_SIZE", 1000)
+EMAIL_DRAIN_SECONDS = env_int("EMAIL_DRAIN_SECONDS", 10)
 ADMINS = env_admins("ADMINS")
 
 # --- Security (production values unless DEBUG; each overridable) --------------------------------
@@ -273,6 +282,13 @@ SESSION_COOKIE_HTTPONLY = True
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 2_621_440)
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES
+# What one document may cost (rag/ingestion/limits.py): over these it is a 413 document_too_large.
+INGEST_MAX_CHARS = env_int("INGEST_MAX_CHARS", 500_000)
+INGEST_MAX_PAGES = env_int("INGEST_MAX_PAGES", 300)
+INGEST_MAX_CHUNKS = env_int("INGEST_MAX_CHUNKS", 800)
+# PDFs are parsed in a child process, killed past this time or memory (422 document_too_complex).
+PDF_PARSE_TIMEOUT_S = env_float("PDF_PARSE_TIMEOUT_S", 20.0)
+PDF_PARSE_MEMORY_MB = env_int("PDF_PARSE_MEMORY_MB", 512)
 
 # --- Retrieval and answers (rag) ---------------------------------------------------------------
 # Each provider is chosen once, here. "auto" picks the production provider when its key is set.
@@ -346,6 +362,13 @@ JOB_SEND_DAILY_REPORT_CRON = env_str("JOB_SEND_DAILY_REPORT_CRON", "0 8 * * *")
 JOB_BACKUP_DATA_CRON = env_str("JOB_BACKUP_DATA_CRON", "0 1 * * sun")
 BACKUP_DIR = Path(env_str("BACKUP_DIR") or str(VAR_DIR / "backups"))
 BACKUP_KEEP = env_int("BACKUP_KEEP", 8)
+# HMAC key of the archives' manifests; empty: derived from SECRET_KEY (then a new SECRET_KEY
+# cannot verify older archives: set this to keep them restorable across a key rotation).
+BACKUP_SIGNING_KEY = env_str("BACKUP_SIGNING_KEY")
+# Restore reads an archive as untrusted input, within these bounds.
+BACKUP_RESTORE_MAX_MEMBERS = env_int("BACKUP_RESTORE_MAX_MEMBERS", 16)
+BACKUP_RESTORE_MAX_MEMBER_BYTES = env_int("BACKUP_RESTORE_MAX_MEMBER_BYTES", 8 * 1024**3)
+BACKUP_RESTORE_MAX_ROW_BYTES = env_int("BACKUP_RESTORE_MAX_ROW_BYTES", 64 * 1024**2)
 REPORT_RECIPIENTS = env_list("REPORT_RECIPIENTS")  # empty: ADMINS, else active staff users
 DEV_SCHEDULER = env_bool("DEV_SCHEDULER", True)  # runserver also schedules (under the leader lock)
 SCHEDULER_MISFIRE_GRACE_S = env_int("SCHEDULER_MISFIRE_GRACE_S", 3600)  # a run up to this late still happens

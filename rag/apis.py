@@ -161,9 +161,12 @@ class DocumentListApi(APIView):
         tags=TAG,
         summary="Add a document (staff)",
         description="JSON with title and content, or a multipart upload of a .txt, .md, .rst, .html or .pdf "
-        "file (up to 10 MB). The document is chunked, embedded and indexed before the reply.",
+        "file (up to 10 MB). The document is chunked, embedded and indexed before the reply. Text over "
+        "INGEST_MAX_CHARS, a PDF over INGEST_MAX_PAGES or over INGEST_MAX_CHUNKS chunks is a 413 "
+        "`document_too_large`; a PDF that cannot be parsed within PDF_PARSE_TIMEOUT_S or PDF_PARSE_MEMORY_MB "
+        "is a 422 `document_too_complex`.",
         request={"application/json": DocumentInputSerializer, "multipart/form-data": DocumentUploadSerializer},
-        responses={201: DocumentDetailSerializer, **error_responses(400, 401, 403, 413, 415, 503)},
+        responses={201: DocumentDetailSerializer, **error_responses(400, 401, 403, 413, 415, 422, 503)},
         examples=[
             OpenApiExample("JSON document", value=_NEW_DOCUMENT, request_only=True),
             _response_example("Created", _DOCUMENT | {"content": "…"}, 201),
@@ -201,7 +204,7 @@ class DocumentDetailApi(APIView):
         tags=TAG,
         summary="Change a document (staff); changed content is re-indexed",
         request=DocumentUpdateSerializer,
-        responses={200: DocumentDetailSerializer, **error_responses(400, 401, 403, 404, 503)},
+        responses={200: DocumentDetailSerializer, **error_responses(400, 401, 403, 404, 413, 503)},
         examples=[
             OpenApiExample("Recategorise", value={"category": "Policy"}, request_only=True),
             _response_example("Updated", _DOCUMENT | {"category": "Policy", "content": "…"}),
@@ -239,7 +242,7 @@ class IndexDocumentsApi(APIView):
         tags=TAG,
         summary="Index several documents at once (staff)",
         request=IndexDocumentsSerializer,
-        responses={201: IndexResultSerializer, **error_responses(400, 401, 403, 503)},
+        responses={201: IndexResultSerializer, **error_responses(400, 401, 403, 413, 503)},
         examples=[
             OpenApiExample("Two documents", value={"documents": [_NEW_DOCUMENT, _NEW_DOCUMENT]}, request_only=True),
             _response_example("Indexed", {"indexed_count": 2, "ids": [41, 42]}, 201),

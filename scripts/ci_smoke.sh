@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CI smoke test of the production stack: scripts/serve.sh (what `make serve` runs: migrate,
-# collectstatic, populate, gunicorn + runscheduler, DEBUG off) on a free port of 127.0.0.1, against
+# collectstatic, populate, nginx + gunicorn + runscheduler, DEBUG off) on a free port of 127.0.0.1, against
 # the local PostgreSQL (its own database, recreated each run) and Redis (database 13, keys under a
 # prefix of this run). Then scripts/smoke.py walks the user flow over HTTP, the scheduler must be
 # alive and hold the leader lock, and a SIGTERM must stop everything cleanly (lock released).
@@ -63,7 +63,9 @@ export VAR_DIR="$WORK/var"
 export STATIC_ROOT="$WORK/static"
 export EMAIL_BACKEND=django.core.mail.backends.filebased.EmailBackend
 export EMAIL_FILE_PATH="$WORK/mail"
-export GUNICORN_BIND="127.0.0.1:$PORT" GUNICORN_WORKERS=2 GUNICORN_THREADS=4
+# nginx on 127.0.0.1:$PORT in front of gunicorn on a unix socket under VAR_DIR (serve.sh's layout).
+export HOST=127.0.0.1 PORT GUNICORN_WORKERS=3
+unset GUNICORN_BIND GUNICORN_WORKER_CLASS GUNICORN_THREADS NUM_PROXIES
 export SERVE_STOP_TIMEOUT=60
 unset DEBUG USE_FAKE_REDIS
 
@@ -87,6 +89,12 @@ echo "ok  /api/health/ answers"
 
 $BIN/python scripts/smoke.py --base-url "$BASE" --mail-dir "$EMAIL_FILE_PATH" || fail "smoke.py"
 
+NGINX_PID="$(sed -n 's/^serve: nginx pid \([0-9]*\) on .*$/\1/p' "$WORK/serve.log" | head -1)"
+[ -n "$NGINX_PID" ] && kill -0 "$NGINX_PID" 2>/dev/null || fail "serve.sh did not start nginx"
+long="$(curl -sS -o /dev/stderr -w '%{http_code} %{content_type}' "$BASE/api/health/?q=$(printf 'a%.0s' $(seq 1 9000))" 2>/dev/null)"
+[[ "$long" == "414 application/json"* ]] || fail "a 9,000-byte URL through nginx: $long (expected a JSON 414)"
+echo "ok  nginx (pid $NGINX_PID) in front of gunicorn; its 414 is the JSON envelope"
+
 SCHEDULER_PID="$(sed -n 's/^serve: gunicorn pid [0-9]*, scheduler pid \([0-9]*\)$/\1/p' "$WORK/serve.log" | head -1)"
 [ -n "$SCHEDULER_PID" ] || fail "serve.sh did not report the scheduler's pid"
 holder=""
@@ -106,6 +114,7 @@ wait "$SERVE_PID" || status=$?
 SERVE_PID=""
 [ "$status" -eq 0 ] || fail "serve.sh exited with $status after SIGTERM"
 kill -0 "$SCHEDULER_PID" 2>/dev/null && fail "the scheduler outlived serve.sh"
+kill -0 "$NGINX_PID" 2>/dev/null && fail "nginx outlived serve.sh"
 [ -z "$(redis-cli -h 127.0.0.1 -n "$REDIS_DB" GET "$PREFIX:scheduler:leader")" ] || fail "the leader lock was not released"
 echo "ok  stopped cleanly; leader lock released"
 echo "ci_smoke: passed"

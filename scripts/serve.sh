@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # `make serve`: the production stack of one host, in the foreground, with DEBUG off:
 # migrate, collectstatic, load the shipped knowledge base if the database has none, then run
-# gunicorn (config/gunicorn.conf.py) and `manage.py runscheduler` side by side. When either one
-# exits, the other is stopped too; SIGTERM or Ctrl-C stops both (SIGTERM lets gunicorn finish its
-# requests and the scheduler its running jobs). Exit status: 0 after a requested stop, otherwise
-# that of the process that died first (1 if it exited 0 on its own).
+# nginx (deploy/nginx.conf.template) on HOST:PORT in front of gunicorn (config/gunicorn.conf.py) on
+# a unix socket, and `manage.py runscheduler`. When any one exits, the others are stopped too;
+# SIGTERM or Ctrl-C stops them all (SIGTERM lets gunicorn finish its requests and the scheduler
+# its running jobs; nginx quits gracefully). Exit status: 0 after a requested stop, otherwise that
+# of the process that died first (1 if it exited 0 on its own).
+#
+# Why nginx: a gunicorn thread reads its request itself, so clients that send slowly (slowloris:
+# 8 connections each sending a header line every 3 s) held every worker. nginx reads whole requests
+# before gunicorn sees them, with timeouts, and answers its own errors in the API's JSON envelope.
+# `make nginx-deps` installs Debian's nginx-light. SERVE_PROXY=none runs gunicorn alone on
+# HOST:PORT (not for production).
 #
 # Needs SECRET_KEY, and REDIS_URL (or REDIS_HOST): the gunicorn workers and the scheduler are
 # separate processes, and the in-process fakeredis cannot share throttles or the scheduler's
@@ -15,7 +22,8 @@
 # index, mail and backups, so a checkout can run both without one answering from the other's data.
 #
 # Knobs: SERVE_STOP_TIMEOUT (seconds to wait for a graceful stop, default 60),
-# SERVE_SKIP_POPULATE=true (never load documents/).
+# SERVE_SKIP_POPULATE=true (never load documents/), SERVE_PROXY (nginx | none), NGINX_BIN, the
+# NGINX_* settings of scripts/nginx_conf.py, and the GUNICORN_* ones of config/gunicorn.conf.py.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -47,6 +55,32 @@ if [ -z "${DATABASE_URL:-}" ]; then
   echo "serve: DATABASE_URL is not set; using the SQLite file under $VAR_DIR (fine for one host only)." >&2
 fi
 
+PROXY="${SERVE_PROXY:-nginx}"
+RUN_DIR="${VAR_DIR:-var}/run"
+if [ "$PROXY" = nginx ]; then
+  NGINX="${NGINX_BIN:-$(command -v nginx || echo /usr/sbin/nginx)}"
+  [ -x "$NGINX" ] || die "nginx is not installed: run \`make nginx-deps\` (Debian's nginx-light), or set
+SERVE_PROXY=none to run gunicorn alone (not for production: slow clients can hold every worker)."
+  mkdir -p "$RUN_DIR" || exit 2
+  RUN_DIR="$(cd "$RUN_DIR" && pwd)"
+  # gunicorn behind nginx: plain sync workers on a unix socket (sizes in config/gunicorn.conf.py),
+  # header-count limit out of the way (nginx bounds headers by size and answers 431 in JSON).
+  : "${GUNICORN_BIND:=unix:$RUN_DIR/gunicorn.sock}"
+  : "${GUNICORN_WORKER_CLASS:=sync}"
+  : "${GUNICORN_LIMIT_REQUEST_FIELDS:=32768}"
+  # Client addresses (throttles) come from nginx's X-Forwarded-For; add one per proxy in front.
+  : "${NUM_PROXIES:=1}"
+  export GUNICORN_BIND GUNICORN_WORKER_CLASS GUNICORN_LIMIT_REQUEST_FIELDS NUM_PROXIES
+  case "$GUNICORN_BIND" in unix:*) rm -f "${GUNICORN_BIND#unix:}" ;; esac
+  LISTEN="${NGINX_LISTEN:-${HOST:-127.0.0.1}:${PORT:-8000}}"
+  NGINX_CONF="$($BIN/python scripts/nginx_conf.py "$LISTEN" "$GUNICORN_BIND" "$RUN_DIR/nginx")" || exit 2
+  "$NGINX" -t -q -e stderr -p "$RUN_DIR/nginx" -c "$NGINX_CONF" || die "nginx refused $NGINX_CONF"
+elif [ "$PROXY" = none ]; then
+  echo "serve: SERVE_PROXY=none: gunicorn alone on ${GUNICORN_BIND:-${HOST:-127.0.0.1}:${PORT:-8000}} (slow clients can hold every worker)" >&2
+else
+  die "SERVE_PROXY must be nginx or none, not '$PROXY'."
+fi
+
 echo "serve: migrating the database"
 $BIN/python manage.py migrate --noinput || exit $?
 echo "serve: collecting static files"
@@ -58,12 +92,15 @@ fi
 STOPPING=0
 PIDS=()
 stop_all() {
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+  # nginx quits gracefully on SIGQUIT (SIGTERM would drop open connections at once).
+  for pid in "${PIDS[@]}"; do
+    if [ "$pid" = "${PROXY_PID:-}" ]; then kill -QUIT "$pid" 2>/dev/null; else kill -TERM "$pid" 2>/dev/null; fi
+  done
 }
 on_signal() {
   if [ "$STOPPING" -eq 0 ]; then
     STOPPING=1
-    echo "serve: stopping gunicorn and the scheduler" >&2
+    echo "serve: stopping the stack" >&2
     stop_all
   fi
 }
@@ -76,21 +113,35 @@ $BIN/python manage.py runscheduler &
 SCHEDULER=$!
 PIDS+=("$SCHEDULER")
 echo "serve: gunicorn pid $WEB, scheduler pid $SCHEDULER"
+PROXY_PID=""
+if [ "$PROXY" = nginx ]; then
+  "$NGINX" -e stderr -p "$RUN_DIR/nginx" -c "$NGINX_CONF" &
+  PROXY_PID=$!
+  PIDS+=("$PROXY_PID")
+  echo "serve: nginx pid $PROXY_PID on $LISTEN, in front of gunicorn on $GUNICORN_BIND"
+fi
+
+all_alive() {
+  for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null || return 1; done
+}
 
 # Whichever ends first (a signal to this script interrupts the wait: wait again for a child).
 status=0
 while :; do
-  wait -n "$WEB" "$SCHEDULER"
+  wait -n "${PIDS[@]}"
   status=$?
-  if kill -0 "$WEB" 2>/dev/null && kill -0 "$SCHEDULER" 2>/dev/null && [ "$STOPPING" -eq 0 ]; then
+  if all_alive && [ "$STOPPING" -eq 0 ]; then
     continue # interrupted without a stop request: nothing ended
   fi
   break
 done
 
 if [ "$STOPPING" -eq 0 ]; then
-  if kill -0 "$WEB" 2>/dev/null; then first="the scheduler"; else first="gunicorn"; fi
-  echo "serve: $first exited with status $status; stopping the other" >&2
+  first="gunicorn"
+  kill -0 "$SCHEDULER" 2>/dev/null || first="the scheduler"
+  [ -n "$PROXY_PID" ] && ! kill -0 "$PROXY_PID" 2>/dev/null && first="nginx"
+  kill -0 "$WEB" 2>/dev/null || first="gunicorn"
+  echo "serve: $first exited with status $status; stopping the others" >&2
   STOPPING=1
   stop_all
   [ "$status" -eq 0 ] && status=1

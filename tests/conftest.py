@@ -128,3 +128,10 @@ def knowledge_base(db: None) -> list[Any]:
         document_ingest(item=DocumentInput(title=t, category=c, source=s, content=body)).document
         for t, c, s, body in KB_DOCUMENTS
     ]
+
+
+@pytest.fixture(autouse=True)
+def _account_mail_inline(settings: Any) -> None:
+    """Account mail is sent inline so tests can read ``mail.outbox`` at once; the background
+    outbox (production's default) has tests of its own in security/test_account_mail_timing.py."""
+    settings.EMAIL_SEND_IN_BACKGROUND = False

@@ -23,6 +23,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
+from users import outbox
 from users.emails import send_password_reset_email, send_verification_email
 from users.lockout import login_failure_record, login_locked_for
 from users.models import AccountToken, RevokedTokenFamily, User
@@ -107,7 +108,7 @@ def user_register(*, username: str, email: str, password: str, first_name: str =
     except IntegrityError as exc:
         raise _registration_conflict(username=username, email=user.email) from exc
     raw = account_token_issue(user=user, purpose=AccountToken.Purpose.VERIFY_EMAIL)
-    transaction.on_commit(lambda: send_verification_email(user, raw))
+    transaction.on_commit(lambda: outbox.submit(send_verification_email, user, raw))
     return user
 
 
@@ -138,7 +139,7 @@ def verification_resend(*, email: str) -> None:
     if user is None:
         return
     raw = account_token_issue(user=user, purpose=AccountToken.Purpose.VERIFY_EMAIL)
-    transaction.on_commit(lambda: send_verification_email(user, raw))
+    transaction.on_commit(lambda: outbox.submit(send_verification_email, user, raw))
 
 
 def tokens_for(user: User) -> TokenPair:
@@ -282,7 +283,7 @@ def password_reset_request(*, email: str) -> None:
     if user is None:
         return
     raw = account_token_issue(user=user, purpose=AccountToken.Purpose.RESET_PASSWORD)
-    transaction.on_commit(lambda: send_password_reset_email(user, raw))
+    transaction.on_commit(lambda: outbox.submit(send_password_reset_email, user, raw))
 
 
 @transaction.atomic

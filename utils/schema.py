@@ -43,6 +43,13 @@ _EXAMPLES: dict[int, tuple[str, dict[str, Any]]] = {
         "Unsupported file type",
         {"detail": "Upload a .txt, .md, .rst, .html or .pdf file.", "code": "unsupported_file_type"},
     ),
+    422: (
+        "Document too complex",
+        {
+            "detail": "The PDF could not be read within the time and memory allowed for one document.",
+            "code": "document_too_complex",
+        },
+    ),
     429: ("Throttled", {"detail": "Request was throttled. Expected available in 42 seconds.", "code": "throttled"}),
     503: ("Unavailable", {"detail": "An upstream provider is unavailable.", "code": "provider_unavailable"}),
 }

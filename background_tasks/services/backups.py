@@ -8,12 +8,18 @@ Chunks are included rather than re-cut on restore: their ids are the vector ids,
 must give back exactly what was backed up even if the chunker has changed since. Vectors are not
 included: they depend on the configured embedder, so the restore rebuilds the vector store.
 Account, JWT and idempotency tokens are left out on purpose: restored users log in again.
+
+Since format version 2 the archive also holds ``manifest.sig``: an HMAC-SHA256 of the manifest's
+exact bytes under ``BACKUP_SIGNING_KEY`` (default: derived from ``SECRET_KEY``). The manifest
+carries every member's SHA-256, so an archive edited with recomputed checksums is refused. The
+archives hold every password hash: they are written 0600 in a 0700 folder.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
 import logging
 import os
@@ -40,10 +46,14 @@ from utils.exceptions import ServiceError
 logger = logging.getLogger(__name__)
 
 FORMAT = "ragchat-backup"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: signed (manifest.sig)
 ARCHIVE_PREFIX = "ragchat-backup-"
 ARCHIVE_SUFFIX = ".tar.gz"
 MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
+SIGNATURE_ALGORITHM = "HMAC-SHA256"
+FILE_MODE = 0o600  # archives hold every password hash: owner only
+DIR_MODE = 0o700
 # Parents before children: the order of writing, of restoring and (reversed) of wiping.
 TABLES: dict[str, str] = {
     "auth.Group": "groups",
@@ -83,6 +93,30 @@ class ExactJSONEncoder(DjangoJSONEncoder):
         if isinstance(o, dt.time) and o.utcoffset() is None:
             return o.isoformat()
         return super().default(o)
+
+
+def signing_key() -> bytes:
+    """``BACKUP_SIGNING_KEY``, or a key derived from ``SECRET_KEY`` (never the secret key itself)."""
+    if settings.BACKUP_SIGNING_KEY:
+        return settings.BACKUP_SIGNING_KEY.encode()
+    return hashlib.sha256(b"ragchat-backup-signing:" + settings.SECRET_KEY.encode()).digest()
+
+
+def manifest_signature(manifest_bytes: bytes) -> str:
+    return hmac.new(signing_key(), manifest_bytes, hashlib.sha256).hexdigest()
+
+
+def signature_document(manifest_bytes: bytes) -> bytes:
+    body = {"algorithm": SIGNATURE_ALGORITHM, "signature": manifest_signature(manifest_bytes)}
+    return json.dumps(body, sort_keys=True).encode()
+
+
+def _owner_only_directory(directory: Path) -> None:
+    directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    try:
+        os.chmod(directory, DIR_MODE)  # also a folder made before backups were private
+    except PermissionError:  # a folder we do not own (a mount point): the archives are 0600 anyway
+        logger.warning("Backup folder %s could not be made owner-only (0700)", directory)
 
 
 def member_name(label: str) -> str:
@@ -167,6 +201,9 @@ def backups_list(*, directory: Path) -> list[Path]:
 def backups_rotate(*, directory: Path, keep: int) -> int:
     """Delete all but the newest ``keep`` archives (at least one is always kept)."""
     archives = backups_list(directory=directory)
+    for path in archives:  # archives written before they were private
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, FILE_MODE)
     old = archives[: max(len(archives) - max(keep, 1), 0)]
     for path in old:
         path.unlink(missing_ok=True)
@@ -174,14 +211,22 @@ def backups_rotate(*, directory: Path, keep: int) -> int:
     return len(old)
 
 
+def _private_member(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.mode, info.uid, info.gid, info.uname, info.gname = FILE_MODE, 0, 0, "", ""
+    return info
+
+
 def _write_archive(target: Path, work: Path, members: list[str]) -> None:
     """Write to a hidden temporary name in the same directory, then rename: no half archive ever
     carries the final name, whatever the crash."""
     temporary = target.with_name(f".{target.name}.tmp")
     try:
-        with tarfile.open(temporary, "w:gz", compresslevel=6) as tar:
-            for name in [MANIFEST, *members]:
-                tar.add(work / name, arcname=name, recursive=False)
+        # Created owner-only, never readable by others even for a moment (whatever the umask).
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        os.fchmod(fd, FILE_MODE)
+        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz", compresslevel=6) as tar:
+            for name in [MANIFEST, SIGNATURE, *members]:
+                tar.add(work / name, arcname=name, recursive=False, filter=_private_member)
         _fsync(temporary)
         os.replace(temporary, target)
         _fsync(target.parent)
@@ -193,7 +238,7 @@ def _write_archive(target: Path, work: Path, members: list[str]) -> None:
 def backup_create(*, directory: Path, keep: int, now: dt.datetime | None = None) -> dict[str, int]:
     """Write a new archive to ``directory`` and rotate; returns rows per table and the size."""
     now = now or timezone.now()
-    directory.mkdir(parents=True, exist_ok=True)
+    _owner_only_directory(directory)
     _remove_stale_temporaries(directory)
     target = directory / f"{ARCHIVE_PREFIX}{now.astimezone(dt.UTC):%Y%m%dT%H%M%S.%fZ}{ARCHIVE_SUFFIX}"
     with tempfile.TemporaryDirectory(dir=directory, prefix=f".{ARCHIVE_PREFIX}work-") as work_dir:
@@ -210,7 +255,9 @@ def backup_create(*, directory: Path, keep: int, now: dt.datetime | None = None)
             "counts": counts,
             "files": digests,
         }
-        (work / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
+        manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode()
+        (work / MANIFEST).write_bytes(manifest_bytes)
+        (work / SIGNATURE).write_bytes(signature_document(manifest_bytes))
         _write_archive(target, work, list(digests))
     removed = backups_rotate(directory=directory, keep=keep)
     logger.info("Backup %s written (%d bytes); %d old archive(s) removed", target.name, target.stat().st_size, removed)

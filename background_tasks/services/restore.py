@@ -1,9 +1,18 @@
 """Restore: verify a backup archive member by member, load it into an empty database keeping
-primary keys, reset the id sequences, then rebuild the vector store (see ``backups`` for the format)."""
+primary keys, reset the id sequences, then rebuild the vector store (see ``backups`` for the format).
+
+An archive is input like any other: a 412 KB archive once took 2 GB to restore. Before anything is
+read the members are counted and sized from their headers (``BACKUP_RESTORE_MAX_MEMBERS``,
+``BACKUP_RESTORE_MAX_MEMBER_BYTES``); the manifest and its signature are read with small caps,
+and rows are read as lines of at most ``BACKUP_RESTORE_MAX_ROW_BYTES``, so memory stays bounded by
+one row whatever the archive inflates to. The manifest's HMAC (``manifest.sig``) must match the
+signing key before any checksum in it is believed.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 import json
 import logging
@@ -15,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from django.apps import apps
+from django.conf import settings
 from django.core import serializers
 from django.core.management.color import no_style
 from django.core.serializers.base import DeserializationError
@@ -25,11 +35,14 @@ from background_tasks.services.backups import (
     FORMAT,
     FORMAT_VERSION,
     MANIFEST,
+    SIGNATURE,
+    SIGNATURE_ALGORITHM,
     TABLES,
     BackupCorrupted,
     BackupError,
     RestoreRefused,
     applied_migrations,
+    manifest_signature,
     member_name,
 )
 from chat.history import history_changed_for_everyone
@@ -38,6 +51,8 @@ from utils.exceptions import ServiceError
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000  # rows per bulk insert or delete
+MAX_MANIFEST_BYTES = 1 << 20  # a real manifest is a few KB
+MAX_SIGNATURE_BYTES = 4096
 
 
 class _HashingReader(io.RawIOBase):
@@ -68,6 +83,58 @@ def _open_member(tar: tarfile.TarFile, name: str) -> IO[bytes]:
     return handle
 
 
+def _read_capped(handle: IO[bytes], limit: int, name: str) -> bytes:
+    data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise BackupCorrupted(f"{name} is larger than {limit} bytes; this is not a backup written by this application.")
+    return data
+
+
+def _scan_members(tar: tarfile.TarFile) -> None:
+    """Count and size the members from their headers before reading any of them: a few hundred KB
+    of gzip can declare millions of members or gigabytes of content."""
+    limit, max_bytes = settings.BACKUP_RESTORE_MAX_MEMBERS, settings.BACKUP_RESTORE_MAX_MEMBER_BYTES
+    seen: set[str] = set()
+    member = tar.next()
+    while member is not None:
+        if len(seen) >= limit:
+            raise BackupCorrupted(f"The archive holds more than {limit} members (BACKUP_RESTORE_MAX_MEMBERS).")
+        if not member.isfile():
+            raise BackupCorrupted(f"{member.name} in the archive is not a regular file.")
+        if member.name in seen:
+            raise BackupCorrupted(f"{member.name} appears twice in the archive.")
+        if member.size > max_bytes:
+            raise BackupCorrupted(
+                f"{member.name} is {member.size} bytes, over BACKUP_RESTORE_MAX_MEMBER_BYTES ({max_bytes})."
+            )
+        seen.add(member.name)
+        member = tar.next()
+
+
+def _check_signature(tar: tarfile.TarFile, manifest_bytes: bytes, *, allow_unsigned: bool) -> None:
+    names = set(tar.getnames())
+    if SIGNATURE not in names:
+        if allow_unsigned:
+            logger.warning("Restoring an unsigned backup (allow_unsigned)")
+            return
+        raise BackupCorrupted(
+            "The archive is not signed (manifest.sig is missing). Archives written before format version 2 "
+            "can be restored with --allow-unsigned if you trust where they come from."
+        )
+    try:
+        document = json.loads(_read_capped(_open_member(tar, SIGNATURE), MAX_SIGNATURE_BYTES, SIGNATURE))
+        algorithm, signature = document["algorithm"], document["signature"]
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise BackupCorrupted("manifest.sig is not a valid signature document.") from exc
+    expected = manifest_signature(manifest_bytes)
+    valid = isinstance(signature, str) and hmac.compare_digest(signature.encode(), expected.encode())
+    if algorithm != SIGNATURE_ALGORITHM or not valid:
+        raise BackupCorrupted(
+            "The manifest's signature does not match: the archive was modified, or it was signed with another "
+            "key (set BACKUP_SIGNING_KEY, or the SECRET_KEY, that wrote it)."
+        )
+
+
 def _manifest_check(manifest: Any) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BackupCorrupted("This is not a backup written by this application (manifest.json has no valid format).")
@@ -81,11 +148,40 @@ def _manifest_check(manifest: Any) -> dict[str, Any]:
     return manifest
 
 
-def _read_manifest(tar: tarfile.TarFile) -> dict[str, Any]:
+def _read_manifest(tar: tarfile.TarFile, *, allow_unsigned: bool = False) -> dict[str, Any]:
+    manifest_bytes = _read_capped(_open_member(tar, MANIFEST), MAX_MANIFEST_BYTES, MANIFEST)
+    _check_signature(tar, manifest_bytes, allow_unsigned=allow_unsigned)
     try:
-        return _manifest_check(json.load(_open_member(tar, MANIFEST)))
-    except (ValueError, UnicodeDecodeError) as exc:
+        return _manifest_check(json.loads(manifest_bytes))
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise BackupCorrupted(f"manifest.json is not valid JSON ({exc}).") from exc
+
+
+def _rows(reader: _HashingReader, name: str) -> Iterator[str]:
+    """The member's lines, none longer than ``BACKUP_RESTORE_MAX_ROW_BYTES``, read in blocks."""
+    limit = settings.BACKUP_RESTORE_MAX_ROW_BYTES
+    pending = bytearray()
+    while block := reader.read(1 << 16):
+        start = 0
+        while (end := block.find(b"\n", start)) != -1:
+            pending += block[start : end + 1]
+            start = end + 1
+            yield _decode_row(pending, limit, name)
+            pending = bytearray()
+        pending += block[start:]
+        if len(pending) > limit:
+            raise BackupCorrupted(f"A row of {name} is longer than BACKUP_RESTORE_MAX_ROW_BYTES ({limit}).")
+    if pending:
+        yield _decode_row(pending, limit, name)
+
+
+def _decode_row(row: bytearray, limit: int, name: str) -> str:
+    if len(row) > limit:
+        raise BackupCorrupted(f"A row of {name} is longer than BACKUP_RESTORE_MAX_ROW_BYTES ({limit}).")
+    try:
+        return row.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BackupCorrupted(f"{name} is not UTF-8.") from exc
 
 
 @contextmanager
@@ -99,11 +195,13 @@ def _archive(path: Path) -> Iterator[tarfile.TarFile]:
         raise BackupCorrupted(f"{path.name} is corrupted or not a backup archive: {exc}") from exc
 
 
-def backup_verify(*, path: Path) -> dict[str, Any]:
-    """Check the manifest and every member's SHA-256 and row count; returns the manifest."""
+def backup_verify(*, path: Path, allow_unsigned: bool = False) -> dict[str, Any]:
+    """Check the members' count and sizes, the manifest's signature, and every member's SHA-256
+    and row count; returns the manifest."""
     with _archive(path) as tar:
-        manifest = _read_manifest(tar)
-        extra = {m.name for m in tar.getmembers()} - {MANIFEST, *manifest["files"]}
+        _scan_members(tar)
+        manifest = _read_manifest(tar, allow_unsigned=allow_unsigned)
+        extra = {m.name for m in tar.getmembers()} - {MANIFEST, SIGNATURE, *manifest["files"]}
         if extra:
             raise BackupCorrupted(f"The archive holds files its manifest does not list: {sorted(extra)}.")
         for label in TABLES:
@@ -155,10 +253,9 @@ def _needs_raw_save(model: type[Model]) -> bool:
 def _load(tar: tarfile.TarFile, label: str, expected_sha: str) -> int:
     model = apps.get_model(label)
     reader = _HashingReader(_open_member(tar, member_name(label)))
-    stream = io.TextIOWrapper(io.BufferedReader(reader), encoding="utf-8")
     raw_save, batch, loaded = _needs_raw_save(model), [], 0
     try:
-        for item in serializers.deserialize("jsonl", stream):
+        for item in serializers.deserialize("jsonl", _rows(reader, member_name(label))):
             if type(item.object) is not model:
                 raise BackupCorrupted(f"{member_name(label)} holds a {item.object._meta.label} row.")
             if raw_save:
@@ -187,11 +284,11 @@ def _reset_sequences() -> None:
 
 
 def backup_restore(
-    *, path: Path, force: bool = False, dry_run: bool = False, rebuild_index: bool = True
+    *, path: Path, force: bool = False, dry_run: bool = False, rebuild_index: bool = True, allow_unsigned: bool = False
 ) -> dict[str, int]:
     """Verify ``path`` and load it into an empty database (``force`` wipes those tables first),
     keeping primary keys; then rebuild the vector store. Returns rows per table."""
-    manifest = backup_verify(path=path)
+    manifest = backup_verify(path=path, allow_unsigned=allow_unsigned)
     _check_migrations(manifest)
     occupied = _occupied_tables()
     if occupied and not force:

@@ -7,20 +7,16 @@ separated by blank lines, ready for chunking.
 
 from __future__ import annotations
 
-import io
 import logging
 import re
-import struct
 import unicodedata
-import zlib
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
 from bs4 import BeautifulSoup, NavigableString, Tag
-from pypdf import PdfReader
-from pypdf.errors import PyPdfError
 
+from rag.ingestion.limits import pdf_parse
 from rag.ingestion.structure import parse_structure
 from utils.exceptions import ValidationFailed
 
@@ -36,12 +32,6 @@ _BLOCK_TAGS = [
     "h1", "h2", "h3", "h4", "h5", "h6", "li", "dt", "dd", "tr", "table", "ul", "ol", "dl",
     "figure", "figcaption", "details", "summary", "form", "fieldset", "address", "hr",
 ]  # fmt: skip
-# pypdf signals corrupt input with its own errors and, depending on where the damage is, with
-# a range of builtin ones; all of them mean "this upload cannot be read".
-_PDF_ERRORS = (
-    PyPdfError, ValueError, TypeError, KeyError, IndexError, AttributeError, AssertionError,
-    OSError, RecursionError, ZeroDivisionError, struct.error, zlib.error,
-)  # fmt: skip
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
@@ -197,15 +187,9 @@ def _clean_inline(text: str) -> str:
 
 
 def _pdf(data: bytes) -> ExtractedText:
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise ValidationFailed("The PDF is password-protected.", code="unreadable_file")
-        pages = [page.extract_text() or "" for page in reader.pages]
-        info_title = reader.metadata.title if reader.metadata else None
-    except _PDF_ERRORS as exc:
-        logger.info("Unreadable PDF upload: %s", exc)
-        raise ValidationFailed("The PDF file is damaged or not a PDF.", code="unreadable_file") from exc
+    # In a child process with page, text, time and memory limits (rag/ingestion/limits.py).
+    parsed = pdf_parse(data)
+    pages, info_title = parsed.pages, parsed.title
     text = "\n\n".join(normalise_text(page) for page in pages if page.strip())
     title = _clean_inline(str(info_title)) if info_title else None
-    return ExtractedText(title=title or None, text=normalise_text(text), metadata={"page_count": len(pages)})
+    return ExtractedText(title=title or None, text=normalise_text(text), metadata={"page_count": parsed.page_count})

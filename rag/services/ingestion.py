@@ -19,6 +19,7 @@ from django.db import transaction
 
 from rag.answering.units import chunk_units
 from rag.ingestion.chunking import content_hash, split_into_chunks
+from rag.ingestion.limits import chunk_count_check, text_size_check
 from rag.ingestion.sanitize import strip_markup, strip_markup_line
 from rag.models import Chunk, Document
 from rag.providers.factory import get_embedder, get_passage_embedder, get_vector_store
@@ -98,7 +99,10 @@ def _plan(item: DocumentInput, document: Document | None) -> _Planned | IngestRe
             existing.source = item.source or existing.source
             existing.save(update_fields=["metadata", "source", "updated_at"])
         return IngestResult(existing, "unchanged", existing.chunks.count())
-    return _Planned(item, existing, digest, chunk_document(title=item.title, content=item.content))
+    text_size_check(item.content)  # before chunking and embedding: both grow with the text
+    texts = chunk_document(title=item.title, content=item.content)
+    chunk_count_check(len(texts))
+    return _Planned(item, existing, digest, texts)
 
 
 def _unit_texts(texts: Sequence[str]) -> list[list[str]]:

@@ -129,7 +129,7 @@ def test_archive_has_a_versioned_manifest_with_counts_and_checksums(data, backup
         manifest = json.loads(member_bytes(tar, "manifest.json"))
         for name, digest in manifest["files"].items():
             assert hashlib.sha256(member_bytes(tar, name)).hexdigest() == digest
-    assert manifest["format"] == "ragchat-backup" and manifest["format_version"] == 1
+    assert manifest["format"] == "ragchat-backup" and manifest["format_version"] == 2
     assert manifest["app_version"] and datetime.fromisoformat(manifest["created_at"])
     assert manifest["counts"] == {
         "auth.Group": 1,
@@ -149,12 +149,17 @@ def member_bytes(tar: tarfile.TarFile, name: str) -> bytes:
     return handle.read()
 
 
-def _rewrite_member(archive: Path, target: Path, name: str, edit) -> None:
+def _rewrite_member(archive: Path, target: Path, name: str, edit, *, resign: bool = False) -> None:
+    """Copy ``archive`` with one member edited; ``resign`` signs an edited manifest with the right key."""
     with tarfile.open(archive, "r:gz") as source, tarfile.open(target, "w:gz") as out:
+        edited_manifest = None
         for member in source.getmembers():
             content = member_bytes(source, member.name)
             if member.name == name:
                 content = edit(content)
+                edited_manifest = content if name == "manifest.json" else None
+            if member.name == "manifest.sig" and resign and edited_manifest is not None:
+                content = backups.signature_document(edited_manifest)
             member.size = len(content)
             out.addfile(member, io.BytesIO(content))
 
@@ -232,6 +237,6 @@ def test_an_archive_from_a_newer_schema_is_refused(data, backup_dir, tmp_path):
         manifest["migrations"]["chat"].append("0099_from_the_future")
         return json.dumps(manifest).encode()
 
-    _rewrite_member(archive, newer, "manifest.json", add_migration)
+    _rewrite_member(archive, newer, "manifest.json", add_migration, resign=True)
     with pytest.raises(RestoreRefused, match=r"chat\.0099_from_the_future"):
         backup_restore(path=newer, force=True)

@@ -1,6 +1,7 @@
 """``manage.py restore_backup FILE [--dry-run] [--force]``: bring a backup back.
 
-Every checksum is verified first; a corrupted archive is refused and nothing is touched. The
+The manifest's signature (HMAC under BACKUP_SIGNING_KEY or the SECRET_KEY) and every checksum are
+verified first; a corrupted archive is refused and nothing is touched. The
 database must be empty unless ``--force``, which wipes the backed-up tables first (in the same
 transaction: a failed restore leaves the database as it was). Then the vector store is rebuilt.
 """
@@ -26,6 +27,11 @@ class Command(BaseCommand):
             "--force", action="store_true", help="Wipe users, chats and documents already in the database first."
         )
         parser.add_argument(
+            "--allow-unsigned",
+            action="store_true",
+            help="Accept an archive without a signature (written before format version 2); only one you trust.",
+        )
+        parser.add_argument(
             "--skip-index", action="store_true", help="Do not rebuild the vector store (run `manage.py reindex` later)."
         )
 
@@ -33,7 +39,11 @@ class Command(BaseCommand):
         path: Path = options["file"]
         try:
             counts = backup_restore(
-                path=path, force=options["force"], dry_run=options["dry_run"], rebuild_index=not options["skip_index"]
+                path=path,
+                force=options["force"],
+                dry_run=options["dry_run"],
+                rebuild_index=not options["skip_index"],
+                allow_unsigned=options["allow_unsigned"],
             )
         except BackupError as exc:
             raise CommandError(f"Restore refused: {exc.detail}") from exc
