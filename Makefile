@@ -110,9 +110,9 @@ eval-retrieval: setup
 	scripts/eval_retrieval.sh
 
 # Answer quality on rag/eval/answers (its own knowledge base in var/eval/answers-kb): one summary
-# line per split. `make eval-answers EVAL_ARGS="--split test -v"` adds each question's failures.
+# line per split. `make eval-answers ANSWERS_ARGS="--split test -v"` adds each question's failures.
 eval-answers: setup
-	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py eval_answers $(EVAL_ARGS)
+	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py eval_answers $(ANSWERS_ARGS)
 
 clean:
 	rm -rf $(VENV) var staticfiles
