@@ -304,6 +304,10 @@ def backup_restore(
             for label in TABLES:
                 counts[TABLES[label]] = _load(tar, label, manifest["files"][member_name(label)])
             _reset_sequences()
+            # Every process reloads its lexical index, whether or not the vectors are rebuilt below.
+            from rag.services.retrieval import knowledge_base_changed
+
+            knowledge_base_changed()
     except DatabaseError as exc:
         raise BackupError(f"The restore failed and was rolled back: {exc}") from exc
     history_changed_for_everyone()

@@ -147,11 +147,10 @@ def _generator_for(request: AnswerRequest) -> Generator:
 
 
 def _generate(generator: Generator, request: AnswerRequest) -> Generation:
-    return (
-        _EXTRACTIVE.generate(_for_extractive(request))
-        if generator.name == _EXTRACTIVE.name
-        else generator.generate(request)
-    )
+    """The configured generator's answer (timed and counted like any provider call)."""
+    if generator.name == _EXTRACTIVE.name:
+        request = _for_extractive(request)
+    return generator.generate(request)
 
 
 def answer_question(*, question: str, history: Sequence[Turn] = ()) -> Answer:
@@ -190,7 +189,8 @@ def answer_stream(*, question: str, history: Sequence[Turn] = ()) -> Iterator[An
     generator = _generator_for(request)
     gen_started = time.perf_counter()
     if generator.name == _EXTRACTIVE.name:
-        generation = _EXTRACTIVE.generate(_for_extractive(request))
+        # Complete before it streams (a few milliseconds), so its first event lists the cited sources.
+        generation = _generate(generator, request)
         answer = _contract(
             Answer(generation.text, [], generator.name, generation.model), generation, retrieval, request
         )

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from rag.providers import mistral
+from rag.providers import http
 from rag.providers.base import AnswerRequest, ContextDocument
 from rag.providers.mistral import MistralGenerator
 from tests.fakes.mistral_server import FakeMistral
@@ -38,7 +38,7 @@ def test_a_budget_spent_retrying_an_error_answer_is_a_typed_error(
         def __getattr__(self, name: str) -> Any:
             return getattr(time, name)
 
-    monkeypatch.setattr(mistral, "time", Clock())
+    monkeypatch.setattr(http, "time", Clock())  # the retry policy's clock (rag.providers.http)
     with pytest.raises(ProviderUnavailable) as caught:
         generator.generate(REQUEST)
     assert "HTTP 500" in caught.value.detail and len(fake_mistral.requests) == 1

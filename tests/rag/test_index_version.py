@@ -126,18 +126,20 @@ def test_a_rolled_back_change_is_never_mistaken_for_a_later_one(state_row):
 
 
 @pytest.mark.django_db
-def test_an_index_from_another_database_is_refused_until_reindex(api_client, anon_client):
+def test_an_index_from_another_database_is_refused_until_reindex(api_client, staff_client, anon_client):
     _chunk_in_db(*KAYAK)
     _foreign_index(database=_other_database())
 
     response = api_client.get(SEARCH, {"q": "kayak rentals"})
     assert response.status_code == 503
     body = response.json()
-    assert body["code"] == "index_mismatch" and "another database" in body["detail"]
-    assert "manage.py reindex" in body["detail"]
+    # Users get the fix, staff the reason too (no internal detail to users).
+    assert body["code"] == "index_mismatch" and "manage.py reindex" in body["detail"]
+    staff_body = staff_client.get(SEARCH, {"q": "kayak rentals"}).json()
+    assert "another database" in staff_body["detail"] and "manage.py reindex" in staff_body["detail"]
     health = anon_client.get("/api/health/")
     assert health.status_code == 503 and "vector_store" in health.json()["down"]
-    assert "reindex" in health.json()["checks"]["vector_store"]["error"]
+    assert "reindex" in staff_client.get("/api/health/").json()["checks"]["vector_store"]["error"]
     with pytest.raises(IndexMismatch, match="another database"):
         document_ingest(item=DocumentInput(title=GARDEN[0], content=GARDEN[1]))
 
@@ -172,10 +174,10 @@ def test_an_index_that_records_no_database_is_refused(api_client):
 
 
 @pytest.mark.django_db
-def test_an_index_built_by_another_embedder_is_refused_by_searches(api_client):
+def test_an_index_built_by_another_embedder_is_refused_by_searches(staff_client):
     _chunk_in_db(*KAYAK)
     _foreign_index(database=database_fingerprint(), embedder_name="local:another-model")
-    response = api_client.get(SEARCH, {"q": "kayak rentals"})
+    response = staff_client.get(SEARCH, {"q": "kayak rentals"})
     assert response.status_code == 503
     assert "local:another-model" in response.json()["detail"] and "reindex" in response.json()["detail"]
 
@@ -193,16 +195,18 @@ def test_a_fresh_store_adopts_this_database():
 # --- health -----------------------------------------------------------------------------------
 
 
-def test_health_reports_vectors_and_chunks_and_degrades_when_they_differ(anon_client, knowledge_base):
+def test_health_reports_vectors_and_chunks_and_degrades_when_they_differ(staff_client, anon_client, knowledge_base):
     chunks = Chunk.objects.count()
-    body = anon_client.get("/api/health/").json()
+    body = staff_client.get("/api/health/").json()
     store = body["checks"]["vector_store"]
     assert body["status"] == "ok" and body["degraded"] == []
     assert store["vectors"] == store["chunks"] == chunks and "hint" not in store
 
     lost = list(knowledge_base[0].chunks.values_list("id", flat=True))
     get_vector_store().delete(lost)  # vectors lost behind the database's back
-    response = anon_client.get("/api/health/")
+    public = anon_client.get("/api/health/").json()  # anyone sees the state and the fix ...
+    assert public["status"] == "degraded" and "manage.py reindex" in public["checks"]["vector_store"]["hint"]
+    response = staff_client.get("/api/health/")  # ... staff the counts too
     assert response.status_code == 200
     body = response.json()
     store = body["checks"]["vector_store"]

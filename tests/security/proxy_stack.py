@@ -109,6 +109,11 @@ def running_stack(work: Path, *, proxy: bool) -> Iterator[Stack]:
     port = free_port()
     log = work / "stack.log"
     env = app_environment(work)
+    # A migrated database, as `make serve` has: the knowledge base's version lives in it.
+    manage = [sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput", "-v", "0"]
+    migrate_env = {k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    migrated = subprocess.run(manage, cwd=ROOT, env=migrate_env, capture_output=True, text=True)
+    assert migrated.returncode == 0, migrated.stderr
     with log.open("ab") as out:
         if proxy:
             nginx = nginx_binary()

@@ -126,7 +126,8 @@ def test_earlier_turns_go_back_to_the_model_fenced_and_neutralised(api_client, k
     system = body["messages"][0]["content"]
     assert system.startswith(SYSTEM_PROMPT)
     block = system[len(SYSTEM_PROMPT) :]
-    assert block.count("<document ") == block.count("</document>") == len(sources) >= 1
+    # One fence per retrieved document; the answer's sources are those it cites, so no more.
+    assert block.count("<document ") == block.count("</document>") >= len(sources) >= 1
     turns = re.findall(r'<turn number="(\d+)" role="(\w+)">\n(.*?)\n</turn>', block, re.DOTALL)
     assert [(number, role) for number, role, _ in turns] == [("1", "user"), ("2", "assistant")]
     assert block.count("<turn ") == block.count("</turn>") == 2  # the answer's own tags are defused
