@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
 
 from chat.models import ChatMessage, ChatSession
 from chat.stream_slots import StreamSlot, stream_slot_acquire
@@ -52,8 +53,11 @@ def test_one_stream_over_the_limit_is_a_429_that_stores_nothing(settings, api_cl
         response.close()
 
 
-def test_a_finished_or_abandoned_stream_frees_its_slot(settings, api_client, session, knowledge_base):
+def test_a_finished_or_abandoned_stream_frees_its_slot(settings, api_client, session, knowledge_base, monkeypatch):
     settings.CHAT_MAX_CONCURRENT_STREAMS = 1
+    # Closing a response ends its request, which would close the test's transaction-bound database
+    # connection (PostgreSQL): keep it, as tests/chat/test_api.py does for the same reason.
+    monkeypatch.setattr(connection, "close_if_unusable_or_obsolete", lambda: None)
     first = open_stream(api_client, session)
     assert open_stream(api_client, session).status_code == 429
     b"".join(first.streaming_content)  # read to the end
