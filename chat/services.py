@@ -19,8 +19,8 @@ from redis.exceptions import RedisError
 from background_tasks.locks import RedisLock
 from chat.history import history_changed
 from chat.models import ChatMessage, ChatSession, DailyMessageCount, IdempotencyRecord
-from rag.providers.base import Turn
 from rag.services.answering import Answer, answer_question, answer_stream
+from rag.types import Turn
 from users.models import User
 from utils.exceptions import Conflict, ServiceError, Throttled, ValidationFailed
 from utils.metrics import record_message_sent

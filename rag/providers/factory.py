@@ -100,7 +100,7 @@ def _generator() -> Generator:
             timeout_s=settings.RAG_REQUEST_TIMEOUT_S,
             budget_s=settings.RAG_TIMEOUT_S,
         )
-    from rag.answering.extractive import ExtractiveGenerator
+    from rag.providers.extractive import ExtractiveGenerator
 
     return ExtractiveGenerator()
 

@@ -21,8 +21,6 @@ from mistralai.client.errors import MistralError, NoResponseError, ResponseValid
 from mistralai.client.models import TextChunk, UsageInfo
 from mistralai.client.utils import BackoffStrategy, RetryConfig
 
-from rag.answering.prompt import build_messages
-from rag.providers.base import AnswerRequest, Generation, GenerationDelta, Usage, Vectors
 from rag.providers.http import (
     MAX_ANSWER_CHARS,
     MAX_RESPONSE_BYTES,
@@ -34,6 +32,8 @@ from rag.providers.http import (
     retry_after_seconds,
     tls_context,
 )
+from rag.providers.prompt import build_messages
+from rag.types import AnswerRequest, Generation, GenerationDelta, Usage, Vectors
 from utils.exceptions import (
     ProviderBadResponse,
     ProviderError,

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rag.answering.prompt import SYSTEM_PROMPT
-from rag.providers.base import AnswerRequest, ContextDocument, Turn, Usage
 from rag.providers.mistral import MistralEmbedder, MistralGenerator
+from rag.providers.prompt import SYSTEM_PROMPT
+from rag.types import AnswerRequest, ContextDocument, Turn, Usage
 from tests.fakes.mistral_server import FakeMistral, fake_embedding
 from tests.fakes.server import unused_port
 from utils.exceptions import (
