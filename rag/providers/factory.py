@@ -36,6 +36,7 @@ def _embedder() -> Embedder:
             timeout_s=settings.RAG_REQUEST_TIMEOUT_S,
             budget_s=settings.RAG_TIMEOUT_S,
             batch_size=settings.EMBED_BATCH_SIZE,
+            model=settings.MISTRAL_EMBED_MODEL,
         )
     from rag.providers.local_embedder import LocalEmbedder
 
