@@ -12,7 +12,7 @@ from background_tasks.models import JobRun
 from background_tasks.runner import job_run_now
 from chat.models import ChatMessage, ChatSession
 from chat.services import chat_history_prune
-from tests.background_tasks.factories import ChatMessageFactory, ChatSessionFactory, IdempotencyRecordFactory
+from tests.factories import ChatMessageFactory, ChatSessionFactory, IdempotencyRecordFactory
 
 pytestmark = pytest.mark.django_db
 

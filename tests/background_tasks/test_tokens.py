@@ -12,7 +12,7 @@ from background_tasks.jobs import cleanup_tokens
 from background_tasks.runner import job_run_now
 from chat.models import IdempotencyRecord
 from chat.services import idempotency_records_delete
-from tests.background_tasks.factories import (
+from tests.factories import (
     AccountTokenFactory,
     BlacklistedTokenFactory,
     IdempotencyRecordFactory,
