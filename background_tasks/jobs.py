@@ -6,6 +6,7 @@ are crontab strings from settings (``JOB_<NAME>_CRON``), always in UTC.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +18,10 @@ from django.core.exceptions import ImproperlyConfigured
 from background_tasks.crontab import cron_trigger
 from background_tasks.services.backups import backup_create
 from background_tasks.services.reports import daily_report_send
-from background_tasks.services.retention import chat_history_prune
-from background_tasks.services.tokens import expired_tokens_delete
+from chat.services import chat_history_prune, idempotency_records_delete
+from users.services import expired_tokens_delete
+
+logger = logging.getLogger(__name__)
 
 Counts = dict[str, int]
 
@@ -47,7 +50,11 @@ def prune_chat_history(*, dry_run: bool = False) -> Counts:
 
 
 def cleanup_tokens(*, dry_run: bool = False) -> Counts:
-    return expired_tokens_delete(dry_run=dry_run)
+    """Rows that can never be used again: expired or used tokens, idempotency records past their window."""
+    counts = expired_tokens_delete(dry_run=dry_run) | idempotency_records_delete(dry_run=dry_run)
+    if not dry_run:
+        logger.info("Token cleanup: %s", counts)
+    return counts
 
 
 def send_daily_report() -> Counts:

@@ -45,11 +45,11 @@ def main() -> None:
     parser.add_argument("--features", action="store_true")
     args = parser.parse_args()
     boot()
-    from rag.answering import extractive
     from rag.eval.answers import load_cases, score, select, summarise
-    from rag.providers.base import Turn
+    from rag.providers import extractive
     from rag.services.answering import Answer, _contract, _for_extractive, _request
     from rag.services.retrieval import retrieve
+    from rag.types import Turn
 
     cases = select(load_cases(ROOT / "rag" / "eval" / "answers" / "questions.jsonl"), args.split)
     prepared = []

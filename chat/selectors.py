@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db.models import Count, QuerySet
 
 from chat.models import ChatMessage, ChatSession
@@ -25,6 +27,37 @@ def session_owned(*, user: User, session_id: int) -> ChatSession | None:
 
 def message_list(*, user: User, session: ChatSession) -> QuerySet[ChatMessage]:
     return ChatMessage.objects.filter(session=session, session__user=user).order_by("id")
+
+
+@dataclass(frozen=True)
+class MessagePage:
+    """One page of a session's messages, oldest first, and whether there are newer or older ones."""
+
+    items: list[ChatMessage]
+    count: int  # all the session's messages
+    has_newer: bool
+    has_older: bool
+
+
+def message_page(
+    *, user: User, session: ChatSession, size: int, before: int | None = None, after: int | None = None
+) -> MessagePage:
+    """Cursor paging by message id: ``after`` for newer messages, ``before`` for older; both together
+    bound a window (the newest page inside it)."""
+    queryset = message_list(user=user, session=session)
+    if before is not None:
+        window = queryset.filter(id__gt=after) if after is not None else queryset
+        older = list(window.filter(id__lt=before).order_by("-id")[: size + 1])
+        has_older = len(older) > size
+        items = older[:size][::-1]
+        has_newer = queryset.filter(id__gte=before).exists()
+    else:
+        start = queryset.filter(id__gt=after) if after is not None else queryset
+        items = list(start.order_by("id")[: size + 1])
+        has_newer = len(items) > size
+        items = items[:size]
+        has_older = after is not None and queryset.filter(id__lte=after).exists()
+    return MessagePage(items=items, count=queryset.count(), has_newer=has_newer, has_older=has_older)
 
 
 def message_get(*, user: User, message_id: int) -> ChatMessage | None:

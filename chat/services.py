@@ -12,16 +12,17 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Case, Exists, F, Model, OuterRef, Q, QuerySet, Value, When
 from django.utils import timezone
 from redis.exceptions import RedisError
 
 from background_tasks.locks import RedisLock
-from chat.history import history_changed
+from chat.history import history_changed, history_changed_for_everyone
 from chat.models import ChatMessage, ChatSession, DailyMessageCount, IdempotencyRecord
-from rag.providers.base import Turn
 from rag.services.answering import Answer, answer_question, answer_stream
+from rag.types import Turn
 from users.models import User
+from utils.batches import BATCH_SIZE, delete_in_batches
 from utils.exceptions import Conflict, ServiceError, Throttled, ValidationFailed
 from utils.metrics import record_message_sent
 from utils.redis import redis_key
@@ -295,3 +296,88 @@ def message_feedback(*, message: ChatMessage, rating: int, comment: str = "") ->
     message.save(update_fields=["feedback_rating", "feedback_comment", "feedback_at"])
     history_changed(message.session.user_id)
     return message
+
+
+# --- Retention and cleanup (the scheduled jobs of ``background_tasks.jobs``) ---------------------
+# Chat retention: delete messages older than ``CHAT_RETENTION_DAYS``, then the sessions that this
+# emptied, then sessions that never got a message and saw no activity for a day (opening sessions
+# costs nothing, so without this they would pile up for ever).
+
+EMPTY_SESSION_MAX_AGE = timedelta(days=1)  # since the last activity (creation or rename)
+
+
+def _delete_emptied_sessions(session_ids: set[int]) -> int:
+    # Lock the sessions first (PostgreSQL; SQLite serialises writers anyway): a message arriving
+    # now waits for us instead of being swept away with a session we judged empty a moment ago.
+    locked = list(
+        ChatSession.objects.select_for_update().filter(id__in=session_ids).order_by("id").values_list("id", flat=True)
+    )
+    emptied = ChatSession.objects.filter(id__in=locked).exclude(
+        Exists(ChatMessage.objects.filter(session_id=OuterRef("pk")))
+    )
+    _, by_model = emptied.delete()
+    return by_model.get(ChatSession._meta.label, 0)
+
+
+def _prune_batch(rows: list[tuple[int, int]]) -> tuple[int, int]:
+    with transaction.atomic():
+        _, by_model = ChatMessage.objects.filter(id__in=[message_id for message_id, _ in rows]).delete()
+        sessions = _delete_emptied_sessions({session_id for _, session_id in rows})
+    return by_model.get(ChatMessage._meta.label, 0), sessions
+
+
+def chat_history_prune(
+    *, retention_days: int, dry_run: bool = False, batch_size: int = BATCH_SIZE, now: datetime | None = None
+) -> dict[str, int]:
+    """Delete (or, dry, count) messages older than the cut-off and the sessions left empty."""
+    if retention_days < 1:
+        raise ValueError(f"CHAT_RETENTION_DAYS must be at least 1, got {retention_days}.")
+    cutoff = (now or timezone.now()) - timedelta(days=retention_days)
+    old = ChatMessage.objects.filter(created_at__lt=cutoff)
+    idle = _idle_empty_sessions((now or timezone.now()) - EMPTY_SESSION_MAX_AGE)
+    if dry_run:
+        emptied = ChatSession.objects.filter(Exists(old.filter(session_id=OuterRef("pk")))).exclude(
+            Exists(ChatMessage.objects.filter(session_id=OuterRef("pk"), created_at__gte=cutoff))
+        )
+        return {
+            "messages_deleted": old.count(),
+            "sessions_deleted": emptied.count(),
+            "empty_sessions_deleted": idle.count(),
+        }
+    messages = sessions = 0
+    while rows := list(old.values_list("id", "session_id")[:batch_size]):
+        deleted_messages, deleted_sessions = _prune_batch(rows)
+        messages += deleted_messages
+        sessions += deleted_sessions
+    empty = 0
+    while ids := set(idle.values_list("id", flat=True)[:batch_size]):
+        with transaction.atomic():
+            deleted = _delete_emptied_sessions(ids)
+        empty += deleted
+        if not deleted:  # every one of them got a message meanwhile; never loop on a batch
+            break
+    if messages or empty:
+        history_changed_for_everyone()
+    logger.info(
+        "Pruned %d messages and %d emptied sessions older than %s, and %d idle empty sessions",
+        messages, sessions, cutoff, empty,
+    )  # fmt: skip
+    return {"messages_deleted": messages, "sessions_deleted": sessions, "empty_sessions_deleted": empty}
+
+
+def _idle_empty_sessions(before: datetime) -> QuerySet[ChatSession]:
+    """Sessions without a message whose last activity (creation, rename) is older than ``before``."""
+    return ChatSession.objects.filter(updated_at__lt=before).exclude(
+        Exists(ChatMessage.objects.filter(session_id=OuterRef("pk")))
+    )
+
+
+def idempotency_records_delete(
+    *, dry_run: bool = False, now: datetime | None = None, batch_size: int = BATCH_SIZE
+) -> dict[str, int]:
+    """Delete (or, dry, count) idempotency records past their window (``IDEMPOTENCY_WINDOW``)."""
+    expired: QuerySet[Model] = IdempotencyRecord.objects.filter(
+        created_at__lt=(now or timezone.now()) - IDEMPOTENCY_WINDOW
+    )
+    count = expired.count() if dry_run else delete_in_batches(expired, batch_size)
+    return {"idempotency_records_deleted": count}

@@ -15,8 +15,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rag.providers.base import Turn
 from rag.services.retrieval import retrieve
+from rag.types import Turn
 from utils.stats import percentile
 
 SPLITS = ("dev", "test")

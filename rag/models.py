@@ -60,7 +60,7 @@ class Chunk(models.Model):
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
     index = models.PositiveIntegerField()
     text = models.TextField()
-    # float16 embeddings (local model) of the chunk's quotable units (rag.answering.units), for the
+    # float16 embeddings (local model) of the chunk's quotable units (rag.ingestion.units), for the
     # extractive answerer; null for chunks ingested before they existed (``manage.py reindex``).
     unit_vectors = models.BinaryField(null=True, blank=True, editable=False)
 

@@ -6,7 +6,7 @@ import hashlib
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import jwt
 from django.conf import settings
@@ -14,7 +14,7 @@ from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Model, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
@@ -28,6 +28,7 @@ from users.emails import send_password_reset_email, send_verification_email
 from users.lockout import login_failure_record, login_locked_for
 from users.models import AccountToken, RevokedTokenFamily, User
 from users.tokens import FAMILY_CLAIM, FamilyRefreshToken, PresentedRefreshToken
+from utils.batches import BATCH_SIZE, delete_in_batches
 from utils.exceptions import AuthenticationFailed, PermissionDeniedError, Throttled, ValidationFailed
 
 logger = logging.getLogger(__name__)
@@ -310,3 +311,20 @@ def user_profile_update(*, user: User, first_name: str | None = None, last_name:
     if fields:
         user.save(update_fields=fields)
     return user
+
+
+def expired_tokens_delete(
+    *, dry_run: bool = False, now: datetime | None = None, batch_size: int = BATCH_SIZE
+) -> dict[str, int]:
+    """Token cleanup: delete (or, dry, count) expired or used account tokens and expired JWT
+    bookkeeping rows (outstanding tokens and their blacklist entries). Valid tokens are never touched."""
+    now = now or timezone.now()
+    targets: dict[str, QuerySet[Model]] = {
+        "account_tokens_deleted": AccountToken.objects.filter(Q(expires_at__lte=now) | Q(used_at__isnull=False)),
+        # Blacklist entries first: deleting an outstanding token would cascade to its entry uncounted.
+        "blacklisted_tokens_deleted": BlacklistedToken.objects.filter(token__expires_at__lte=now),
+        "outstanding_tokens_deleted": OutstandingToken.objects.filter(expires_at__lte=now),
+    }
+    if dry_run:
+        return {name: queryset.count() for name, queryset in targets.items()}
+    return {name: delete_in_batches(queryset, batch_size) for name, queryset in targets.items()}

@@ -12,6 +12,7 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
 from utils.exceptions import ProviderError, ServiceError, ValidationFailed, public_detail
 
@@ -59,7 +60,17 @@ def _staff(context: dict[str, Any]) -> bool:
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
-    """Render DRF, service and unexpected errors alike; 500s carry no traceback."""
+    """Render DRF, service and unexpected errors alike; 500s carry no traceback.
+
+    Like DRF's own handler, it marks the request's transaction for rollback (``set_rollback``):
+    under ``ATOMIC_REQUESTS`` a view that wrote and then failed leaves nothing behind, whatever the
+    error. Without ``ATOMIC_REQUESTS`` (the default here) that is a no-op."""
+    response = _render(exc, context)
+    set_rollback()
+    return response
+
+
+def _render(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, ServiceError):
         errors = exc.errors if isinstance(exc, ValidationFailed) else None
         headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None

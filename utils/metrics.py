@@ -5,7 +5,7 @@ are classes (``2xx``), providers and operations are fixed names, error kinds are
 names. Under gunicorn the workers write their samples to ``PROMETHEUS_MULTIPROC_DIR`` (set by
 ``config/gunicorn.conf.py``) and ``/metrics`` adds up every worker's files, so a scrape sees the
 whole server whichever worker answers it. In one process (runserver, tests, management
-commands) the default registry is used. The endpoint itself is ``utils.views.metrics``. This
+commands) the default registry is used. The endpoint itself is ``utils.metrics_view.metrics``. This
 module imports no Django, so providers can record from anywhere.
 """
 

@@ -21,7 +21,7 @@ from background_tasks.charts import bar_chart_svg
 from background_tasks.models import JobRun
 from background_tasks.services.alerts import admin_emails
 from chat.models import ChatMessage, ChatSession
-from rag.answering.extractive import NO_INFORMATION_ANSWER
+from rag.providers.extractive import NO_INFORMATION_ANSWER
 from users.models import User
 from utils import stats
 

@@ -17,14 +17,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rag.answering.units import chunk_units
 from rag.ingestion.chunking import split_sentences
+from rag.ingestion.units import chunk_units
 from rag.lexical import tokenize
-from rag.providers.base import Citation, ContextDocument
-
-ANSWERED, ABSTAINED = "answered", "abstained"
-NO_MATCH, LOW_SUPPORT, MODEL_DECLINED = "no_match", "low_support", "model_declined"
-NO_INFORMATION_ANSWER = "I don't have specific information about this topic."
+from rag.types import (
+    ABSTAINED,
+    ANSWERED,
+    LOW_SUPPORT,
+    MODEL_DECLINED,
+    NO_INFORMATION_ANSWER,
+    NO_MATCH,
+    Citation,
+    ContextDocument,
+)
 
 ATTRIBUTION_OVERLAP = 0.5  # term F1 between a model's uncited sentence and a passage to cite it
 _MARKER = re.compile(r"[ \t]?\[(\d{1,2}(?:\s*,\s*\d{1,2})*)\]")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from rag.providers.base import Turn
+from rag.types import Turn
 
 KINDS = ("factoid", "procedure", "paraphrase", "typo", "follow-up", "multi-document", "unanswerable")
 SPLITS = ("dev", "test")

@@ -1,4 +1,4 @@
-"""Child process that parses one PDF under resource limits (run by ``rag.ingestion.pdf_limits``).
+"""Child process that parses one PDF under resource limits (run by ``rag.ingestion.limits``).
 
 Not a Django module and imported by nothing: ``python pdf_worker.py MAX_PAGES MAX_CHARS CPU_S
 MEMORY_BYTES`` reads the PDF on stdin and writes one JSON object on stdout, either

@@ -34,7 +34,7 @@ _ATTRIBUTES = (
     rf"""(?:\s++[^{_NOT_IN_NAME}]++(?:\s*+=\s*+(?:"[^"\n]*+"?|'[^'\n]*+'?|[^{_NOT_IN_NAME}]*+))?+)*+\s*+/?\s*+"""
 )
 _FENCE_NAMES = r"(?:documents?|turns?)\b"
-# The prompt's fence tags (rag.answering.prompt), opening or closing, with or without a closing bracket.
+# The prompt's fence tags (rag.providers.prompt), opening or closing, with or without a closing bracket.
 _FENCE = re.compile(rf"{_OPEN}{_INVISIBLE}/?{_INVISIBLE}{_FENCE_NAMES}{_ATTRIBUTES}{_CLOSE}?", re.IGNORECASE)
 
 # Elements whose tag can run code, load a resource or take over the page when rendered.

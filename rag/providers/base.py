@@ -10,13 +10,9 @@ place of a failure.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-import numpy as np
-import numpy.typing as npt
-
-Vectors = npt.NDArray[np.float32]
+from rag.types import AnswerRequest, Generation, GenerationDelta, VectorMatch, Vectors
 
 
 class Embedder(Protocol):
@@ -32,13 +28,6 @@ class Embedder(Protocol):
     def embed_query(self, text: str) -> Vectors:
         """Shape (dimension,), float32, L2-normalised."""
         ...
-
-
-@dataclass(frozen=True)
-class VectorMatch:
-    id: int  # the Chunk primary key
-    score: float  # cosine similarity (inner product of normalised vectors)
-    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 class VectorStore(Protocol):
@@ -61,81 +50,6 @@ class VectorStore(Protocol):
         ...
 
     def count(self) -> int: ...
-
-
-@dataclass(frozen=True)
-class ContextPassage:
-    """A retrieved chunk of a document: what a citation points at."""
-
-    chunk_id: int
-    text: str  # the chunk's text, heading path first
-    index: int = 0  # its position in the document
-    similarity: float = 0.0  # cosine similarity to the question (0 if unknown)
-    unit_vectors: Vectors | None = None  # embeddings of the chunk's quotable units, if stored
-
-
-@dataclass(frozen=True)
-class ContextDocument:
-    """One retrieved document as the generator sees it; ``number`` is its citation marker."""
-
-    number: int
-    document_id: int
-    title: str
-    text: str  # the document's best-matching chunk texts, joined
-    score: float
-    passages: Sequence[ContextPassage] = ()
-    similarity: float = 0.0  # best cosine similarity of its chunks to the question
-
-
-@dataclass(frozen=True)
-class Turn:
-    role: Literal["user", "assistant"]
-    content: str
-
-
-@dataclass(frozen=True)
-class AnswerRequest:
-    question: str
-    documents: Sequence[ContextDocument]
-    history: Sequence[Turn] = ()
-    question_vector: Vectors | None = None  # the question's embedding, when retrieval made one
-    searched: str = ""  # the question as searched (spelling corrected against the knowledge base)
-    unknown_terms: tuple[str, ...] = ()  # its content terms that no document of the knowledge base uses
-
-
-@dataclass(frozen=True)
-class Citation:
-    """``[n]`` in an answer's text: document ``n`` of the request, and the text it quotes."""
-
-    n: int
-    chunk_id: int
-    quote: str
-
-
-@dataclass(frozen=True)
-class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-
-
-@dataclass(frozen=True)
-class Generation:
-    text: str
-    model: str
-    usage: Usage | None = None
-    # A generator that knows exactly what each marker quotes says so (the extractive one does);
-    # for the others, quotes are found on the server (``rag.answering.citations``).
-    citations: tuple[Citation, ...] = ()
-    abstain_reason: str | None = None  # set when the generator itself declined to answer
-
-
-@dataclass(frozen=True)
-class GenerationDelta:
-    """A piece of a streamed answer; the last one may carry ``usage``."""
-
-    text: str
-    usage: Usage | None = None
 
 
 class Generator(Protocol):

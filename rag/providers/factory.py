@@ -2,7 +2,8 @@
 
 Each provider is built once per process on first use, wrapped so that its calls are timed and
 its failures counted (``rag.providers.instrumented``). Nothing outside this module asks which
-implementation is active.
+implementation is active. A change of one of their settings (``override_settings``, pytest-django's
+``settings``) forgets the built providers, as DRF's ``api_settings`` reloads on ``setting_changed``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import threading
 from functools import lru_cache
 
 from django.conf import settings
+from django.core.signals import setting_changed
 
 from rag.providers.base import Embedder, Generator, VectorStore
 from rag.providers.instrumented import (
@@ -36,6 +38,7 @@ def _embedder() -> Embedder:
             timeout_s=settings.RAG_REQUEST_TIMEOUT_S,
             budget_s=settings.RAG_TIMEOUT_S,
             batch_size=settings.EMBED_BATCH_SIZE,
+            model=settings.MISTRAL_EMBED_MODEL,
         )
     from rag.providers.local_embedder import LocalEmbedder
 
@@ -100,7 +103,7 @@ def _generator() -> Generator:
             timeout_s=settings.RAG_REQUEST_TIMEOUT_S,
             budget_s=settings.RAG_TIMEOUT_S,
         )
-    from rag.answering.extractive import ExtractiveGenerator
+    from rag.providers.extractive import ExtractiveGenerator
 
     return ExtractiveGenerator()
 
@@ -155,3 +158,17 @@ def reset_providers() -> None:
         _vector_store.cache_clear()
         _generator.cache_clear()
         _passage_embedder.cache_clear()
+
+
+# The settings the providers are built from: a change to one of them forgets the built providers.
+PROVIDER_SETTING_PREFIXES = ("RAG_", "MISTRAL_", "PINECONE_", "OPENAI_")
+PROVIDER_SETTINGS = frozenset({"VECTOR_INDEX_DIR", "EMBED_BATCH_SIZE", "LOCAL_EMBEDDER_THREADS", "FAISS_THREADS"})
+
+
+def reload_providers(*, setting: str, **kwargs: object) -> None:
+    """``setting_changed`` receiver (connected below, like DRF's ``reload_api_settings``)."""
+    if setting in PROVIDER_SETTINGS or setting.startswith(PROVIDER_SETTING_PREFIXES):
+        reset_providers()
+
+
+setting_changed.connect(reload_providers, dispatch_uid="rag.providers.factory.reload_providers")

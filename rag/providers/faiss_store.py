@@ -31,7 +31,7 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from rag.providers.base import VectorMatch, Vectors
+from rag.types import VectorMatch, Vectors
 from utils.exceptions import IndexMismatch, ProviderUnavailable
 
 logger = logging.getLogger(__name__)

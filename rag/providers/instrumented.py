@@ -15,16 +15,8 @@ from typing import Any, TypeVar
 
 from prometheus_client import Histogram
 
-from rag.providers.base import (
-    AnswerRequest,
-    Embedder,
-    Generation,
-    GenerationDelta,
-    Generator,
-    VectorMatch,
-    Vectors,
-    VectorStore,
-)
+from rag.providers.base import Embedder, Generator, VectorStore
+from rag.types import AnswerRequest, Generation, GenerationDelta, VectorMatch, Vectors
 from utils.metrics import GENERATION_DURATION, RETRIEVAL_DURATION, record_provider_error
 
 T = TypeVar("T")

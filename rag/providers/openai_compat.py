@@ -18,8 +18,6 @@ from typing import Any
 
 import httpx
 
-from rag.answering.prompt import build_messages
-from rag.providers.base import AnswerRequest, Generation, GenerationDelta, Usage
 from rag.providers.http import (
     MAX_ANSWER_CHARS,
     MAX_RESPONSE_BYTES,
@@ -31,6 +29,8 @@ from rag.providers.http import (
     retry_after_seconds,
     tls_context,
 )
+from rag.providers.prompt import build_messages
+from rag.types import AnswerRequest, Generation, GenerationDelta, Usage
 from utils.exceptions import (
     ProviderBadResponse,
     ProviderError,

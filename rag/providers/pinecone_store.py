@@ -51,8 +51,8 @@ from pinecone import (
     ServiceError,
 )
 
-from rag.providers.base import VectorMatch, Vectors
 from rag.providers.http import MAX_RESPONSE_BYTES, ByteLimitedTransport, CallStats, ResponseTooLarge, RetryPolicy
+from rag.types import VectorMatch, Vectors
 from utils.exceptions import (
     IndexMismatch,
     ProviderBadResponse,

@@ -14,21 +14,13 @@ from typing import Any
 import numpy as np
 
 from rag.answering.citations import ANSWERED, finalize
-from rag.answering.extractive import ExtractiveGenerator, stream_text
 from rag.models import Chunk
-from rag.providers.base import (
-    AnswerRequest,
-    ContextDocument,
-    ContextPassage,
-    Generation,
-    Generator,
-    Turn,
-    Usage,
-    Vectors,
-)
+from rag.providers.base import Generator
+from rag.providers.extractive import ExtractiveGenerator, stream_text
 from rag.providers.factory import get_embedder, get_generator, get_passage_embedder
 from rag.providers.local_embedder import DIMENSION as _DIMENSION
 from rag.services.retrieval import Retrieval, retrieve
+from rag.types import AnswerRequest, ContextDocument, ContextPassage, Generation, Turn, Usage, Vectors
 from utils.exceptions import ProviderError
 from utils.metrics import record_degraded
 

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 from django.db import transaction
 
-from rag.answering.units import chunk_units
 from rag.ingestion.chunking import content_hash, split_into_chunks
 from rag.ingestion.limits import chunk_count_check, text_size_check
 from rag.ingestion.sanitize import strip_markup, strip_markup_line
+from rag.ingestion.units import chunk_units
 from rag.models import Chunk, Document
 from rag.providers.factory import get_embedder, get_passage_embedder, get_vector_store
 from rag.providers.local_embedder import count_tokens

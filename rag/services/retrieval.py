@@ -18,9 +18,9 @@ from redis.exceptions import RedisError
 
 from rag.lexical import LexicalIndex, reciprocal_rank_fusion
 from rag.models import Chunk
-from rag.providers.base import Turn, Vectors
 from rag.providers.factory import get_embedder, get_vector_store
 from rag.providers.factory import warm_up as warm_up_providers
+from rag.types import Turn, Vectors
 from rag.versioning import KNOWLEDGE_BASE_VERSION
 
 logger = logging.getLogger(__name__)

@@ -6,8 +6,7 @@ import pytest
 from django.test import Client
 
 from background_tasks.models import JobRun
-from tests.background_tasks.factories import JobRunFactory
-from tests.factories import UserFactory
+from tests.factories import JobRunFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 

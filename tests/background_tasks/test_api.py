@@ -10,7 +10,7 @@ from django.utils import timezone
 from background_tasks.jobs import JOBS
 from background_tasks.models import JobRun
 from background_tasks.scheduler import scheduler_create
-from tests.background_tasks.factories import AccountTokenFactory, JobRunFactory
+from tests.factories import AccountTokenFactory, JobRunFactory
 from users.models import AccountToken
 
 pytestmark = pytest.mark.django_db

@@ -26,13 +26,13 @@ from background_tasks.services.restore import backup_restore, backup_verify
 from chat.models import ChatSession
 from rag.providers.factory import get_embedder, get_vector_store
 from rag.services.retrieval import lexical_index, retrieve
-from tests.background_tasks.factories import (
+from tests.factories import (
     AccountTokenFactory,
     BotMessageFactory,
     ChatMessageFactory,
     ChatSessionFactory,
+    UserFactory,
 )
-from tests.factories import UserFactory
 from users.models import AccountToken, User
 
 pytestmark = pytest.mark.django_db

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from background_tasks.models import JobRun
 from chat.models import ChatMessage
-from tests.background_tasks.factories import ChatMessageFactory
+from tests.factories import ChatMessageFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -21,8 +21,7 @@ from background_tasks.services.reports import (
     percentile,
     report_recipients,
 )
-from tests.background_tasks.factories import BotMessageFactory, ChatMessageFactory, ChatSessionFactory, JobRunFactory
-from tests.factories import UserFactory
+from tests.factories import BotMessageFactory, ChatMessageFactory, ChatSessionFactory, JobRunFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 

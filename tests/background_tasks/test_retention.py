@@ -10,9 +10,9 @@ from django.utils import timezone
 
 from background_tasks.models import JobRun
 from background_tasks.runner import job_run_now
-from background_tasks.services.retention import chat_history_prune
 from chat.models import ChatMessage, ChatSession
-from tests.background_tasks.factories import ChatMessageFactory, ChatSessionFactory, IdempotencyRecordFactory
+from chat.services import chat_history_prune
+from tests.factories import ChatMessageFactory, ChatSessionFactory, IdempotencyRecordFactory
 
 pytestmark = pytest.mark.django_db
 

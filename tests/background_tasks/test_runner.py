@@ -14,7 +14,7 @@ from background_tasks.locks import RedisLock, redis_key
 from background_tasks.models import JobRun
 from background_tasks.runner import INTERRUPTED, job_run_now, run_scheduled
 from tests.background_tasks.conftest import runs_counted
-from tests.background_tasks.factories import JobRunFactory
+from tests.factories import JobRunFactory
 from utils.exceptions import NotFound, ValidationFailed
 
 pytestmark = pytest.mark.django_db

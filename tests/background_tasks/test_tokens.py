@@ -8,16 +8,18 @@ import pytest
 from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
+from background_tasks.jobs import cleanup_tokens
 from background_tasks.runner import job_run_now
-from background_tasks.services.tokens import expired_tokens_delete
 from chat.models import IdempotencyRecord
-from tests.background_tasks.factories import (
+from chat.services import idempotency_records_delete
+from tests.factories import (
     AccountTokenFactory,
     BlacklistedTokenFactory,
     IdempotencyRecordFactory,
     OutstandingTokenFactory,
 )
 from users.models import AccountToken
+from users.services import expired_tokens_delete
 
 pytestmark = pytest.mark.django_db
 
@@ -40,7 +42,7 @@ def tokens():
 
 
 def test_cleanup_removes_expired_rows_only(tokens):
-    counts = expired_tokens_delete(batch_size=1)
+    counts = expired_tokens_delete(batch_size=1) | idempotency_records_delete(batch_size=1)
     assert counts == {
         "account_tokens_deleted": 2,
         "blacklisted_tokens_deleted": 1,
@@ -60,5 +62,5 @@ def test_dry_run_counts_without_deleting_and_a_second_run_finds_nothing(tokens):
     run = job_run_now(name="cleanup_tokens", dry_run=True)
     assert run.result["outstanding_tokens_deleted"] == 2 and run.result["account_tokens_deleted"] == 2
     assert AccountToken.objects.count() == 3 and OutstandingToken.objects.count() == 4
-    expired_tokens_delete()
-    assert set(expired_tokens_delete().values()) == {0}
+    cleanup_tokens()
+    assert set(cleanup_tokens().values()) == {0}

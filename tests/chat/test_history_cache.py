@@ -13,8 +13,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from background_tasks.services.retention import chat_history_prune
 from chat.models import ChatMessage, HistoryVersion
+from chat.services import chat_history_prune
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from rag.providers import http
-from rag.providers.base import AnswerRequest, ContextDocument
 from rag.providers.mistral import MistralGenerator
+from rag.types import AnswerRequest, ContextDocument
 from tests.fakes.mistral_server import FakeMistral
 from utils.exceptions import ProviderUnavailable
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from rag.answering.extractive import NO_INFORMATION_ANSWER
+from rag.providers.extractive import NO_INFORMATION_ANSWER
 from rag.providers.factory import reset_providers
 from rag.services.answering import answer_question, answer_stream
 

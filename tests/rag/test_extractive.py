@@ -9,13 +9,12 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
-from rag.answering.citations import LOW_SUPPORT, NO_INFORMATION_ANSWER, NO_MATCH
-from rag.answering.extractive import ExtractiveGenerator, extractive_result
-from rag.answering.units import chunk_units
 from rag.ingestion.chunking import split_into_chunks
-from rag.providers.base import AnswerRequest, ContextDocument, ContextPassage, Turn
+from rag.ingestion.units import chunk_units
+from rag.providers.extractive import ExtractiveGenerator, extractive_result
 from rag.providers.local_embedder import LocalEmbedder, count_tokens
 from rag.services.retrieval import combine_with_previous
+from rag.types import LOW_SUPPORT, NO_INFORMATION_ANSWER, NO_MATCH, AnswerRequest, ContextDocument, ContextPassage, Turn
 
 SESSIONS = """# Sessions and devices
 

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rag.answering.prompt import SYSTEM_PROMPT
-from rag.providers.base import AnswerRequest, ContextDocument, Turn, Usage
 from rag.providers.mistral import MistralEmbedder, MistralGenerator
+from rag.providers.prompt import SYSTEM_PROMPT
+from rag.types import AnswerRequest, ContextDocument, Turn, Usage
 from tests.fakes.mistral_server import FakeMistral, fake_embedding
 from tests.fakes.server import unused_port
 from utils.exceptions import (
@@ -82,6 +82,25 @@ def test_embed_query_is_one_normalised_vector(embedder: MistralEmbedder, fake_mi
     assert embedder.dimension == 1024
     assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-5
     assert len(fake_mistral.requests_to(EMBED)) == 1
+
+
+def test_the_embedding_model_is_the_one_given(fake_mistral: FakeMistral) -> None:
+    embedder = MistralEmbedder(API_KEY, server_url=fake_mistral.url, model="mistral-embed-2312", **FAST)
+    embedder.embed_documents(["refund policy"])
+    embedder.embed_query("refunds")
+    assert [r.body["model"] for r in fake_mistral.requests_to(EMBED)] == ["mistral-embed-2312"] * 2
+    assert embedder.name == "mistral:mistral-embed-2312"  # recorded in the index: another model is refused
+
+
+def test_the_factory_honours_mistral_embed_model(settings: Any, fake_mistral: FakeMistral) -> None:
+    from rag.providers.factory import get_embedder, reset_providers
+
+    settings.RAG_EMBEDDER, settings.MISTRAL_API_KEY = "mistral", API_KEY
+    settings.MISTRAL_SERVER_URL, settings.MISTRAL_EMBED_MODEL = fake_mistral.url, "mistral-embed-2312"
+    reset_providers()
+    assert get_embedder().name == "mistral:mistral-embed-2312"
+    get_embedder().embed_query("refunds")
+    assert [r.body["model"] for r in fake_mistral.requests_to(EMBED)] == ["mistral-embed-2312"]
 
 
 def test_embed_nothing_sends_nothing(embedder: MistralEmbedder, fake_mistral: FakeMistral) -> None:

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from rag.answering.prompt import SYSTEM_PROMPT
-from rag.providers.base import AnswerRequest, ContextDocument, Turn, Usage
 from rag.providers.openai_compat import OpenAICompatGenerator
+from rag.providers.prompt import SYSTEM_PROMPT
+from rag.types import AnswerRequest, ContextDocument, Turn, Usage
 from tests.fakes.mistral_server import FakeMistral
 from tests.fakes.server import unused_port
 from utils.exceptions import (

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from rag.models import Chunk
-from rag.providers.base import Turn, Vectors
 from rag.providers.factory import get_embedder
 from rag.services.retrieval import retrieve
+from rag.types import Turn, Vectors
 
 pytestmark = pytest.mark.django_db
 

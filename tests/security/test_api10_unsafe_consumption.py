@@ -27,12 +27,12 @@ import numpy as np
 import pytest
 
 from chat.models import ChatMessage
-from rag.providers.base import AnswerRequest, ContextDocument
 from rag.providers.factory import reset_providers
 from rag.providers.http import MAX_ANSWER_CHARS, MAX_MODEL_NAME_CHARS
 from rag.providers.mistral import MistralEmbedder, MistralGenerator
 from rag.providers.openai_compat import OpenAICompatGenerator
 from rag.providers.pinecone_store import PineconeVectorStore
+from rag.types import AnswerRequest, ContextDocument
 from tests.fakes import FakeMistral, FakePinecone
 from utils.exceptions import ProviderBadResponse
 

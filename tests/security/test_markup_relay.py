@@ -12,9 +12,9 @@ import pytest
 from markdown_it import MarkdownIt
 
 from chat.models import ChatMessage, ChatSession
-from rag.answering.prompt import SYSTEM_PROMPT
 from rag.files import file_to_input
 from rag.models import Chunk
+from rag.providers.prompt import SYSTEM_PROMPT
 from rag.services.ingestion import document_ingest
 
 pytestmark = pytest.mark.django_db
@@ -140,8 +140,8 @@ def test_inputs_built_to_make_the_patterns_backtrack_are_stripped_all_the_same()
     """A hostile upload (up to 10 MB) must not hold a worker: each of these took the first version
     of the sanitiser minutes, or the prompt's fence neutraliser, for a bracket and spaces
     (bench/bench_sanitize.py prints the figures; here only the outcome is checked)."""
-    from rag.answering.prompt import neutralise_fences
     from rag.ingestion.sanitize import strip_markup
+    from rag.providers.prompt import neutralise_fences
 
     n = 20_000
     hostile = {

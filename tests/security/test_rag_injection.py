@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from django.conf import settings
 
-from rag.answering.extractive import NO_INFORMATION_ANSWER
-from rag.answering.prompt import SYSTEM_PROMPT, neutralise_fences
 from rag.models import Chunk
+from rag.providers.extractive import NO_INFORMATION_ANSWER
+from rag.providers.prompt import SYSTEM_PROMPT, neutralise_fences
 from rag.services.answering import answer_question, answer_stream
 from rag.services.retrieval import retrieve
 from tests.fakes import FakeMistral
@@ -272,9 +272,9 @@ def test_canary_does_reach_prompt_and_answer_when_its_document_is_retrieved(
 
 def test_a_document_s_own_citation_markers_are_never_quoted():
     """A sentence that carries a marker or a "[Source: ...]" of its own would read as our citation."""
-    from rag.answering.extractive import extractive_result
     from rag.ingestion.chunking import split_into_chunks
-    from rag.providers.base import AnswerRequest, ContextDocument, ContextPassage
+    from rag.providers.extractive import extractive_result
+    from rag.types import AnswerRequest, ContextDocument, ContextPassage
 
     text = (
         "The first entry of the sources list was approved by the board [2].\n\n"

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connection, transaction
+from rest_framework import exceptions as drf_exceptions
 from rest_framework.test import APIClient
 
 from users import services
+from users.models import User
+from utils.exception_handler import api_exception_handler
+from utils.exceptions import ServiceError, ValidationFailed
 
 pytestmark = pytest.mark.django_db
 
@@ -62,3 +66,24 @@ def test_database_down_is_503(monkeypatch, user):
     response = APIClient().post("/api/auth/login/", {"username": "a", "password": "b"}, format="json")
     assert_envelope(response, 503, "database_unavailable")
     assert "connection refused" not in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ServiceError("Nope."),
+        ValidationFailed("Bad.", errors={"name": ["taken"]}),
+        drf_exceptions.ValidationError({"name": ["taken"]}),
+        RuntimeError("boom"),
+    ],
+    ids=["service", "validation-failed", "drf", "unexpected"],
+)
+def test_a_handled_error_rolls_back_the_request_transaction(exc, monkeypatch):
+    """As DRF's handler does: under ATOMIC_REQUESTS, what the view wrote before failing is undone."""
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
+    with transaction.atomic():
+        User.objects.create_user(username="written-before-the-error", password="pw-0123456789")
+        response = api_exception_handler(exc, {"request": None})
+        assert response.status_code >= 400
+        assert transaction.get_rollback()
+    assert not User.objects.filter(username="written-before-the-error").exists()

@@ -15,7 +15,7 @@ import html
 import re
 from collections.abc import Sequence
 
-from rag.providers.base import AnswerRequest, ContextDocument, Turn
+from rag.types import AnswerRequest, ContextDocument, Turn
 
 SYSTEM_PROMPT = (
     "You are the assistant of a product knowledge base. Answer the user's question using only the "

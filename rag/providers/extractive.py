@@ -1,6 +1,6 @@
 """The offline answerer: the passages of the retrieved documents that answer the question, cited.
 
-Candidates are the quotable units of the retrieved chunks (``rag.answering.units``: sentences, a
+Candidates are the quotable units of the retrieved chunks (``rag.ingestion.units``: sentences, a
 lead sentence with its list or steps, table rows with their header, FAQ answers). Each is scored
 with semantic evidence (the question's embedding against the unit's, stored at ingestion) and
 lexical evidence (the share of the question's idf-weighted terms it contains, its section heading
@@ -23,10 +23,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.answering.citations import LOW_SUPPORT, NO_INFORMATION_ANSWER, NO_MATCH
-from rag.answering.units import FAQ, SENTENCE, STEPS, Unit, chunk_units
+from rag.ingestion.units import FAQ, SENTENCE, STEPS, Unit, chunk_units
 from rag.lexical import tokenize
-from rag.providers.base import AnswerRequest, Citation, ContextDocument, Generation, GenerationDelta, Turn, Vectors
+from rag.types import (
+    LOW_SUPPORT,
+    NO_INFORMATION_ANSWER,
+    NO_MATCH,
+    AnswerRequest,
+    Citation,
+    ContextDocument,
+    Generation,
+    GenerationDelta,
+    Turn,
+    Vectors,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,255 @@
+"""OpenAPI documentation of the account endpoints: the arguments of each view's ``extend_schema`` and
+the examples they show (``users.apis`` applies them as ``@schema.<view>_<method>``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
+
+from users.serializers import (
+    DetailSerializer,
+    EmailInputSerializer,
+    LoginByEmailSerializer,
+    LoginByUsernameSerializer,
+    LoginOutputSerializer,
+    PasswordChangeInputSerializer,
+    PasswordChangeOutputSerializer,
+    PasswordResetConfirmSerializer,
+    ProfileUpdateSerializer,
+    RefreshInputSerializer,
+    RegisteredUserSerializer,
+    RegisterInputSerializer,
+    TokenInputSerializer,
+    TokenPairSerializer,
+    UserSerializer,
+)
+from utils.schema import error_responses
+
+TAG = ["auth"]
+
+
+_USER_EXAMPLE = {
+    "id": 7,
+    "username": "ada",
+    "email": "ada@example.com",
+    "first_name": "Ada",
+    "last_name": "Lovelace",
+    "date_joined": "2026-11-21T09:30:00Z",
+    "is_verified": True,
+}
+
+
+_TOKENS_EXAMPLE = {"access": "eyJhbGciOiJIUzI1NiIs...", "refresh": "eyJhbGciOiJIUzI1NiIs..."}
+
+
+def _example(name: str, value: dict[str, Any], *, request: bool = False, status_code: int = 200) -> OpenApiExample:
+    if request:
+        return OpenApiExample(name, value=value, request_only=True)
+    return OpenApiExample(name, value=value, response_only=True, status_codes=[str(status_code)])
+
+
+_NO_FORMAT_PARAMETER = OpenApiParameter("format", exclude=True)
+
+
+_VERIFICATION_PAGE = OpenApiResponse(
+    OpenApiTypes.STR, description="With `Accept: text/html` (a browser): a short page saying what happened."
+)
+
+
+# The same statuses in both representations: JSON for API clients, the page for browsers.
+_VERIFICATION_RESPONSES: dict[Any, Any] = {
+    (200, "application/json"): UserSerializer,
+    **{(status, "application/json"): response for status, response in error_responses(400, 429).items()},
+    **{(status, "text/html"): _VERIFICATION_PAGE for status in (200, 400, 429)},
+}
+
+
+ACCEPTED = _example("Accepted", {"detail": "If an account matches, an email is on its way."}, status_code=202)
+
+
+register_post = extend_schema(
+    tags=TAG,
+    summary="Create an account",
+    description="Creates an unverified account and mails a verification link.",
+    request=RegisterInputSerializer,
+    responses={201: RegisteredUserSerializer, **error_responses(400, 429)},
+    examples=[
+        _example(
+            "Register",
+            {"username": "ada", "email": "ada@example.com", "password": "c0rrect-horse-battery"},
+            request=True,
+        ),
+        _example(
+            "Created",
+            {k: _USER_EXAMPLE[k] for k in ("id", "username", "email", "date_joined")} | {"is_verified": False},
+            status_code=201,
+        ),
+    ],
+)
+
+
+verify_email_post = extend_schema(
+    tags=TAG,
+    summary="Verify an email address with the mailed token",
+    request=TokenInputSerializer,
+    responses={200: UserSerializer, **error_responses(400, 429)},
+    examples=[_example("Token", {"token": "q8Xk...Zs"}, request=True), _example("Verified", _USER_EXAMPLE)],
+)
+
+
+verify_email_link_get = extend_schema(
+    tags=TAG,
+    summary="Verify an email address from the mailed link",
+    description=(
+        "Verifies the address. A link already used for an account that is verified by now answers "
+        "400 `already_verified`. Browsers (`Accept: text/html`) get a short HTML page."
+    ),
+    operation_id="auth_verify_email_link_open",
+    parameters=[_NO_FORMAT_PARAMETER],
+    request=None,
+    responses=_VERIFICATION_RESPONSES,
+    examples=[_example("Verified", _USER_EXAMPLE)],
+)
+
+
+verify_email_link_post = extend_schema(
+    tags=TAG,
+    summary="Verify an email address from the mailed link",
+    operation_id="auth_verify_email_link_confirm",
+    parameters=[_NO_FORMAT_PARAMETER],
+    request=None,
+    responses=_VERIFICATION_RESPONSES,
+    examples=[_example("Verified", _USER_EXAMPLE)],
+)
+
+
+resend_verification_post = extend_schema(
+    tags=TAG,
+    summary="Mail a new verification link",
+    description="Always 202, whether or not the address has an account (no account enumeration).",
+    request=EmailInputSerializer,
+    responses={202: DetailSerializer, **error_responses(400, 429)},
+    examples=[_example("Email", {"email": "ada@example.com"}, request=True), ACCEPTED],
+)
+
+
+login_post = extend_schema(
+    tags=TAG,
+    summary="Log in with username or email",
+    # One of the two forms: with neither identifier the request cannot be valid (400).
+    request=PolymorphicProxySerializer(
+        component_name="LoginInput",
+        serializers=[LoginByUsernameSerializer, LoginByEmailSerializer],
+        resource_type_field_name=None,
+    ),
+    responses={
+        200: LoginOutputSerializer,
+        **error_responses(400, 429),
+        401: OpenApiResponse(DetailSerializer, description="Wrong credentials or inactive account."),
+        403: OpenApiResponse(DetailSerializer, description="Email not verified (`code: email_not_verified`)."),
+    },
+    examples=[
+        _example("By username", {"username": "ada", "password": "c0rrect-horse-battery"}, request=True),
+        _example("By email", {"email": "ada@example.com", "password": "c0rrect-horse-battery"}, request=True),
+        _example("Logged in", _TOKENS_EXAMPLE | {"user": _USER_EXAMPLE}),
+    ],
+)
+
+
+logout_post = extend_schema(
+    tags=TAG,
+    summary="Revoke one refresh token",
+    request=RefreshInputSerializer,
+    responses={205: OpenApiResponse(description="Logged out."), **error_responses(400, 401)},
+    examples=[_example("Refresh", {"refresh": "eyJhbGciOiJIUzI1NiIs..."}, request=True)],
+)
+
+
+logout_all_post = extend_schema(
+    tags=TAG,
+    summary="Revoke every refresh token of the caller",
+    description="Access tokens already issued stop working at once too (401 `token_revoked`).",
+    request=None,
+    responses={205: OpenApiResponse(description="Logged out everywhere."), **error_responses(401)},
+)
+
+
+profile_get = extend_schema(
+    tags=TAG,
+    summary="Your profile",
+    responses={200: UserSerializer, **error_responses(401)},
+    examples=[_example("Profile", _USER_EXAMPLE)],
+)
+
+
+profile_patch = extend_schema(
+    tags=TAG,
+    summary="Update your name",
+    description="Only `first_name` and `last_name` can change; other fields are ignored.",
+    request=ProfileUpdateSerializer,
+    responses={200: UserSerializer, **error_responses(400, 401)},
+    examples=[
+        _example("Rename", {"first_name": "Ada", "last_name": "King"}, request=True),
+        _example("Profile", _USER_EXAMPLE | {"last_name": "King"}),
+    ],
+)
+
+
+password_change_post = extend_schema(
+    tags=TAG,
+    summary="Change your password",
+    description="Revokes every refresh token of the account and returns a fresh pair for this client.",
+    request=PasswordChangeInputSerializer,
+    responses={200: PasswordChangeOutputSerializer, **error_responses(400, 401)},
+    examples=[
+        _example(
+            "Change", {"old_password": "c0rrect-horse-battery", "new_password": "n3w-staple-lantern"}, request=True
+        ),
+        _example("Changed", {"detail": "Password changed."} | _TOKENS_EXAMPLE),
+    ],
+)
+
+
+password_reset_post = extend_schema(
+    tags=TAG,
+    summary="Mail a password-reset token",
+    description="Always 202, whether or not the address has an account (no account enumeration).",
+    request=EmailInputSerializer,
+    responses={202: DetailSerializer, **error_responses(400, 429)},
+    examples=[_example("Email", {"email": "ada@example.com"}, request=True), ACCEPTED],
+)
+
+
+password_reset_confirm_post = extend_schema(
+    tags=TAG,
+    summary="Set a new password with the mailed token",
+    description="The token works once. Every refresh token of the account is revoked.",
+    request=PasswordResetConfirmSerializer,
+    responses={200: DetailSerializer, **error_responses(400, 429)},
+    examples=[
+        _example("Confirm", {"token": "q8Xk...Zs", "new_password": "n3w-staple-lantern"}, request=True),
+        _example("Done", {"detail": "Password has been reset; log in with the new password."}),
+    ],
+)
+
+
+token_refresh = extend_schema(
+    tags=TAG,
+    summary="Rotate a refresh token",
+    description="Returns a new access and refresh pair; the refresh token sent is blacklisted.",
+    request=RefreshInputSerializer,
+    responses={200: TokenPairSerializer, **error_responses(400, 401)},
+    examples=[
+        _example("Refresh", {"refresh": "eyJhbGciOiJIUzI1NiIs..."}, request=True),
+        _example("Rotated", _TOKENS_EXAMPLE),
+    ],
+)
