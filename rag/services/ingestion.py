@@ -86,12 +86,14 @@ def chunk_document(*, title: str, content: str) -> list[str]:
     return split_into_chunks(title=title, text=content, count_tokens=count_tokens)
 
 
-def _plan(item: DocumentInput, document: Document | None) -> _Planned | IngestResult:
-    """What writing ``item`` takes, or the result at once if its text and category are unchanged."""
+def _plan(item: DocumentInput, document: Document | None, *, force: bool = False) -> _Planned | IngestResult:
+    """What writing ``item`` takes, or the result at once if its text and category are unchanged
+    (unless ``force``: split and embed again all the same)."""
     item = replace(item, title=strip_markup_line(item.title), content=strip_markup(item.content))  # no markup kept
     existing = _find_existing(item, document)
     digest = content_hash(item.title, item.content)
-    if existing is not None and existing.content_hash == digest and existing.category == item.category:
+    unchanged = existing is not None and existing.content_hash == digest and existing.category == item.category
+    if unchanged and existing is not None and not force:
         # Same text, same category: nothing to re-embed (the vectors' metadata is unchanged).
         with transaction.atomic():
             _lock_still_there(existing)
@@ -219,6 +221,44 @@ def documents_ingest(
     if batch:
         flush()
     return results
+
+
+def documents_rechunk(*, progress: Progress | None = None, batch_chunks: int = BATCH_CHUNKS) -> int:
+    """Split every stored document again with today's chunker and embed it (``reindex --rechunk``).
+
+    Ingestion skips a document whose text is unchanged, so chunks made by an older chunker stay
+    until this runs. Returns the number of chunks written.
+    """
+    written = 0
+    batch: list[_Planned] = []
+
+    def flush() -> None:
+        nonlocal written
+        chunks = sum(result.chunks for result in _write_batch(batch))
+        written += chunks
+        if progress is not None:
+            progress(chunks)
+        batch.clear()
+
+    for pk in list(Document.objects.order_by("id").values_list("id", flat=True)):
+        document = Document.objects.filter(pk=pk).first()
+        if document is None:
+            continue  # deleted meanwhile
+        item = DocumentInput(
+            title=document.title,
+            content=document.content,
+            category=document.category,
+            source=document.source,
+            metadata=document.metadata,
+        )
+        planned = _plan(item, document, force=True)
+        if isinstance(planned, _Planned):
+            batch.append(planned)
+        if sum(len(p.texts) for p in batch) >= batch_chunks:
+            flush()
+    if batch:
+        flush()
+    return written
 
 
 def document_delete(*, document: Document) -> None:

@@ -136,3 +136,23 @@ def test_many_documents_are_written_once_per_batch(monkeypatch):
     assert len(saves) == 2
     assert get_vector_store().count() == Chunk.objects.count()
     assert all(c.unit_vectors is not None for c in Chunk.objects.all())
+
+
+def test_reindex_rechunk_splits_stored_documents_again_with_the_current_chunker():
+    from django.core.management import call_command
+
+    from rag.services.ingestion import chunk_document
+
+    content = (
+        "# Refunds\n\nRefunds take **14 days**.\n\n## Exceptions\n\nCustom items:\n\n- engraved rings\n- gift cards\n"
+    )
+    document = document_ingest(item=DocumentInput(title="Refunds", content=content, source="r.md")).document
+    expected = chunk_document(title="Refunds", content=content)
+    # As an older chunker left it: one chunk with the markup in it, no unit vectors.
+    Chunk.objects.filter(document=document).delete()
+    Chunk.objects.create(document=document, index=0, text=f"Refunds\n\n{content}")
+    call_command("reindex", "--rechunk")
+    chunks = list(Chunk.objects.filter(document=document).order_by("index"))
+    assert [c.text for c in chunks] == expected and len(expected) == 2
+    assert all(c.unit_vectors for c in chunks)
+    assert get_vector_store().count() == len(chunks)
