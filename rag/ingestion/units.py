@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 from rag.ingestion.chunking import PATH_SEPARATOR, chunk_body, chunk_heading, split_sentences
 
-SENTENCE, LIST, STEPS, ROW, FAQ = "sentence", "list", "steps", "row", "faq"
+SENTENCE, LIST, STEPS, ROW, TABLE, FAQ = "sentence", "list", "steps", "row", "table", "faq"
 MIN_SENTENCE_CHARS = 20
 MAX_LIST_ITEMS = 12
+MAX_TABLE_ROWS = 8
 _ITEM = re.compile(r"^\s*(?:[-*+\u2022]|\d{1,3}[.)])\s+")
 _NUMBERED = re.compile(r"^\s*\d{1,3}[.)]\s+")
 _MARKUP = [
@@ -117,9 +118,15 @@ def _list_units(lines: list[str], first_item: int, section: str, start: int) -> 
 
 
 def _table_units(lines: list[str], first_row: int, section: str, start: int) -> list[Unit]:
-    units = _sentences(" ".join(lines[:first_row]), section, False, start) if first_row else []
+    lead = " ".join(lines[:first_row])
+    units = _sentences(lead, section, False, start) if first_row else []
     header = [plain(cell) for cell in _cells(lines[first_row])]
-    for row in lines[first_row + 1 :]:
+    rows = lines[first_row + 1 :]
+    if lead.endswith(":") and len(rows) <= MAX_TABLE_ROWS:
+        # "The plans are:" and a small table: the whole table reads as the answer, like a list.
+        display = "\n".join([plain(lead), *(_row_display(header, row) for row in rows)])
+        units.append(Unit(TABLE, "\n".join(lines), display, start + len(units), section))
+    for row in rows:
         units.append(Unit(ROW, row, _row_display(header, row), start + len(units), section))
     return units
 
@@ -132,4 +139,6 @@ def chunk_units(chunk_text: str) -> list[Unit]:
     units: list[Unit] = []
     for number, piece in enumerate(chunk_body(chunk_text).split("\n\n")):
         units += _piece_units(piece, section, is_faq and number == 0, len(units))
-    return units
+    # A sentence ending in ":" announces what follows; quoted without it (code is never quoted) it
+    # answers nothing.
+    return [u for u in units if not (u.kind in (SENTENCE, FAQ) and u.display.rstrip().endswith(":"))]
