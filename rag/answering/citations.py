@@ -109,7 +109,7 @@ def _verified(citation: Citation, document: ContextDocument) -> tuple[int, str] 
 
 def _claim(segment: str) -> str:
     """The last sentence before a marker: what the marker vouches for."""
-    sentences = split_sentences(segment.strip().split("\n")[-1] if "\n" in segment.strip() else segment)
+    sentences = split_sentences(segment.strip().split("\n")[-1])
     return sentences[-1] if sentences else segment
 
 

@@ -121,7 +121,7 @@ def _split_words(text: str, budget: int, count: TokenCounter) -> list[str]:
     return pieces
 
 
-def _pack(parts: list[str], budget: int, count: TokenCounter, joiner: str) -> list[list[str]]:
+def _pack(parts: list[str], budget: int, count: TokenCounter) -> list[list[str]]:
     """Consecutive ``parts`` grouped greedily so that each group's joined text fits ``budget``."""
     groups: list[list[str]] = []
     current: list[str] = []
@@ -145,14 +145,14 @@ def _pieces(unit: _Unit, budget: int, count: TokenCounter) -> list[str]:
         return [text]
     if unit.kind == PARAGRAPH:
         sentences = [piece for s in split_sentences(text) for piece in _split_words(s, budget, count)]
-        return [" ".join(group) for group in _pack(sentences, budget, count, " ")]
+        return [" ".join(group) for group in _pack(sentences, budget, count)]
     # A list, table or code block: each piece repeats the lead sentence (and a table its header).
     header = unit.lines[:1] if unit.kind == TABLE else ()
     rows = list(unit.lines[len(header) :])
     fixed = count(_render(unit.kind, unit.lead, list(header)))  # code fences count too
     room = max(budget - fixed, _MIN_BODY_TOKENS)
     rows = [piece for row in rows for piece in (_split_words(row, room, count) if count(row) > room else [row])]
-    return [_render(unit.kind, unit.lead, [*header, *group]) for group in _pack(rows, room, count, "\n")]
+    return [_render(unit.kind, unit.lead, [*header, *group]) for group in _pack(rows, room, count)]
 
 
 def _section_heading(title: str, path: tuple[str, ...]) -> str:

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from rag.ingestion.chunking import PATH_SEPARATOR, chunk_body, chunk_heading, split_sentences
+from rag.ingestion.structure import clean_inline
 
 SENTENCE, LIST, STEPS, ROW, TABLE, FAQ = "sentence", "list", "steps", "row", "table", "faq"
 MIN_SENTENCE_CHARS = 20
@@ -20,13 +21,6 @@ MAX_LIST_ITEMS = 12
 MAX_TABLE_ROWS = 8
 _ITEM = re.compile(r"^\s*(?:[-*+\u2022]|\d{1,3}[.)])\s+")
 _NUMBERED = re.compile(r"^\s*\d{1,3}[.)]\s+")
-_MARKUP = [
-    (re.compile(r"(?<![\w*])\*\*(?=\S)(.+?)(?<=\S)\*\*(?![\w*])"), r"\1"),
-    (re.compile(r"(?<![\w*])\*(?=[^\s*])(.+?)(?<=[^\s*])\*(?![\w*])"), r"\1"),
-    (re.compile(r"(?<![\w_])__(?=\S)(.+?)(?<=\S)__(?![\w_])"), r"\1"),
-    (re.compile(r"`([^`]+)`"), r"\1"),
-    (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),
-]
 
 
 @dataclass(frozen=True)
@@ -44,10 +38,9 @@ class Unit:
 
 
 def plain(text: str) -> str:
-    """Markdown emphasis, code spans and links reduced to their text (chunks from older ingestions)."""
-    for pattern, replacement in _MARKUP:
-        text = pattern.sub(replacement, text)
-    return text.lstrip("#").strip() if text.lstrip().startswith("#") else text
+    """Inline markup reduced to its text, as chunking does (chunks from older ingestions keep it)."""
+    stripped = text.lstrip()
+    return clean_inline(stripped.lstrip("#") if stripped.startswith("#") else text)
 
 
 def _cells(row: str) -> list[str]:
