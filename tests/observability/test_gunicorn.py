@@ -23,6 +23,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.gunicorn_process import stop, wait_until_serving
+
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "gunicorn-metrics-token-0123456789"
 PATH = "/api/chat/sessions/"  # 401 without a token: no database work, served by any worker
@@ -97,23 +99,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         )
     server = Server(port, metrics_dir, log)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                server.get(PATH)
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"gunicorn did not start:\n{log.read_text()}")
-                time.sleep(0.1)
+        wait_until_serving(lambda: server.get(PATH), process, log, timeout_s=20, interval_s=0.1)
         yield server
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def _count_in(families: Iterable[Metric], view: str) -> float:

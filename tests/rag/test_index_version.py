@@ -11,7 +11,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from rag.providers.factory import get_embedder, get_vector_store, reset_provider
 from rag.providers.faiss_store import FaissVectorStore, LocalVersionBoard
 from rag.services.ingestion import DocumentInput, document_ingest
 from rag.versioning import KNOWLEDGE_BASE_VERSION, DatabaseVersionBoard, database_fingerprint
+from tests.gunicorn_process import stop, wait_until_serving
 from utils.exceptions import IndexMismatch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -314,23 +314,10 @@ def gunicorn_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSe
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                server.get("/api/health/")
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"gunicorn did not start:\n{log.read_text()}")
-                time.sleep(0.2)
+        wait_until_serving(lambda: server.get("/api/health/"), process, log, timeout_s=60, interval_s=0.2)
         yield server
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def test_a_cli_ingest_is_found_by_the_next_search_without_a_restart(gunicorn_server, tmp_path):
