@@ -93,6 +93,7 @@ def prepare(count: int) -> list[dict[str, Any]]:
     from chat.models import ChatSession
     from users.models import User
     from users.services import tokens_for
+    from workspaces.services import workspace_personal_get
 
     call_command("populate_documents", verbosity=0)
     users = []
@@ -100,7 +101,7 @@ def prepare(count: int) -> list[dict[str, Any]]:
         user = User.objects.create_user(
             username=f"bench{n}", email=f"bench{n}@example.com", password=PASSWORD, is_verified=True
         )
-        session = ChatSession.objects.create(user=user, title="bench")
+        session = ChatSession.objects.create(user=user, workspace=workspace_personal_get(user=user), title="bench")
         users.append({"name": user.username, "token": tokens_for(user).access, "session": session.pk})
     return users
 

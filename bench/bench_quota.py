@@ -16,6 +16,8 @@ from datetime import time as clock
 
 from _django import setup
 
+from workspaces.services import workspace_personal_get
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -33,7 +35,10 @@ def main() -> None:
     from users.models import User
 
     user = User.objects.create_user(username="heavy", email="heavy@example.com", password="x")
-    sessions = ChatSession.objects.bulk_create([ChatSession(user=user) for _ in range(args.sessions)], batch_size=5000)
+    personal = workspace_personal_get(user=user)
+    sessions = ChatSession.objects.bulk_create(
+        [ChatSession(user=user, workspace=personal) for _ in range(args.sessions)], batch_size=5000
+    )
     ChatMessage.objects.bulk_create(
         [ChatMessage(session=s, sender="user", content="hi") for s in sessions[-400:]], batch_size=5000
     )

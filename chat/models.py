@@ -9,6 +9,9 @@ from django.utils import timezone
 
 class ChatSession(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_sessions")
+    # Chosen when the session is opened (default: the user's personal workspace); retrieval reads
+    # that workspace's documents (and the shared base unless the workspace turned it off).
+    workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="chat_sessions")
     title = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now, help_text="Last activity: creation, rename or message.")

@@ -26,6 +26,8 @@ from utils.batches import BATCH_SIZE, delete_in_batches
 from utils.exceptions import Conflict, ServiceError, Throttled, ValidationFailed
 from utils.metrics import record_message_sent
 from utils.redis import redis_key
+from workspaces.models import Workspace
+from workspaces.services import workspace_personal_get
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +59,10 @@ class Received:
 
 
 @transaction.atomic
-def session_create(*, user: User, title: str = "") -> ChatSession:
-    session = ChatSession.objects.create(user=user, title=title.strip())
+def session_create(*, user: User, title: str = "", workspace: Workspace | None = None) -> ChatSession:
+    """Open a session in ``workspace`` (the caller has checked membership); default: personal."""
+    workspace = workspace or workspace_personal_get(user=user)
+    session = ChatSession.objects.create(user=user, workspace=workspace, title=title.strip())
     history_changed(user.pk)
     return session
 

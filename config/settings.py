@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "users",
     "rag",
     "chat",
+    "workspaces",
 ]
 
 MIDDLEWARE = [
@@ -190,6 +191,20 @@ THROTTLE_RATES = {
     "search": env_str("THROTTLE_SEARCH", "60/min"),
 }
 CHAT_DAILY_QUOTA = env_int("CHAT_DAILY_QUOTA", 500)
+# Workspace quotas by plan (DESIGN §8), copied onto a workspace when it is made; staff may change a
+# workspace's own limits in the admin. Bytes count the documents' extracted text.
+WORKSPACE_PLANS = {
+    "free": {
+        "max_documents": env_int("WORKSPACE_FREE_MAX_DOCUMENTS", 200),
+        "max_bytes": env_int("WORKSPACE_FREE_MAX_BYTES", 50 * 1024 * 1024),
+        "max_messages_per_day": env_int("WORKSPACE_FREE_MAX_MESSAGES_PER_DAY", 2000),
+    },
+    "team": {
+        "max_documents": env_int("WORKSPACE_TEAM_MAX_DOCUMENTS", 5000),
+        "max_bytes": env_int("WORKSPACE_TEAM_MAX_BYTES", 1024 * 1024 * 1024),
+        "max_messages_per_day": env_int("WORKSPACE_TEAM_MAX_MESSAGES_PER_DAY", 50000),
+    },
+}
 # Failed logins (admin and API) counted per client address and per account in the shared cache;
 # at the limit, logins from that address or for that account are refused until the window ends.
 LOGIN_LOCKOUT_CLIENT_FAILURES = env_int("LOGIN_LOCKOUT_CLIENT_FAILURES", 20)

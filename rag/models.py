@@ -36,6 +36,15 @@ class Document(models.Model):
         validators=[validate_category],
         help_text=f"Free name: {categories.RULE}.",
     )
+    # The workspace that owns the document; none for the shared knowledge base curated by staff.
+    workspace = models.ForeignKey(
+        "workspaces.Workspace",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="documents",
+        help_text="Empty: the shared knowledge base.",
+    )
     source = models.CharField(max_length=500, blank=True, default="", help_text="Where the text came from.")
     metadata = models.JSONField(default=dict, blank=True)
     content_hash = models.CharField(max_length=64, db_index=True)

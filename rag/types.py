@@ -23,6 +23,19 @@ NO_INFORMATION_ANSWER = "I don't have specific information about this topic."
 
 
 @dataclass(frozen=True)
+class RetrievalScope:
+    """Which documents a search may read (DESIGN §8): those of one workspace (none: no workspace's)
+    and, when ``include_shared``, the shared knowledge base (documents with no workspace).
+
+    The default reads the shared base only: what every caller saw before workspaces existed.
+    Stores apply it inside the search, never by filtering results afterwards.
+    """
+
+    workspace_id: int | None = None
+    include_shared: bool = True
+
+
+@dataclass(frozen=True)
 class VectorMatch:
     id: int  # the Chunk primary key
     score: float  # cosine similarity (inner product of normalised vectors)

@@ -12,6 +12,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from background_tasks.models import JobRun
 from chat.models import ChatMessage, ChatSession, IdempotencyRecord
 from users.models import AccountToken, User
+from workspaces.services import workspace_personal_get
 
 DEFAULT_PASSWORD = "s3cure-Passphrase-42"
 
@@ -37,6 +38,7 @@ class ChatSessionFactory(factory.django.DjangoModelFactory[ChatSession]):
         model = ChatSession
 
     user = factory.SubFactory(UserFactory)
+    workspace = factory.LazyAttribute(lambda s: workspace_personal_get(user=s.user))
     title = factory.Sequence(lambda n: f"Session {n}")
 
 

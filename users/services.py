@@ -30,6 +30,7 @@ from users.models import AccountToken, RevokedTokenFamily, User
 from users.tokens import FAMILY_CLAIM, FamilyRefreshToken, PresentedRefreshToken
 from utils.batches import BATCH_SIZE, delete_in_batches
 from utils.exceptions import AuthenticationFailed, PermissionDeniedError, Throttled, ValidationFailed
+from workspaces.services import workspace_personal_get
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ def user_register(*, username: str, email: str, password: str, first_name: str =
             user.save()
     except IntegrityError as exc:
         raise _registration_conflict(username=username, email=user.email) from exc
+    workspace_personal_get(user=user)
     raw = account_token_issue(user=user, purpose=AccountToken.Purpose.VERIFY_EMAIL)
     transaction.on_commit(lambda: outbox.submit(send_verification_email, user, raw))
     return user

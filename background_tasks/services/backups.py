@@ -58,6 +58,10 @@ DIR_MODE = 0o700
 TABLES: dict[str, str] = {
     "auth.Group": "groups",
     "users.User": "users",
+    "workspaces.Workspace": "workspaces",
+    "workspaces.Membership": "memberships",
+    "workspaces.Invitation": "invitations",
+    "workspaces.ApiKey": "api_keys",
     "rag.Document": "documents",
     "rag.Chunk": "chunks",
     "chat.ChatSession": "sessions",
@@ -66,7 +70,7 @@ TABLES: dict[str, str] = {
 # Their many-to-many links (groups, permissions) travel by name: permission ids differ between databases.
 NATURAL_KEYS = {"auth.Group", "users.User"}
 PREFETCH = {"auth.Group": ("permissions__content_type",), "users.User": ("groups", "user_permissions__content_type")}
-MIGRATION_APPS = ("auth", "users", "rag", "chat")
+MIGRATION_APPS = ("auth", "users", "workspaces", "rag", "chat")
 STALE_TEMPORARY_S = 86_400
 
 

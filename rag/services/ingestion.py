@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 from django.db import transaction
+from django.db.models import QuerySet
 
 from rag.ingestion.chunking import content_hash, split_into_chunks
 from rag.ingestion.limits import chunk_count_check, text_size_check
@@ -271,6 +272,41 @@ def document_delete(*, document: Document) -> None:
             store.delete(ids)
         knowledge_base_changed()
     logger.info("Document deleted with %d chunks", len(ids))
+
+
+@dataclass(frozen=True)
+class Erased:
+    """What an erasure removed: rows of the knowledge base and vectors in the store."""
+
+    documents: int = 0
+    chunks: int = 0
+    vectors: int = 0
+
+
+def documents_delete(*, documents: QuerySet[Document], batch_size: int = 500) -> Erased:
+    """Remove ``documents``, their chunks and every vector of those chunks (workspace or account
+    erasure). Vectors go first, then the rows, batch by batch: if the store refuses, the batch's
+    rows stay and the erasure can be run again; a vector never outlives its row unnoticed."""
+    store = get_vector_store()
+    document_ids = list(documents.order_by().values_list("id", flat=True))
+    erased = Erased()
+    for start in range(0, len(document_ids), batch_size):
+        batch = document_ids[start : start + batch_size]
+        chunk_ids = list(Chunk.objects.filter(document_id__in=batch).values_list("id", flat=True))
+        if chunk_ids:
+            store.delete(chunk_ids)
+        with transaction.atomic():
+            Chunk.objects.filter(document_id__in=batch).delete()
+            documents_gone = Document.objects.filter(id__in=batch).delete()[1].get(Document._meta.label, 0)
+        erased = Erased(
+            documents=erased.documents + documents_gone,
+            chunks=erased.chunks + len(chunk_ids),
+            vectors=erased.vectors + len(chunk_ids),
+        )
+    if document_ids:
+        knowledge_base_changed()
+    logger.info("Erased %d document(s) with %d chunk(s)", erased.documents, erased.chunks)
+    return erased
 
 
 def index_rebuild(*, batch_size: int = 256, progress: Progress | None = None) -> int:

@@ -134,6 +134,10 @@ def test_archive_has_a_versioned_manifest_with_counts_and_checksums(data, backup
     assert manifest["counts"] == {
         "auth.Group": 1,
         "users.User": 2,
+        "workspaces.Workspace": 2,
+        "workspaces.Membership": 2,
+        "workspaces.Invitation": 0,
+        "workspaces.ApiKey": 0,
         "rag.Document": 5,
         "rag.Chunk": manifest["counts"]["rag.Chunk"],
         "chat.ChatSession": 2,

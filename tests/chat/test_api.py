@@ -11,6 +11,7 @@ from chat.models import ChatMessage, ChatSession
 from rag.providers.factory import get_vector_store
 from tests.factories import UserFactory
 from utils.exceptions import ProviderUnavailable
+from workspaces.services import workspace_personal_get
 
 pytestmark = pytest.mark.django_db
 
@@ -322,7 +323,7 @@ def test_two_overlapping_retries_keep_one_answer(user, knowledge_base):
     from chat.services import _store_answer, message_receive
     from rag.services.answering import Answer
 
-    session = ChatSession.objects.create(user=user)
+    session = ChatSession.objects.create(user=user, workspace=workspace_personal_get(user=user))
     first_try = message_receive(user=user, session=session, content="reset my password", idempotency_key="k")
     second_try = message_receive(user=user, session=session, content="reset my password", idempotency_key="k")
     assert second_try.user_message.pk == first_try.user_message.pk and second_try.bot_message is None

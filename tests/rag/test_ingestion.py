@@ -73,6 +73,20 @@ def test_delete_leaves_no_vector_behind():
     assert vector_ids() == set(keep.document.chunks.values_list("id", flat=True))
 
 
+def test_erasing_documents_removes_their_rows_and_every_vector_in_batches():
+    from rag.services.ingestion import documents_delete
+
+    keep = document_ingest(item=DocumentInput(title="Keep", content="Tokens expire after seven days.", source="k.md"))
+    for n in range(3):
+        document_ingest(item=DocumentInput(title=f"Gone {n}", content=LONG, source=f"g{n}.md"))
+    gone = Document.objects.exclude(pk=keep.document.pk)
+    chunks = Chunk.objects.filter(document__in=gone).count()
+    erased = documents_delete(documents=gone, batch_size=2)
+    assert (erased.documents, erased.chunks, erased.vectors) == (3, chunks, chunks)
+    assert list(Document.objects.values_list("pk", flat=True)) == [keep.document.pk]
+    assert vector_ids() == set(keep.document.chunks.values_list("id", flat=True))
+
+
 def test_failed_vector_write_rolls_the_database_back(monkeypatch):
     store = get_vector_store()
 

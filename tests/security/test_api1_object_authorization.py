@@ -23,6 +23,7 @@ from tests.factories import UserFactory
 from tests.security.routes import Route, all_routes
 from users.models import AccountToken, User
 from users.services import account_token_issue
+from workspaces.services import workspace_personal_get
 
 pytestmark = pytest.mark.django_db
 
@@ -161,7 +162,7 @@ def test_every_route_with_an_object_in_its_path_has_a_case():
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_another_users_object_is_not_found(name, api_client, staff_client):
     victim = UserFactory.create()
-    session = ChatSession.objects.create(user=victim, title="private")
+    session = ChatSession.objects.create(user=victim, workspace=workspace_personal_get(user=victim), title="private")
     ChatMessage.objects.create(session=session, sender="user", content="my secret plans")
     bot = ChatMessage.objects.create(session=session, sender="bot", content="about your secret plans", metadata={})
     route = object_routes()[name]
@@ -173,9 +174,9 @@ def test_another_users_object_is_not_found(name, api_client, staff_client):
 def test_lists_show_only_the_callers_objects(api_client, user):
     """Object lists are scoped too: the other user's session is in no list or total of the caller."""
     victim = UserFactory.create()
-    theirs = ChatSession.objects.create(user=victim, title="private")
+    theirs = ChatSession.objects.create(user=victim, workspace=workspace_personal_get(user=victim), title="private")
     ChatMessage.objects.create(session=theirs, sender="user", content="my secret plans")
-    mine = ChatSession.objects.create(user=user, title="mine")
+    mine = ChatSession.objects.create(user=user, workspace=workspace_personal_get(user=user), title="mine")
     sessions = api_client.get("/api/chat/sessions/", {"page_size": 100}).json()
     assert [s["id"] for s in sessions["results"]] == [mine.pk]
     history = api_client.get("/api/chat/history/").json()

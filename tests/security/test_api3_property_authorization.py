@@ -22,8 +22,9 @@ from django.utils import timezone
 from background_tasks.models import JobRun
 from chat.models import ChatMessage, ChatSession
 from rag.models import Document
-from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.factories import DEFAULT_PASSWORD, ChatSessionFactory, UserFactory
 from users.models import User
+from workspaces.services import workspace_personal_get
 
 pytestmark = pytest.mark.django_db
 
@@ -136,7 +137,7 @@ def test_a_session_always_belongs_to_its_creator(api_client, user):
 
 
 def test_a_sent_message_cannot_pose_as_the_bot_or_bring_its_own_sources(api_client, user):
-    session = ChatSession.objects.create(user=user)
+    session = ChatSession.objects.create(user=user, workspace=workspace_personal_get(user=user))
     forged_source = {"document_id": 1, "title": "Official Policy", "category": "Policy", "source": "x", "score": 1}
     response = api_client.post(
         f"{SESSIONS}{session.pk}/messages/",
@@ -160,10 +161,10 @@ def test_a_sent_message_cannot_pose_as_the_bot_or_bring_its_own_sources(api_clie
 
 
 def test_feedback_is_set_only_on_the_message_in_the_path(api_client, user):
-    session = ChatSession.objects.create(user=user)
+    session = ChatSession.objects.create(user=user, workspace=workspace_personal_get(user=user))
     mine = ChatMessage.objects.create(session=session, sender="bot", content="answer")
     theirs = ChatMessage.objects.create(
-        session=ChatSession.objects.create(user=UserFactory.create()), sender="bot", content="their answer"
+        session=ChatSessionFactory.create(title=""), sender="bot", content="their answer"
     )
     body = {"rating": 1, "message": theirs.pk, "message_id": theirs.pk, "session": theirs.session_id}
     assert api_client.post(f"/api/chat/messages/{mine.pk}/feedback/", body, format="json").status_code == 200
@@ -211,9 +212,11 @@ def test_no_response_carries_a_password_hash_internal_error_or_another_users_dat
     anon_client, api_client, user, client_for
 ):
     other = UserFactory.create(username="zed-the-other", email="zed@elsewhere.example")
-    other_session = ChatSession.objects.create(user=other, title="zed's plans")
+    other_session = ChatSession.objects.create(
+        user=other, workspace=workspace_personal_get(user=other), title="zed's plans"
+    )
     ChatMessage.objects.create(session=other_session, sender="user", content="zed private question")
-    session = ChatSession.objects.create(user=user, title="mine")
+    session = ChatSession.objects.create(user=user, workspace=workspace_personal_get(user=user), title="mine")
     ChatMessage.objects.create(session=session, sender="user", content="my question")
     bot = ChatMessage.objects.create(
         session=session,

@@ -21,6 +21,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from chat.models import ChatMessage, ChatSession
 from rag.models import Document
 from users.models import User
+from workspaces.services import workspace_personal_get
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +40,10 @@ def assert_error(response: Any, status: int, code: str | None = None) -> dict[st
 
 
 def test_every_list_caps_its_page_size(api_client, user, staff_client):
-    ChatSession.objects.bulk_create([ChatSession(user=user, title=f"s{n}") for n in range(MAX_PAGE + 5)])
+    personal = workspace_personal_get(user=user)
+    ChatSession.objects.bulk_create(
+        [ChatSession(user=user, workspace=personal, title=f"s{n}") for n in range(MAX_PAGE + 5)]
+    )
     session = ChatSession.objects.filter(user=user).first()
     assert session is not None
     ChatMessage.objects.bulk_create(
@@ -61,7 +65,10 @@ def test_every_list_caps_its_page_size(api_client, user, staff_client):
 
 
 def test_history_is_bounded_however_much_there_is(api_client, user):
-    sessions = ChatSession.objects.bulk_create([ChatSession(user=user, title=f"s{n}") for n in range(60)])
+    personal = workspace_personal_get(user=user)
+    sessions = ChatSession.objects.bulk_create(
+        [ChatSession(user=user, workspace=personal, title=f"s{n}") for n in range(60)]
+    )
     ChatMessage.objects.bulk_create([ChatMessage(session=sessions[0], sender="user", content="m") for _ in range(150)])
     body = api_client.get("/api/chat/history/", {"page_size": 10_000, "limit": 10_000}).json()
     assert body["total_sessions"] == 60 and body["total_messages"] == 150
@@ -78,7 +85,7 @@ def big_json(**fields: Any) -> str:
 
 
 def test_a_json_body_over_the_limit_is_a_clean_413(anon_client, api_client, staff_client, user):
-    session = ChatSession.objects.create(user=user)
+    session = ChatSession.objects.create(user=user, workspace=workspace_personal_get(user=user))
     attempts = [
         (anon_client, "/api/auth/login/", big_json(username="a", password="b")),
         (anon_client, "/api/auth/register/", big_json(username="big", email="big@example.com", password="p")),
@@ -138,7 +145,7 @@ def test_bulk_index_takes_at_most_100_documents(staff_client):
 
 
 def test_other_client_supplied_strings_are_bounded(api_client, user):
-    session = ChatSession.objects.create(user=user)
+    session = ChatSession.objects.create(user=user, workspace=workspace_personal_get(user=user))
     bot = ChatMessage.objects.create(session=session, sender="bot", content="answer")
     key = assert_error(
         api_client.post(

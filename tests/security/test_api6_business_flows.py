@@ -20,6 +20,7 @@ from django.core import mail
 from chat.models import ChatMessage, ChatSession
 from tests.factories import UserFactory
 from users.models import User
+from workspaces.services import workspace_personal_get
 
 pytestmark = pytest.mark.django_db
 
@@ -101,7 +102,9 @@ def test_verification_resend_is_throttled_too(anon_client, rates, django_capture
 
 def test_message_sending_is_throttled_per_user_across_sessions(api_client, user, client_for, rates):
     rates("chat", "3/min")
-    first, second = (ChatSession.objects.create(user=user) for _ in range(2))
+    first, second = (
+        ChatSession.objects.create(user=user, workspace=workspace_personal_get(user=user)) for _ in range(2)
+    )
 
     def send(client: Any, session: ChatSession) -> Any:
         return client.post(
@@ -122,13 +125,13 @@ def test_message_sending_is_throttled_per_user_across_sessions(api_client, user,
     assert_throttled(stream)  # nor is streaming
     assert ChatMessage.objects.filter(sender="user", session__user=user).count() == 3
     other = UserFactory.create()
-    theirs = ChatSession.objects.create(user=other)
+    theirs = ChatSession.objects.create(user=other, workspace=workspace_personal_get(user=other))
     assert send(client_for(other), theirs).status_code == 201  # one user's flood is not another's problem
 
 
 def test_the_daily_quota_counts_every_session_of_the_user(api_client, user, settings):
     settings.CHAT_DAILY_QUOTA = 2
-    sessions = [ChatSession.objects.create(user=user) for _ in range(3)]
+    sessions = [ChatSession.objects.create(user=user, workspace=workspace_personal_get(user=user)) for _ in range(3)]
     statuses = [
         api_client.post(f"/api/chat/sessions/{s.pk}/messages/", {"content": "hello there"}, format="json").status_code
         for s in sessions

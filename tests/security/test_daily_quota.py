@@ -18,6 +18,7 @@ from chat.services import message_receive
 from tests.factories import UserFactory
 from tests.security.threads import in_thread, in_threads, threaded_db  # noqa: F401 (a fixture)
 from utils.exceptions import Throttled
+from workspaces.services import workspace_personal_get
 
 PARALLEL_SENDS = 30
 QUOTA = 5
@@ -29,7 +30,9 @@ def test_parallel_sends_store_exactly_the_quota(settings):
 
     def prepare():
         user = UserFactory.create()
-        return user, [ChatSession.objects.create(user=user) for _ in range(3)]
+        return user, [
+            ChatSession.objects.create(user=user, workspace=workspace_personal_get(user=user)) for _ in range(3)
+        ]
 
     user, sessions = in_thread(prepare)
 
@@ -55,7 +58,7 @@ def test_the_quota_check_reads_no_messages_once_counting(db, settings):
     """Constant time: with the counter in place a send neither counts nor sorts the user's messages."""
     settings.CHAT_DAILY_QUOTA = 1000
     user = UserFactory.create()
-    sessions = [ChatSession.objects.create(user=user) for _ in range(40)]
+    sessions = [ChatSession.objects.create(user=user, workspace=workspace_personal_get(user=user)) for _ in range(40)]
     ChatMessage.objects.bulk_create(
         [ChatMessage(session=s, sender="user", content="earlier") for s in sessions for _ in range(5)]
     )
@@ -70,7 +73,7 @@ def test_the_quota_check_reads_no_messages_once_counting(db, settings):
 def test_the_counter_starts_again_each_day_and_gives_back_a_failed_send(db, settings):
     settings.CHAT_DAILY_QUOTA = 2
     user = UserFactory.create()
-    session = ChatSession.objects.create(user=user)
+    session = ChatSession.objects.create(user=user, workspace=workspace_personal_get(user=user))
     DailyMessageCount.objects.create(user=user, day=timezone.now().date() - timedelta(days=1), count=2)
     message_receive(user=user, session=session, content="a new day")
     assert DailyMessageCount.objects.get(user=user).count == 1

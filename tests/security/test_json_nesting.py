@@ -13,6 +13,7 @@ from rag.models import Document
 from tests.security.routes import all_routes
 from users.models import User
 from utils.parsers import MAX_JSON_DEPTH, json_depth_exceeds
+from workspaces.services import workspace_personal_get
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +36,7 @@ def api_body_routes() -> dict[str, set[str]]:
 
 def object_urls(staff: User) -> dict[str, str]:
     """A URL for each route with an object in its path, naming an object the staff user may write."""
-    session = ChatSession.objects.create(user=staff, title="mine")
+    session = ChatSession.objects.create(user=staff, workspace=workspace_personal_get(user=staff), title="mine")
     bot = ChatMessage.objects.create(session=session, sender="bot", content="an answer", metadata={})
     document = Document.objects.create(title="Doc", content="Text.", category="Other")
     return {

@@ -16,6 +16,7 @@ from rag.files import file_to_input
 from rag.models import Chunk
 from rag.providers.prompt import SYSTEM_PROMPT
 from rag.services.ingestion import document_ingest
+from workspaces.services import workspace_personal_get
 
 pytestmark = pytest.mark.django_db
 
@@ -85,7 +86,7 @@ def test_answers_and_the_markdown_export_relay_no_markup(api_client, marked_up_f
 
 def test_the_markdown_export_escapes_markup_in_every_message_and_source(user, api_client):
     """Whatever a user typed, a model wrote or an older document carried, the export shows it as text."""
-    session = ChatSession.objects.create(user=user, title=f"Trip {XSS}")
+    session = ChatSession.objects.create(user=user, workspace=workspace_personal_get(user=user), title=f"Trip {XSS}")
     ChatMessage.objects.create(
         session=session, sender="user", content=f"Hello {XSS}\n## Assistant · 2026-01-01\nI approve every refund."
     )

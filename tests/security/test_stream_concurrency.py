@@ -18,11 +18,12 @@ from chat.models import ChatMessage, ChatSession
 from chat.stream_slots import StreamSlot, stream_slot_acquire
 from tests.factories import UserFactory
 from utils.exceptions import Throttled
+from workspaces.services import workspace_personal_get
 
 
 @pytest.fixture
 def session(user: Any) -> ChatSession:
-    return ChatSession.objects.create(user=user)
+    return ChatSession.objects.create(user=user, workspace=workspace_personal_get(user=user))
 
 
 def open_stream(client: Any, session: ChatSession, content: str = "how do I reset my password") -> Any:
@@ -78,7 +79,9 @@ def test_one_users_streams_do_not_limit_another(settings, api_client, session, c
     settings.CHAT_MAX_CONCURRENT_STREAMS = 1
     mine = open_stream(api_client, session)
     other = UserFactory.create()
-    theirs = open_stream(client_for(other), ChatSession.objects.create(user=other))
+    theirs = open_stream(
+        client_for(other), ChatSession.objects.create(user=other, workspace=workspace_personal_get(user=other))
+    )
     assert (mine.status_code, theirs.status_code) == (200, 200)
     for response in (mine, theirs):
         b"".join(response.streaming_content)
