@@ -107,7 +107,7 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
         return None
     if api_key.revoked_at is not None or (api_key.expires_at is not None and api_key.expires_at <= now):
         return None
-    if not api_key.created_by.is_active or not api_key.creator_manages:  # type: ignore[attr-defined]
+    if not api_key.created_by.is_active or not api_key.creator_manages:
         return None
     _touch(api_key, now)
     return api_key

@@ -69,15 +69,19 @@ class ApiKeyListApi(APIView):
                 request_only=True,
             ),
             OpenApiExample(
-                "Created", value=_KEY | {"key": _RAW_KEY, "last_used_at": None}, response_only=True, status_codes=["201"]
+                "Created",
+                value=_KEY | {"key": _RAW_KEY, "last_used_at": None},
+                response_only=True,
+                status_codes=["201"],
             ),
         ],
     )
     def post(self, request: Request, workspace_id: int) -> Response:
-        membership = membership_require(user=request_user(request), workspace_id=workspace_id, manage=True)
+        user = request_user(request)
+        membership = membership_require(user=user, workspace_id=workspace_id, manage=True)
         serializer = ApiKeyCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        created = api_key_create(workspace=membership.workspace, created_by=request_user(request), **serializer.validated_data)
+        created = api_key_create(workspace=membership.workspace, created_by=user, **serializer.validated_data)
         data = ApiKeyCreatedSerializer(created.api_key, context={"raw_key": created.raw_key}).data
         return Response(data, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
 

@@ -149,7 +149,8 @@ def api_key_detail(ctx: Context) -> set[str]:
     workspace = workspace_personal_get(user=ctx.victim)
     key = api_key_create(workspace=workspace, created_by=ctx.victim, name="theirs", scopes=["chat"]).api_key
     url = ctx.route.url(workspace_id=workspace.pk, key_id=key.pk)
-    assert_not_found(ctx.attacker.delete(url), like=ctx.attacker.delete(ctx.route.url(workspace_id=MISSING_ID, key_id=1)))
+    missing = ctx.route.url(workspace_id=MISSING_ID, key_id=key.pk)
+    assert_not_found(ctx.attacker.delete(url), like=ctx.attacker.delete(missing))
     key.refresh_from_db()
     assert key.revoked_at is None
     return {"DELETE"}

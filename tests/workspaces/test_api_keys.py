@@ -3,7 +3,7 @@ scopes, confinement to the key's workspace, throttling as the creator, hashing a
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -61,7 +61,8 @@ def workspace(user: User) -> Workspace:
 
 def test_create_shows_the_key_once_and_stores_only_its_hash(api_client, user, workspace):
     response = api_client.post(
-        keys_url(workspace), {"name": "Helpdesk", "scopes": ["documents:read", "chat"], "expires_in_days": 30},
+        keys_url(workspace),
+        {"name": "Helpdesk", "scopes": ["documents:read", "chat"], "expires_in_days": 30},
         format="json",
     )
     assert response.status_code == 201, response.content
@@ -71,7 +72,7 @@ def test_create_shows_the_key_once_and_stores_only_its_hash(api_client, user, wo
     assert body["scopes"] == ["chat", "documents:read"]  # canonical order
     assert body["created_by"] == {"id": user.pk, "username": user.username}
     assert body["workspace"] == workspace.pk and body["revoked_at"] is None and body["last_used_at"] is None
-    expires = timezone.datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00"))
+    expires = datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00"))
     assert timedelta(days=29, hours=23) < expires - timezone.now() <= timedelta(days=30)
     assert response["Cache-Control"] == "no-store"
 
@@ -252,7 +253,8 @@ def test_last_used_is_written_at_most_once_a_minute(user, workspace):
     assert ApiKey.objects.get().last_used_at == first
     ApiKey.objects.update(last_used_at=first - timedelta(minutes=2))
     assert client.get("/api/chat/sessions/").status_code == 200
-    assert ApiKey.objects.get().last_used_at > first
+    later = ApiKey.objects.get().last_used_at
+    assert later is not None and later > first
 
 
 # --- scopes and where keys are refused ------------------------------------------------------------
