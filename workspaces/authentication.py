@@ -24,7 +24,7 @@ from rest_framework.throttling import SimpleRateThrottle
 from users.models import User
 from workspaces.api_keys import api_key_authenticate
 from workspaces.models import ApiKey
-from workspaces.permissions import API_KEY_SCOPES, api_key_scope_check, required_scope
+from workspaces.permissions import api_key_scope_check, required_scope
 
 logger = logging.getLogger(__name__)
 
@@ -94,18 +94,16 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
         return {self.name: []}
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
-        rows = "\n".join(
-            f"- `{path.rsplit('.', 1)[-1]}`: "
-            + ", ".join(f"{method} `{scope}`" for method, scope in sorted(methods.items()))
-            for path, methods in sorted(API_KEY_SCOPES.items())
-        )
         return {
             "type": "apiKey",
             "in": "header",
             "name": "Authorization",
             "description": (
-                "A workspace API key, sent as `Authorization: Api-Key rk_<prefix>_<secret>`. It acts as the "
-                "member who created it, inside the key's workspace, on chat and document endpoints only, "
-                "each method needing a scope:\n" + rows
+                "A workspace API key, sent as `Authorization: Api-Key rk_<prefix>_<secret>`. It acts as the member "
+                "who created it, inside the key's workspace, and only on the operations that list this scheme, "
+                "each needing a scope: `chat` for everything under `/api/chat/`; `documents:read` for reading "
+                "documents, categories and search; `documents:write` for adding, changing and removing documents "
+                "and bulk indexing. A missing scope is 403 `insufficient_scope`; any other endpoint is 403 "
+                "`api_key_not_allowed`; a revoked, expired or unknown key is 401 `api_key_invalid`."
             ),
         }

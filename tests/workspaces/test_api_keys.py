@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from chat.models import ChatSession
+from chat.models import ChatMessage, ChatSession
 from rag.models import Document
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.security.routes import api_routes
@@ -271,6 +271,24 @@ def test_a_read_key_cannot_write_documents(staff_user):
     assert not Document.objects.exists()
 
 
+def test_a_read_key_reads_documents_and_head_follows_get(user, workspace):
+    document = Document.objects.create(title="Pricing", content="Plans cost 10 EUR.", category="FAQ")
+    client = key_client(make_key(user, workspace, ["documents:read"]))
+    assert client.get(f"/api/rag/documents/{document.pk}/").json()["title"] == "Pricing"
+    assert client.head("/api/rag/documents/").status_code == 200
+    chat_only = key_client(make_key(user, workspace, ["chat"]))
+    assert chat_only.head("/api/rag/documents/").status_code == 403
+
+
+def test_a_key_dies_with_its_workspace(user):
+    team = workspace_create(name="Team", owner=user)
+    client = key_client(make_key(user, team, ["chat"]))
+    assert client.get("/api/chat/sessions/").status_code == 200
+    team.delete()
+    assert not ApiKey.objects.exists()
+    assert_error(client.get("/api/chat/sessions/"), 401, "api_key_invalid")
+
+
 def test_a_chat_key_cannot_read_documents_or_search(user, workspace):
     document = Document.objects.create(title="Pricing", content="Plans cost 10 EUR.", category="FAQ")
     client = key_client(make_key(user, workspace, ["chat"]))
@@ -352,6 +370,19 @@ def test_a_key_is_throttled_with_its_creator(api_client, user, workspace, settin
     assert_error(response, 429, "throttled")
     assert int(response["Retry-After"]) > 0
     assert_error(api_client.post("/api/chat/sessions/", {}, format="json"), 429, "throttled")
+
+
+def test_a_keys_messages_count_against_its_creators_daily_quota(api_client, user, workspace, knowledge_base, settings):
+    settings.CHAT_DAILY_QUOTA = 2
+    client = key_client(make_key(user, workspace, ["chat"]))
+    session = client.post("/api/chat/sessions/", {}, format="json").json()
+    url = f"/api/chat/sessions/{session['id']}/messages/"
+    sent = client.post(url, {"content": "what is an AI chatbot?"}, format="json")
+    assert sent.status_code == 201, sent.content
+    assert sent.json()["bot_message"]["answer_status"] == "answered"
+    assert api_client.post(url, {"content": "what is an AI chatbot?"}, format="json").status_code == 201
+    assert_error(client.post(url, {"content": "and then?"}, format="json"), 429, "daily_quota_exceeded")
+    assert ChatMessage.objects.filter(sender="user", session__user=user).count() == 2
 
 
 def test_a_key_has_a_throttle_of_its_own(user, workspace, settings, api_client):
