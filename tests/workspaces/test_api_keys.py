@@ -257,6 +257,19 @@ def test_last_used_is_written_at_most_once_a_minute(user, workspace):
     assert later is not None and later > first
 
 
+def test_a_key_costs_one_query_like_a_token(user, workspace, api_client):
+    """Key, creator, workspace and the creator's role come in one query (after the first use,
+    which also records last_used_at), as the user does for a JWT."""
+    client = key_client(make_key(user, workspace, ["chat"]))
+    client.get("/api/chat/sessions/")
+    api_client.get("/api/chat/sessions/")
+    with CaptureQueriesContext(connection) as by_key:
+        assert client.get("/api/chat/sessions/").status_code == 200
+    with CaptureQueriesContext(connection) as by_token:
+        assert api_client.get("/api/chat/sessions/").status_code == 200
+    assert len(by_key) == len(by_token)
+
+
 # --- scopes and where keys are refused ------------------------------------------------------------
 
 
