@@ -10,6 +10,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from redis.exceptions import RedisError
 from rest_framework.test import APIClient
 
 from chat.models import ChatMessage, ChatSession
@@ -18,7 +19,7 @@ from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.security.routes import api_routes
 from users.models import User
 from workspaces.api_keys import api_key_create, key_hash
-from workspaces.authentication import ApiKeyAuthentication
+from workspaces.authentication import ApiKeyAuthentication, ApiKeyThrottle
 from workspaces.models import ApiKey, Membership, Workspace
 from workspaces.permissions import API_KEY_SCOPES, required_scope
 from workspaces.services import workspace_create, workspace_personal_get
@@ -409,6 +410,19 @@ def test_a_key_has_a_throttle_of_its_own(user, workspace, settings, api_client):
     assert int(response["Retry-After"]) > 0
     assert other.get("/api/chat/sessions/").status_code == 200  # per key, not per user
     assert api_client.get("/api/chat/sessions/").status_code == 200
+
+
+def test_the_key_throttle_fails_open_when_the_cache_is_down(user, workspace, monkeypatch, caplog):
+    class BrokenCache:
+        def get(self, *args: Any, **kwargs: Any) -> Any:
+            raise RedisError("connection refused")
+
+        set = get
+
+    monkeypatch.setattr(ApiKeyThrottle, "cache", BrokenCache())
+    client = key_client(make_key(user, workspace, ["chat"]))
+    assert client.get("/api/chat/sessions/").status_code == 200
+    assert "Throttle api_key skipped" in caplog.text
 
 
 def test_another_users_session_is_not_found_with_a_key(user, workspace):
