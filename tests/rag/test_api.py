@@ -1,4 +1,5 @@
-"""Knowledge-base API: search and reads for users, writes for staff only."""
+"""Knowledge-base API: the shared base (users read, staff write) and workspaces' own documents
+(members read, owners and admins write)."""
 
 from __future__ import annotations
 
@@ -48,8 +49,8 @@ def test_search_and_documents_need_login(anon_client, knowledge_base):
 
 
 def test_users_list_and_read_documents(api_client, knowledge_base):
-    body = api_client.get(DOCS, {"category": "Policy"}).json()
-    assert body["count"] == 2 and {d["category"] for d in body["results"]} == {"Policy"}
+    body = api_client.get(DOCS, {"category": "Policy", "workspace": "shared"}).json()
+    assert body["count"] == 2 and {d["workspace"] for d in body["results"]} == {None} and {d["category"] for d in body["results"]} == {"Policy"}
     assert all(d["chunk_count"] >= 1 for d in body["results"])
     detail = api_client.get(f"{DOCS}{knowledge_base[0].pk}/").json()
     assert detail["content"].startswith("If you forgot your password")
@@ -63,12 +64,13 @@ def test_staff_creates_a_json_document_that_becomes_searchable(staff_client, api
         "category": "FAQ",
         "metadata": {"owner": "support"},
     }
-    response = staff_client.post(DOCS, payload, format="json")
+    response = staff_client.post(DOCS, payload | {"workspace": "shared"}, format="json")
     assert response.status_code == 201, response.content
-    assert response.json()["chunk_count"] == 1
+    assert response.json()["chunk_count"] == 1 and response.json()["workspace"] is None
     results = api_client.get(SEARCH, {"q": "when can I talk to human support"}).json()["results"]
     assert results[0]["document_id"] == response.json()["id"]
-    assert api_client.post(DOCS, payload, format="json").status_code == 403
+    refused = api_client.post(DOCS, payload | {"workspace": "shared"}, format="json")
+    assert refused.status_code == 403 and refused.json()["code"] == "permission_denied"
 
 
 def test_document_validation(staff_client):
@@ -83,9 +85,10 @@ def upload(client, name: str, data: bytes, **extra):
 
 def test_staff_uploads_markdown_html_and_pdf(staff_client):
     md = b"---\ntitle: Uploaded guide\ncategory: Guide\n---\nUploaded guides explain exports of chat sessions."
-    response = upload(staff_client, "uploaded.md", md)
+    response = upload(staff_client, "uploaded.md", md, workspace="shared")
     assert response.status_code == 201, response.content
     assert response.json()["title"] == "Uploaded guide" and response.json()["category"] == "Guide"
+    assert response.json()["workspace"] is None
     html = (
         b"<html><head><title>Html page</title></head><body><p>HTML pages describe feedback ratings.</p></body></html>"
     )
@@ -124,12 +127,12 @@ def test_staff_updates_and_deletes(staff_client, api_client, knowledge_base):
 @pytest.mark.parametrize("path", ["/api/rag/index/", "/api/rag/index-documents/"])
 def test_bulk_index(staff_client, api_client, path):
     docs = [{"title": f"Doc {n}", "content": f"Fact number {n} about backups.", "category": "Other"} for n in range(3)]
-    response = staff_client.post(path, {"documents": docs}, format="json")
+    response = staff_client.post(path, {"documents": docs, "workspace": "shared"}, format="json")
     assert response.status_code == 201
     body = response.json()
     assert body["indexed_count"] == 3 and len(body["ids"]) == 3
-    assert Document.objects.count() == 3
-    assert api_client.post(path, {"documents": docs}, format="json").status_code == 403
+    assert Document.objects.filter(workspace=None).count() == 3
+    assert api_client.post(path, {"documents": docs, "workspace": "shared"}, format="json").status_code == 403
     assert staff_client.post(path, {"documents": []}, format="json").status_code == 400
 
 
