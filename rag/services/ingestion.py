@@ -73,7 +73,7 @@ def _find_existing(item: DocumentInput, document: Document | None) -> Document |
     if document is not None:
         return document
     if item.source:
-        return Document.objects.filter(source=item.source, workspace_id=item.workspace_id).first()
+        return Document.objects.filter(source=item.source, workspace=item.workspace_id).first()
     return None
 
 
