@@ -170,7 +170,7 @@ def message_receive(*, user: User, session: ChatSession, content: str, idempoten
             if record is not None:
                 record.delete()  # expired: the key may be used afresh
         _quota_claim(user)
-        workspace_message_claim(workspace=session.workspace)
+        workspace_message_claim(workspace_id=session.workspace_id)
         now = timezone.now()
         message = ChatMessage.objects.create(session=session, sender=ChatMessage.Sender.USER, content=content)
         if not session.title:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime, time, timedelta
 
 from django.db import transaction
-from django.db.models import BigIntegerField, Case, Count, F, Func, Q, Sum, Value, When
+from django.db.models import BigIntegerField, Case, Count, F, Func, OuterRef, Q, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -127,36 +127,40 @@ def documents_ingest_within_quota(*, items: Sequence[DocumentInput]) -> list[Ing
 # --- messages per day --------------------------------------------------------------------------
 
 
+_ENOUGH = 1_000_000  # the first count reads at most this many of today's messages (above any plan's quota)
+
+
 def _next_midnight(now: datetime) -> datetime:
     return datetime.combine(now.date(), time.min, tzinfo=now.tzinfo) + timedelta(days=1)
 
 
-def workspace_message_claim(*, workspace: Workspace) -> None:
+def workspace_message_claim(*, workspace_id: int) -> None:
     """Count one more message against the workspace's daily quota, or raise (429
     ``workspace_message_quota_exceeded``). Call in the transaction that stores the message: a
     rolled-back send gives its place back, and parallel sends cannot overshoot (see
-    ``chat.services._quota_claim``, whose counter this mirrors per workspace)."""
+    ``chat.services._quota_claim``, whose counter this mirrors per workspace). The quota is read in
+    the same statement, so a limit changed a moment ago applies at once."""
     now = timezone.now()
     today = now.date()
-    quota = workspace.max_messages_per_day
-    claimable = WorkspaceDailyMessageCount.objects.filter(
-        Q(workspace_id=workspace.pk) & (~Q(day=today) | Q(count__lt=quota))
-    )
+    quota = Subquery(Workspace.objects.filter(pk=OuterRef("workspace_id")).values("max_messages_per_day")[:1])
+    counter = WorkspaceDailyMessageCount.objects.filter(workspace_id=workspace_id)
+    claimable = counter.filter(~Q(day=today) | Q(count__lt=quota))
     for _ in range(2):
         if claimable.update(count=Case(When(day=today, then=F("count") + 1), default=Value(1)), day=today):
             return
-        if WorkspaceDailyMessageCount.objects.filter(workspace_id=workspace.pk).exists():
+        if counter.exists():
             break
         # The workspace's first send since the counter existed: start from what its members sent today.
         midnight = _next_midnight(now) - timedelta(days=1)
         sent = ChatMessage.objects.filter(
-            session__workspace_id=workspace.pk, sender=ChatMessage.Sender.USER, created_at__gte=midnight
-        )[:quota].count()
+            session__workspace_id=workspace_id, sender=ChatMessage.Sender.USER, created_at__gte=midnight
+        )[:_ENOUGH].count()
         WorkspaceDailyMessageCount.objects.bulk_create(
-            [WorkspaceDailyMessageCount(workspace_id=workspace.pk, day=today, count=sent)], ignore_conflicts=True
+            [WorkspaceDailyMessageCount(workspace_id=workspace_id, day=today, count=sent)], ignore_conflicts=True
         )
+    limit = Workspace.objects.filter(pk=workspace_id).values_list("max_messages_per_day", flat=True).first()
     raise Throttled(
-        f"The workspace's daily quota of {quota} messages is reached; it resets at 00:00 UTC.",
+        f"The workspace's daily quota of {limit} messages is reached; it resets at 00:00 UTC.",
         code="workspace_message_quota_exceeded",
         retry_after=max(1, int((_next_midnight(now) - now).total_seconds())),
     )
