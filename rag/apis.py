@@ -118,8 +118,11 @@ class SearchApi(APIView):
     @extend_schema(
         tags=TAG,
         summary="Search the knowledge base",
+        description="Searches one workspace's documents and the shared knowledge base (unless the workspace "
+        "turned it off), or with `workspace=shared` the shared base alone. A workspace you are not a member of "
+        "is a 404.",
         parameters=[SearchQuerySerializer],
-        responses={200: SearchResultSerializer, **error_responses(400, 401, 429, 503)},
+        responses={200: SearchResultSerializer, **error_responses(400, 401, 404, 429, 503)},
         examples=[
             _response_example("Results", {"query": "how do I reset my password", "results": [_SOURCE], "took_ms": 9.4})
         ],
@@ -171,7 +174,8 @@ class CategoryListApi(APIView):
     @extend_schema(
         tags=TAG,
         summary="Categories in use",
-        description=f"Each category that at least one document has, with its number of documents, by name. "
+        description=f"Each category that at least one document you can read has (the shared base and your "
+        f"workspaces'; with an API key, its workspace's), with its number of documents, by name. "
         f"A category is any name of {categories.RULE}; it comes into use with its first document.",
         responses={200: CategorySerializer(many=True), **error_responses(400, 401, 404)},
         examples=[_response_example("Page", {"name": "Guide", "document_count": 19})],
@@ -192,6 +196,8 @@ class DocumentListApi(APIView):
     @extend_schema(
         tags=TAG,
         summary="List documents",
+        description="The documents of one knowledge base: a workspace's (members read it) or, with "
+        "`workspace=shared`, the shared base. A workspace you are not a member of is a 404.",
         parameters=[DocumentListQuerySerializer],
         responses={200: DocumentSerializer(many=True), **error_responses(400, 401, 404)},
         examples=[_response_example("Page", _DOCUMENT)],  # the generator wraps it in the page envelope
@@ -211,14 +217,18 @@ class DocumentListApi(APIView):
 
     @extend_schema(
         tags=TAG,
-        summary="Add a document (staff)",
-        description="JSON with title and content, or a multipart upload of a .txt, .md, .rst, .html or .pdf "
+        summary="Add a document (workspace owners and admins; staff for the shared base)",
+        description="Into `workspace` (default: your personal workspace, or the API key's): its owners and "
+        "admins write (a member gets a 403, a workspace you are not in a 404); `workspace=shared` is for staff. "
+        "A workspace's plan limits its documents (403 `document_quota_exceeded`) and the bytes of their text "
+        "(403 `storage_quota_exceeded`). "
+        "JSON with title and content, or a multipart upload of a .txt, .md, .rst, .html or .pdf "
         "file (up to 10 MB). The document is chunked, embedded and indexed before the reply. Text over "
         "INGEST_MAX_CHARS, a PDF over INGEST_MAX_PAGES or over INGEST_MAX_CHUNKS chunks is a 413 "
         "`document_too_large`; a PDF that cannot be parsed within PDF_PARSE_TIMEOUT_S or PDF_PARSE_MEMORY_MB "
         "is a 422 `document_too_complex`.",
         request={"application/json": DocumentCreateSerializer, "multipart/form-data": DocumentUploadSerializer},
-        responses={201: DocumentDetailSerializer, **error_responses(400, 401, 403, 413, 415, 422, 503)},
+        responses={201: DocumentDetailSerializer, **error_responses(400, 401, 403, 404, 413, 415, 422, 503)},
         examples=[
             OpenApiExample("JSON document", value=_NEW_DOCUMENT, request_only=True),
             _response_example("Created", _DOCUMENT | {"content": "…"}, 201),
@@ -247,6 +257,7 @@ class DocumentDetailApi(APIView):
     @extend_schema(
         tags=TAG,
         summary="One document with its content",
+        description="A document of the shared base or of a workspace you are a member of; any other is a 404.",
         responses={200: DocumentDetailSerializer, **error_responses(401, 404)},
         examples=[_response_example("Document", _DOCUMENT | {"content": "…"})],
     )
@@ -255,7 +266,9 @@ class DocumentDetailApi(APIView):
 
     @extend_schema(
         tags=TAG,
-        summary="Change a document (staff); changed content is re-indexed",
+        summary="Change a document (its workspace's owners and admins; staff for the shared base)",
+        description="Changed content is re-indexed, within the workspace's storage quota (403 "
+        "`storage_quota_exceeded`). A document stays in its workspace.",
         request=DocumentUpdateSerializer,
         responses={200: DocumentDetailSerializer, **error_responses(400, 401, 403, 404, 413, 503)},
         examples=[
@@ -286,7 +299,7 @@ class DocumentDetailApi(APIView):
 
     @extend_schema(
         tags=TAG,
-        summary="Delete a document and its vectors (staff)",
+        summary="Delete a document and its vectors (its workspace's owners and admins; staff for the shared base)",
         responses={204: None, **error_responses(401, 403, 404, 503)},
     )
     def delete(self, request: Request, document_id: int) -> Response:
@@ -299,9 +312,11 @@ class DocumentDetailApi(APIView):
 class IndexDocumentsApi(APIView):
     @extend_schema(
         tags=TAG,
-        summary="Index several documents at once (staff)",
+        summary="Index several documents at once (workspace owners and admins; staff for the shared base)",
+        description="All into `workspace` (default: your personal workspace, or the API key's), all or none "
+        "within its quotas (403 `document_quota_exceeded`, `storage_quota_exceeded`).",
         request=IndexDocumentsSerializer,
-        responses={201: IndexResultSerializer, **error_responses(400, 401, 403, 413, 503)},
+        responses={201: IndexResultSerializer, **error_responses(400, 401, 403, 404, 413, 503)},
         examples=[
             OpenApiExample("Two documents", value={"documents": [_NEW_DOCUMENT, _NEW_DOCUMENT]}, request_only=True),
             _response_example("Indexed", {"indexed_count": 2, "ids": [41, 42]}, 201),

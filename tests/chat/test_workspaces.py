@@ -123,7 +123,8 @@ def api_key_client(user, workspace) -> APIClient:
         workspace=workspace, created_by=user, name="bot", prefix=f"p{workspace.pk}", key_hash=f"{workspace.pk:064}"
     )
     client = APIClient()
-    client.force_authenticate(user=user, token=key)  # what ApiKeyAuthentication yields: (creator, key)
+    # What ApiKeyAuthentication yields: (creator, key); DRF's stub types the token as authtoken's Token.
+    client.force_authenticate(user=user, token=key)  # type: ignore[arg-type]
     return client
 
 
