@@ -197,3 +197,17 @@ def test_bot_factory_sessions_stay_visible(user):
     """Sessions made outside the API (factories, admin) are in the personal workspace and visible."""
     bot = BotMessageFactory.create(session__user=user)
     assert session_get(user=user, session_id=bot.session_id) is not None
+
+
+def test_a_stream_over_the_workspace_quota_is_refused_before_it_starts(api_client, team, knowledge_base):
+    workspace, _ = team
+    workspace.max_messages_per_day = 0
+    workspace.save(update_fields=["max_messages_per_day"])
+    session = api_client.post(SESSIONS, {"workspace": workspace.pk}, format="json").json()
+    for _ in range(3):  # the stream slot is given back each time (CHAT_MAX_CONCURRENT_STREAMS is 2)
+        refused = api_client.post(
+            messages_url(session["id"]), {"content": "Hello?"}, format="json", HTTP_ACCEPT="text/event-stream"
+        )
+        assert refused.status_code == 429 and refused.json()["code"] == "workspace_message_quota_exceeded"
+        assert refused["Retry-After"]
+    assert not ChatMessage.objects.filter(session_id=session["id"]).exists()

@@ -11,8 +11,9 @@ from pypdf import PdfWriter
 from rest_framework.test import APIClient
 
 from rag.models import Document
+from rag.types import RetrievalScope
 from tests.factories import UserFactory
-from workspaces.models import ApiKey, Membership
+from workspaces.models import ApiKey, Membership, Workspace
 from workspaces.services import workspace_create, workspace_personal_get
 
 pytestmark = pytest.mark.django_db
@@ -281,3 +282,40 @@ def test_an_api_key_reaches_only_its_workspace(user, team):
     assert client.get(f"{DOCS}{shared.pk}/").status_code == 200
     refused = client.post(DOCS, note(workspace="shared"), format="json")
     assert refused.status_code == 403 and not Document.objects.filter(title="Team handbook").exists()
+
+
+def test_search_asks_retrieval_for_the_named_scope(api_client, user, team, monkeypatch):
+    """The stores apply the scope (tests/rag, tests/workspaces/test_isolation.py); this is the wiring."""
+    from rag import apis
+
+    workspace, _, _ = team
+    Workspace.objects.filter(pk=workspace.pk).update(include_shared=False)
+    seen: list[RetrievalScope] = []
+    real = apis.retrieve
+
+    def spy(**kwargs):
+        seen.append(kwargs["scope"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(apis, "retrieve", spy)
+    for params in ({}, {"workspace": workspace.pk}, {"workspace": "shared"}):
+        assert api_client.get(SEARCH, {"q": "team meetings", **params}).status_code == 200
+    key = ApiKey.objects.create(workspace=workspace, created_by=user, name="k", prefix="k1", key_hash="1" * 64)
+    client = APIClient()
+    client.force_authenticate(user=user, token=key)  # type: ignore[arg-type]
+    assert client.get(SEARCH, {"q": "team meetings"}).status_code == 200
+    personal = workspace_personal_get(user=user).pk
+    assert seen == [
+        RetrievalScope(workspace_id=personal, include_shared=True),
+        RetrievalScope(workspace_id=workspace.pk, include_shared=False),
+        RetrievalScope(),
+        RetrievalScope(workspace_id=workspace.pk, include_shared=False),
+    ]
+
+
+def test_an_upload_counts_against_the_workspace_quota(api_client, user):
+    personal = workspace_personal_get(user=user)
+    Workspace.objects.filter(pk=personal.pk).update(max_documents=0)
+    response = upload(api_client, "notes.md", b"Some notes about the office.")
+    assert response.status_code == 403 and response.json()["code"] == "document_quota_exceeded"
+    assert not Document.objects.exists()
