@@ -433,11 +433,6 @@ def test_another_users_session_is_not_found_with_a_key(user, workspace):
     assert_error(client.get(f"/api/chat/sessions/{theirs.pk}/messages/"), 404, "not_found")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="Confinement of chat views to the key's workspace lands with ws-docs-chat "
-    "(chat views pass api_key_of(request) into workspace_resolve).",
-)
 def test_a_key_of_workspace_a_cannot_reach_a_session_in_workspace_b(user):
     team = workspace_create(name="Team A", owner=user)
     personal = workspace_personal_get(user=user)
