@@ -95,15 +95,20 @@ def workspaces_usage(*, workspace_ids: Iterable[int], period: Period) -> dict[in
     )
     for row in messages:
         usage[row.pop("session__workspace_id")].update({k: int(v) for k, v in row.items()})
-    documents = (
-        Document.objects.filter(workspace_id__in=ids)
+    for pk, figures in workspaces_documents(workspace_ids=ids).items():
+        usage[pk].update(figures)
+    return usage
+
+
+def workspaces_documents(*, workspace_ids: Iterable[int]) -> dict[int, dict[str, int]]:
+    """Documents and their bytes per workspace (one grouped query); workspaces with none are absent."""
+    rows = (
+        Document.objects.filter(workspace_id__in=list(workspace_ids))
         .values("workspace_id")
         .annotate(documents=Count("id"), bytes=Coalesce(Sum(OctetLength("content")), 0))
         .order_by()
     )
-    for row in documents:
-        usage[row.pop("workspace_id")].update({k: int(v) for k, v in row.items()})
-    return usage
+    return {row["workspace_id"]: {"documents": int(row["documents"]), "bytes": int(row["bytes"])} for row in rows}
 
 
 def usage_for(*, user: User, now: datetime | None = None) -> dict[str, Any]:
