@@ -15,6 +15,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
@@ -77,11 +78,12 @@ def erasure_plan(*, user: User) -> ErasurePlan:
         owners=Count("memberships", filter=Q(memberships__role=Membership.Role.OWNER), distinct=True),
     )
     roles = dict(Membership.objects.filter(user=user).values_list("workspace_id", "role"))
-    erase, blocked = [], []
+    erase: list[Workspace] = []
+    blocked: list[Workspace] = []
     for workspace in workspaces.order_by("id"):
-        if workspace.personal_owner_id == user.pk or workspace.members == 1:  # type: ignore[attr-defined]
+        if workspace.personal_owner_id == user.pk or workspace.members == 1:
             erase.append(workspace)
-        elif roles.get(workspace.pk) == Membership.Role.OWNER and workspace.owners == 1:  # type: ignore[attr-defined]
+        elif roles.get(workspace.pk) == Membership.Role.OWNER and workspace.owners == 1:
             blocked.append(workspace)
     # A personal workspace the user is somehow no longer a member of is still theirs to erase.
     personal = Workspace.objects.filter(personal_owner=user).exclude(pk__in=[w.pk for w in erase]).first()
@@ -110,7 +112,7 @@ def _workspaces_erase(*, workspaces: Iterable[Workspace]) -> Counter[str]:
     return removed
 
 
-def _own_rows(user: User) -> list[QuerySet]:  # type: ignore[type-arg]
+def _own_rows(user: User) -> list[QuerySet[Any]]:
     """The user's rows that outlive the user row unless deleted first: refresh tokens (their FK is
     SET NULL, yet each holds the user id in its token), and invitations carrying their address
     (accepted) or their authority (still pending)."""

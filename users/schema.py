@@ -275,6 +275,39 @@ account_export_get = extend_schema(
         "members' messages are not included. Limited to `THROTTLE_EXPORT` per user."
     ),
     responses={200: OpenApiTypes.OBJECT, **error_responses(401, 429)},
+    examples=[
+        _example(
+            "Export",
+            {
+                "format_version": 1,
+                "exported_at": "2026-12-06T11:00:00Z",
+                "profile": _USER_EXAMPLE | {"last_login": "2026-12-06T10:58:00Z"},
+                "memberships": [
+                    {"workspace_id": 3, "workspace_name": "ada's workspace", "personal": True, "role": "owner"}
+                ],
+                "sessions": [
+                    {
+                        "id": 12,
+                        "title": "Passwords",
+                        "workspace_id": 3,
+                        "messages": [
+                            {"id": 40, "sender": "user", "content": "How do I reset my password?", "metadata": {}},
+                            {
+                                "id": 41,
+                                "sender": "bot",
+                                "content": "Ask for a reset email [1].",
+                                "metadata": {"answer_status": "answered", "citations": [], "sources": []},
+                                "feedback_rating": 1,
+                            },
+                        ],
+                    }
+                ],
+                "documents": [],
+                "api_keys": [{"workspace_id": 3, "name": "ci", "prefix": "rk_3f9a1c", "scopes": ["chat"]}],
+                "invitations_sent": [],
+            },
+        )
+    ],
 )
 
 

@@ -42,7 +42,7 @@ class WorkspaceUsageSerializer(_Figures):
     limits = WorkspaceLimitsSerializer()
 
 
-class UsageSerializer(serializers.Serializer[Any]):
+class AccountUsageSerializer(serializers.Serializer[Any]):
     today = serializers.DateField()
     month_start = serializers.DateField()
     user = UserUsageSerializer()
@@ -73,8 +73,8 @@ class UsageApi(APIView):
             "where you are owner or admin: its documents, their bytes, its members' messages and tokens, "
             "and its limits. Members see only their own numbers."
         ),
-        responses={200: UsageSerializer, **error_responses(401)},
+        responses={200: AccountUsageSerializer, **error_responses(401)},
         examples=[OpenApiExample("Usage", value=_EXAMPLE, response_only=True)],
     )
     def get(self, request: Request) -> Response:
-        return Response(UsageSerializer(usage_for(user=request_user(request))).data)
+        return Response(AccountUsageSerializer(usage_for(user=request_user(request))).data)

@@ -94,7 +94,8 @@ def workspaces_usage(*, workspace_ids: Iterable[int], period: Period) -> dict[in
         .order_by()
     )
     for row in messages:
-        usage[row.pop("session__workspace_id")].update({k: int(v) for k, v in row.items()})
+        figures: dict[str, Any] = dict(row)
+        usage[figures.pop("session__workspace_id")].update({k: int(v) for k, v in figures.items()})
     for pk, figures in workspaces_documents(workspace_ids=ids).items():
         usage[pk].update(figures)
     return usage

@@ -1,4 +1,5 @@
-"""Backups: a versioned, checksummed ``.tar.gz`` of users, chats and documents (restore: ``restore``).
+"""Backups: a versioned, checksummed ``.tar.gz`` of users, workspaces (members, invitations, API-key
+hashes), chats and documents (restore: ``restore``).
 
 Layout: ``manifest.json`` (format version, created_at, app version, applied migrations, row
 count and SHA-256 per member) and one JSON-lines file per table under ``data/``, written by

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from django.core import mail
+from django.core.mail import EmailMultiAlternatives
 
 from background_tasks.services.report_workspaces import workspace_days
 from background_tasks.services.reports import _unanswered, daily_report_build, daily_report_send
@@ -23,7 +24,7 @@ IN_DAY = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 def exchange(session, at, *, answered=True):
     ChatMessageFactory.create(session=session, created_at=at)
-    metadata = {"answer_status": "answered" if answered else "abstained", "sources": []}
+    metadata: dict[str, object] = {"answer_status": "answered" if answered else "abstained", "sources": []}
     BotMessageFactory.create(session=session, created_at=at + timedelta(seconds=1), metadata=metadata)
 
 
@@ -72,5 +73,7 @@ def test_the_email_shows_the_workspace_section(tenants):
     assert f"Acme <support> (id {tenants['acme'].pk}): 6 messages (3 questions), 1 unanswered; 2 documents" in (
         message.body
     )
+    assert isinstance(message, EmailMultiAlternatives)
     html = message.alternatives[0][0]
+    assert isinstance(html, str)
     assert 'aria-label="Workspaces"' in html and "Acme &lt;support&gt;" in html and "<support>" not in html
