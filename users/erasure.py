@@ -68,8 +68,8 @@ class ErasurePlan:
 
 
 def erasure_plan(*, user: User) -> ErasurePlan:
-    """Which of the user's workspaces go with the account, and which block the erasure. Two
-    aggregate queries, whatever the number of workspaces."""
+    """Which of the user's workspaces go with the account, and which block the erasure: a few
+    queries (counts aggregated per workspace), whatever the number of workspaces."""
     # Filtered by a subquery, not by ``memberships__user``: that join would make the counts count
     # the user's own membership only.
     mine = Membership.objects.filter(user=user).values("workspace_id")

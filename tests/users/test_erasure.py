@@ -111,6 +111,7 @@ def world(knowledge_base: list[Document], client_for: Any, anon_client: Any) -> 
         "bob_key": bob_key,
         "bob_session": bob_session,
         "client": client_for(ann),
+        "bob_client": client_for(bob),
     }
 
 
@@ -156,8 +157,9 @@ def test_what_others_own_survives_an_erasure(world):
     assert ChatSession.objects.filter(workspace=team).count() == 1
     assert sorted(Chunk.objects.values_list("pk", flat=True)) == sorted(kept_chunks)
     assert get_vector_store().count() == len(kept_chunks)
-    # Bob's own account still works.
+    # Ann's token is dead with her account; Bob's account works as before.
     assert world["client"].get("/api/auth/profile/").status_code == 401
+    assert world["bob_client"].get("/api/auth/profile/").status_code == 200
 
 
 def test_a_wrong_password_erases_nothing(world):
@@ -228,3 +230,16 @@ def test_erasure_removes_the_vectors_from_pinecone_too(settings, fake_pinecone: 
     assert response.status_code == 200 and response.json()["removed"]["vectors"] == mine_chunks
     assert store.count() == before - mine_chunks
     assert rows_referencing(user.pk) == {}
+
+
+def test_a_former_members_session_in_an_erased_workspace_goes_and_their_history_is_refreshed(world):
+    carl = UserFactory.create()
+    session = ChatSessionFactory.create(user=carl, workspace=world["solo"])  # Carl has since left it
+    ChatMessageFactory.create(session=session)
+    HistoryVersion.objects.create(user=carl, token="c" * 32)
+
+    assert world["client"].delete(ME, {"password": DEFAULT_PASSWORD}, format="json").status_code == 200
+
+    assert not ChatSession.objects.filter(pk=session.pk).exists()
+    assert HistoryVersion.objects.get(user=carl).token != "c" * 32  # his cached history is not served again
+    assert User.objects.filter(pk=carl.pk).exists()
