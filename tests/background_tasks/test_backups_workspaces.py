@@ -142,3 +142,17 @@ def test_an_archive_from_before_workspaces_restores_with_personal_workspaces(ten
     assert not Document.objects.filter(workspace__isnull=False).exists()
     assert not ApiKey.objects.exists() and not Invitation.objects.exists()
     assert restored["chunks_indexed"] == get_vector_store().count() == Chunk.objects.count()
+
+
+def test_a_dry_run_of_an_archive_from_before_workspaces_lists_only_its_tables(tenants, backup_dir, tmp_path):
+    backup_create(directory=backup_dir, keep=8)
+    [archive] = backups_list(directory=backup_dir)
+    legacy = tmp_path / "legacy.tar.gz"
+    make_legacy(archive, legacy)
+
+    counts = backup_restore(path=legacy, force=True, dry_run=True)
+
+    assert counts["users"] == User.objects.count() and counts["sessions"] == ChatSession.objects.count()
+    assert not {"workspaces", "memberships", "invitations", "api_keys"} & set(counts)
+    assert counts["workspaces_to_wipe"] == Workspace.objects.count()  # a forced restore would wipe them
+    assert ApiKey.objects.count() == 1  # a dry run touches nothing

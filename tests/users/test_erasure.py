@@ -243,3 +243,25 @@ def test_a_former_members_session_in_an_erased_workspace_goes_and_their_history_
     assert not ChatSession.objects.filter(pk=session.pk).exists()
     assert HistoryVersion.objects.get(user=carl).token != "c" * 32  # his cached history is not served again
     assert User.objects.filter(pk=carl.pk).exists()
+
+
+def test_a_vector_store_outage_erases_nothing_and_a_retry_finishes(world, monkeypatch):
+    from utils.exceptions import ProviderUnavailable
+
+    ann, client = world["ann"], world["client"]
+    store = get_vector_store()
+    vectors = store.count()
+
+    def refuse(ids: Any) -> None:
+        raise ProviderUnavailable("the vector store is down", provider="faiss")
+
+    monkeypatch.setattr(type(store), "delete", lambda self, ids: refuse(ids))
+    response = client.delete(ME, {"password": DEFAULT_PASSWORD}, format="json")
+
+    assert response.status_code == 503
+    assert User.objects.filter(pk=ann.pk).exists() and store.count() == vectors
+    assert Document.objects.filter(pk__in=[d.pk for d in world["ann_docs"]]).count() == 2
+
+    monkeypatch.undo()
+    assert client.delete(ME, {"password": DEFAULT_PASSWORD}, format="json").status_code == 200
+    assert rows_referencing(ann.pk) == {}

@@ -107,3 +107,9 @@ def test_the_export_is_throttled_per_user(world, client_for, settings):
 
 def test_the_export_needs_a_signed_in_caller(anon_client):
     assert anon_client.get(EXPORT).status_code == 401
+
+
+def test_a_new_account_exports_its_profile_and_empty_lists(user, client_for):
+    data = client_for(user).get(EXPORT).json()
+    assert data["profile"]["id"] == user.pk and data["format_version"] == 1
+    assert data["sessions"] == data["documents"] == data["api_keys"] == data["invitations_sent"] == []

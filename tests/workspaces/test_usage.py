@@ -106,3 +106,23 @@ def test_periods_are_utc_days_and_months():
 
 def test_usage_needs_a_signed_in_caller(anon_client):
     assert anon_client.get(USAGE).status_code == 401
+
+
+def test_a_new_user_has_zero_usage(user, api_client):
+    body = api_client.get(USAGE).json()
+    assert body["user"] == {
+        "messages_today": 0,
+        "messages_month": 0,
+        "tokens_today": 0,
+        "tokens_month": 0,
+        "max_messages_per_day": 500,
+    }
+    assert body["workspaces"] == []  # no personal workspace made yet, nothing managed
+
+
+def test_a_managed_workspace_without_activity_shows_zeros_and_its_limits(user, api_client):
+    workspace_create(name="Quiet", owner=user)
+    [quiet] = api_client.get(USAGE).json()["workspaces"]
+    assert quiet["name"] == "Quiet" and quiet["role"] == "owner"
+    assert [quiet[k] for k in ("documents", "bytes", "messages_today", "messages_month", "tokens_month")] == [0] * 5
+    assert quiet["limits"]["max_documents"] == 200
