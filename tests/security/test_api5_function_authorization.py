@@ -67,6 +67,9 @@ ACCESS: dict[tuple[str, str], str] = {
     ("chat:message-feedback", "POST"): USER,
     ("background_tasks:jobs", "GET"): STAFF,
     ("background_tasks:job-run", "POST"): STAFF,
+    ("api_keys:list", "GET"): USER,  # owners and admins of the workspace (checked in the view)
+    ("api_keys:list", "POST"): USER,
+    ("api_keys:detail", "DELETE"): USER,
     ("health", "GET"): PUBLIC,
     ("schema", "GET"): PUBLIC,
     ("swagger-ui", "GET"): PUBLIC,

@@ -265,3 +265,24 @@ def test_a_vector_store_outage_erases_nothing_and_a_retry_finishes(world, monkey
     monkeypatch.undo()
     assert client.delete(ME, {"password": DEFAULT_PASSWORD}, format="json").status_code == 200
     assert rows_referencing(ann.pk) == {}
+
+
+def test_an_api_key_can_never_erase_the_account_even_with_the_password(world):
+    from rest_framework.test import APIClient
+
+    from workspaces.api_keys import api_key_create
+
+    raw = api_key_create(
+        workspace=world["solo"], created_by=world["ann"], name="all", scopes=["chat", "documents:read"]
+    ).raw_key
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+    vectors = get_vector_store().count()
+
+    for response in (
+        client.delete(ME, {"password": DEFAULT_PASSWORD}, format="json"),
+        client.get("/api/auth/me/export/"),
+        client.get("/api/usage/"),
+    ):
+        assert response.status_code == 403 and response.json()["code"] == "api_key_not_allowed"
+    assert User.objects.filter(pk=world["ann"].pk).exists() and get_vector_store().count() == vectors
