@@ -189,6 +189,7 @@ THROTTLE_RATES = {
     "chat": env_str("THROTTLE_CHAT", "30/min"),
     "session_create": env_str("THROTTLE_SESSION_CREATE", "60/hour"),
     "search": env_str("THROTTLE_SEARCH", "60/min"),
+    "export": env_str("THROTTLE_EXPORT", "10/hour"),
     "api_key": env_str("THROTTLE_API_KEY", "120/min"),
 }
 CHAT_DAILY_QUOTA = env_int("CHAT_DAILY_QUOTA", 500)
