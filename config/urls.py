@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/auth/", include("users.urls")),
     path("api/rag/", include("rag.urls")),
     path("api/chat/", include("chat.urls")),
+    path("api/workspaces/", include("workspaces.urls")),
     path("api/ops/", include("background_tasks.urls")),
     path("api/token/refresh/", TokenRefreshApi.as_view(), name="token-refresh-alias"),
     path("api/health/", HealthApi.as_view(), name="health"),
