@@ -52,7 +52,7 @@ class WorkspaceApi(APIView):
 
     def page(self, queryset: Any, serializer: Any) -> Response:
         paginator = StandardPagination()
-        page = paginator.paginate_queryset(queryset, self.request, view=self)
+        page: list[Any] | None = paginator.paginate_queryset(queryset, self.request, view=self)
         return paginator.get_paginated_response(serializer(page, many=True).data)
 
 

@@ -16,7 +16,7 @@ from django.utils.text import slugify
 from rag.models import Document
 from users import outbox
 from users.models import User
-from utils.exceptions import Conflict, PermissionDeniedError, ValidationFailed
+from utils.exceptions import Conflict, NotFound, PermissionDeniedError, ValidationFailed
 from workspaces.emails import InvitationMail, send_invitation_email
 from workspaces.models import ApiKey, Invitation, Membership, Workspace
 
@@ -68,6 +68,16 @@ def _locked(workspace: Workspace) -> Workspace:
     return Workspace.objects.select_for_update().get(pk=workspace.pk)
 
 
+def _reread(*memberships: Membership) -> None:
+    """Roles as they are now, under the lock (a request's copy may predate a concurrent change);
+    a membership removed meanwhile is not found."""
+    for membership in memberships:
+        role = Membership.objects.filter(pk=membership.pk).values_list("role", flat=True).first()
+        if role is None:
+            raise NotFound("Member not found.")
+        membership.role = role
+
+
 @transaction.atomic
 def workspace_open(*, owner: User, name: str, include_shared: bool = True) -> Workspace:
     """A new workspace from the API, ``owner`` its first owner, within the cap on owned workspaces."""
@@ -87,11 +97,13 @@ def workspace_open(*, owner: User, name: str, include_shared: bool = True) -> Wo
 
 def workspace_update(*, workspace: Workspace, name: str | None = None, include_shared: bool | None = None) -> Workspace:
     """Rename or switch the shared base on or off; the slug stays (it is the delete confirmation)."""
-    fields = []
+    fields: list[str] = []
     if name is not None:
-        workspace.name, fields = name.strip(), [*fields, "name"]
+        workspace.name = name.strip()
+        fields.append("name")
     if include_shared is not None:
-        workspace.include_shared, fields = include_shared, [*fields, "include_shared"]
+        workspace.include_shared = include_shared
+        fields.append("include_shared")
     if fields:
         workspace.save(update_fields=fields)
     return workspace
@@ -170,7 +182,7 @@ def _last_owner() -> Conflict:
 def member_role_change(*, actor: Membership, target: Membership, role: str) -> Membership:
     """Change ``target``'s role; ``actor`` is the caller's membership of the same workspace."""
     _locked(target.workspace)
-    target.refresh_from_db(fields=["role"])
+    _reread(actor, target)
     _require_owner_for(actor, target, role)
     if (
         target.role == Membership.Role.OWNER
@@ -197,7 +209,7 @@ def member_remove(*, actor: Membership, target: Membership) -> None:
     if actor.pk == target.pk:
         return membership_leave(membership=target)
     _locked(target.workspace)
-    target.refresh_from_db(fields=["role"])
+    _reread(actor, target)
     _require_owner_for(actor, target)
     _membership_end(target)
 
@@ -206,7 +218,7 @@ def member_remove(*, actor: Membership, target: Membership) -> None:
 def membership_leave(*, membership: Membership) -> None:
     """Leave a workspace; its last owner cannot (a personal workspace's owner never can)."""
     _locked(membership.workspace)
-    membership.refresh_from_db(fields=["role"])
+    _reread(membership)
     if membership.role == Membership.Role.OWNER and not _owners_besides(membership.workspace, membership.user_id):
         raise _last_owner()
     _membership_end(membership)

@@ -30,7 +30,7 @@ def invite(team, django_capture_on_commit_callbacks):
                 f"{team.url}invitations/", {"email": email, "role": role}, format="json"
             )
         assert response.status_code == 201, response.content
-        token = re.search(r"(?:^|token=)([A-Za-z0-9_-]{43})$", mail.outbox[-1].body, flags=re.MULTILINE)
+        token = re.search(r"(?:^|token=)([A-Za-z0-9_-]{43})$", str(mail.outbox[-1].body), flags=re.MULTILINE)
         assert token, mail.outbox[-1].body
         return token.group(1)
 

@@ -158,3 +158,24 @@ def test_a_personal_workspace_is_never_left(api_client, user):
     personal = workspace_personal_get(user=user)
     response = api_client.post(f"/api/workspaces/{personal.pk}/leave/")
     assert response.status_code == 409 and response.json()["code"] == "last_owner"
+
+
+def test_an_actor_demoted_meanwhile_acts_with_the_role_they_have_now(team):
+    from utils.exceptions import PermissionDeniedError
+
+    actor = Membership.objects.get(workspace=team.workspace, user=team.admin)
+    target = Membership.objects.get(workspace=team.workspace, user=team.member)
+    Membership.objects.filter(pk=actor.pk).update(role=Membership.Role.MEMBER)
+    with pytest.raises(PermissionDeniedError):
+        member_role_change(actor=actor, target=target, role=Membership.Role.ADMIN)
+    assert role_of(team.workspace, team.member) == "member"
+
+
+def test_a_membership_removed_meanwhile_is_not_found(team):
+    from utils.exceptions import NotFound
+    from workspaces.services import membership_leave
+
+    gone = Membership.objects.get(workspace=team.workspace, user=team.member)
+    Membership.objects.filter(pk=gone.pk).delete()
+    with pytest.raises(NotFound):
+        membership_leave(membership=gone)
