@@ -65,7 +65,10 @@ def workspace_personal_get(*, user: User) -> Workspace:
 def _locked(workspace: Workspace) -> Workspace:
     """The workspace row, locked until the transaction ends: role changes, removals and leaving
     take turns, so two owners demoting or removing each other cannot leave none."""
-    return Workspace.objects.select_for_update().get(pk=workspace.pk)
+    locked = Workspace.objects.select_for_update().filter(pk=workspace.pk).first()
+    if locked is None:  # deleted by a concurrent request
+        raise NotFound("Workspace not found.")
+    return locked
 
 
 def _reread(*memberships: Membership) -> None:
@@ -130,19 +133,24 @@ def workspace_delete(*, workspace: Workspace, allow_personal: bool = False) -> d
     account (``allow_personal``), never alone."""
     if workspace.is_personal and not allow_personal:
         raise _personal_alone()
+    # Imported here: chat and the ingestion services sit above this module (they import it).
     from chat.history import history_changed
     from chat.models import ChatMessage, ChatSession
     from rag.services.ingestion import documents_delete
 
     erased = documents_delete(documents=Document.objects.filter(workspace=workspace))
     with transaction.atomic():
+        _locked(workspace)
+        # A document added while the first pass ran: the cascade below would drop its rows and
+        # leave its vectors behind.
+        late = documents_delete(documents=Document.objects.filter(workspace=workspace))
         sessions = ChatSession.objects.filter(workspace=workspace)
         users = set(sessions.values_list("user_id", flat=True))
         _, by_model = sessions.delete()
         counts = {
-            "documents": erased.documents,
-            "chunks": erased.chunks,
-            "vectors": erased.vectors,
+            "documents": erased.documents + late.documents,
+            "chunks": erased.chunks + late.chunks,
+            "vectors": erased.vectors + late.vectors,
             "sessions": by_model.get(ChatSession._meta.label, 0),
             "messages": by_model.get(ChatMessage._meta.label, 0),
             "members": Membership.objects.filter(workspace=workspace).delete()[0],

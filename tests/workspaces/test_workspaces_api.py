@@ -218,3 +218,23 @@ def test_deleting_one_workspace_leaves_another_whole(team):
     team.client(team.owner).delete(team.url, {"confirm": team.workspace.slug}, format="json")
     assert Document.objects.filter(workspace=other).count() == 1
     assert get_vector_store().count() == len(kept_chunks)
+
+
+def test_a_document_added_during_the_erasure_loses_its_vectors_too(team, monkeypatch):
+    from rag.services import ingestion
+
+    _workspace_document(team.workspace, "First")
+    real = ingestion.documents_delete
+    calls = []
+
+    def racing(*, documents):
+        erased = real(documents=documents)
+        if not calls:  # another request adds a document right after the first pass
+            _workspace_document(team.workspace, "Late")
+        calls.append(erased)
+        return erased
+
+    monkeypatch.setattr(ingestion, "documents_delete", racing)
+    deleted = workspace_delete(workspace=team.workspace)
+    assert deleted["documents"] == 2 and len(calls) == 2
+    assert get_vector_store().count() == 0 and not Document.objects.exists()
