@@ -225,7 +225,7 @@ def test_a_document_added_during_the_erasure_loses_its_vectors_too(team, monkeyp
 
     _workspace_document(team.workspace, "First")
     real = ingestion.documents_delete
-    calls = []
+    calls: list[object] = []
 
     def racing(*, documents):
         erased = real(documents=documents)
