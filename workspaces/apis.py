@@ -171,8 +171,9 @@ class InvitationDetailApi(WorkspaceApi):
     @schema.invitation_detail_delete
     def delete(self, request: Request, workspace_id: int, invitation_id: int) -> Response:
         self.membership(workspace_id, manage=True)
-        invitations = selectors.invitation_pending_list(user=request_user(request), workspace_id=workspace_id)
-        invitation = invitations.filter(pk=invitation_id).first()
+        invitation = selectors.invitation_open_get(
+            user=request_user(request), workspace_id=workspace_id, invitation_id=invitation_id
+        )
         if invitation is None:
             raise NotFound("Invitation not found.")
         services.invitation_revoke(invitation=invitation)

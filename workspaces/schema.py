@@ -215,7 +215,7 @@ invitation_list_post = extend_schema(
 
 invitation_detail_delete = extend_schema(
     tags=TAG,
-    summary="Revoke a pending invitation (owner or admin)",
+    summary="Revoke an invitation not yet accepted (owner or admin)",
     responses={204: None, **error_responses(401, 403, 404)},
 )
 

@@ -68,3 +68,10 @@ def invitation_pending_list(*, user: User, workspace_id: int) -> QuerySet[Invita
         )
         .order_by("-created_at", "-id")
     )
+
+
+def invitation_open_get(*, user: User, workspace_id: int, invitation_id: int) -> Invitation | None:
+    """A not yet accepted invitation (expired or not) of a workspace ``user`` belongs to."""
+    return Invitation.objects.filter(
+        pk=invitation_id, workspace_id=workspace_id, workspace__memberships__user=user, accepted_at__isnull=True
+    ).first()

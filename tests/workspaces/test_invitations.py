@@ -163,6 +163,8 @@ def test_managers_list_and_revoke_pending_invitations(team, invite):
     assert team.client(team.admin).delete(url).status_code == 204
     assert team.client(team.admin).delete(url).status_code == 404
     assert not Invitation.objects.filter(email="a@example.com").exists()
+    expired = Invitation.objects.get(email="b@example.com")  # not listed, but can be cleaned up
+    assert team.client(team.owner).delete(f"{team.url}invitations/{expired.pk}/").status_code == 204
 
 
 def test_another_workspaces_invitation_is_not_found(team, invite, client_for):
@@ -185,3 +187,21 @@ def test_invitations_are_throttled_per_user(team, settings):
     response = client.post(f"{team.url}invitations/", {"email": "u9@example.com"}, format="json")
     assert response.status_code == 429
     assert Invitation.objects.count() == 2
+
+
+def test_a_stray_invitation_to_a_personal_workspace_is_never_accepted(client_for):
+    """Invitations to personal workspaces are refused when made; one that exists anyway (made in the
+    database by hand) still admits nobody."""
+    owner = UserFactory.create()
+    personal = workspace_personal_get(user=owner)
+    raw = "stray-token-" + "x" * 31
+    Invitation.objects.create(
+        workspace=personal,
+        email="grace@example.com",
+        token_hash=hashlib.sha256(raw.encode()).hexdigest(),
+        expires_at=timezone.now() + timedelta(hours=1),
+    )
+    grace = UserFactory.create(email="grace@example.com")
+    response = client_for(grace).post(ACCEPT, {"token": raw}, format="json")
+    assert response.status_code == 400 and response.json()["code"] == "invalid_invitation"
+    assert role_of(personal, grace) is None

@@ -238,3 +238,31 @@ def test_a_document_added_during_the_erasure_loses_its_vectors_too(team, monkeyp
     deleted = workspace_delete(workspace=team.workspace)
     assert deleted["documents"] == 2 and len(calls) == 2
     assert get_vector_store().count() == 0 and not Document.objects.exists()
+
+
+def test_the_documented_defaults(settings):
+    rates = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
+    assert (rates["workspace_create"], rates["invitation"]) == ("20/hour", "30/hour")
+    assert (settings.WORKSPACE_MAX_OWNED, settings.WORKSPACE_INVITATION_TTL_HOURS) == (20, 72)
+
+
+def test_only_a_persons_bearer_token_is_taken(team):
+    """Workspace management is for people: an API key header (or none) is a 401 on every route."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    for headers in ({}, {"HTTP_AUTHORIZATION": "Api-Key rk_abc.secret"}):
+        for method, url in [
+            ("get", "/api/workspaces/"),
+            ("get", team.url),
+            ("get", f"{team.url}members/"),
+            ("post", f"{team.url}invitations/"),
+            ("post", "/api/workspaces/invitations/accept/"),
+        ]:
+            response = getattr(client, method)(url, **headers)
+            assert response.status_code == 401, (method, url, response.content)
+
+
+def test_a_name_with_a_nul_character_is_refused(api_client):
+    response = api_client.post("/api/workspaces/", {"name": "Acme\x00"}, format="json")
+    assert response.status_code == 400
