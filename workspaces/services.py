@@ -258,7 +258,8 @@ def invitation_create(*, actor: Membership, email: str, role: str) -> Invitation
     email = email.strip().lower()
     if Membership.objects.filter(workspace=workspace, user__email__iexact=email).exists():
         raise Conflict("This address belongs to a member already.", code="already_member")
-    Invitation.objects.filter(workspace=workspace, email__iexact=email, accepted_at__isnull=True).delete()
+    # Addresses are stored lower-cased, so the exact match uses the (workspace, email) index.
+    Invitation.objects.filter(workspace=workspace, email=email, accepted_at__isnull=True).delete()
     raw, now = secrets.token_urlsafe(32), timezone.now()
     invitation = Invitation.objects.create(
         workspace=workspace,
