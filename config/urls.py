@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/chat/", include("chat.urls")),
     path("api/workspaces/", include("workspaces.urls")),
     path("api/ops/", include("background_tasks.urls")),
+    path("api/workspaces/", include("workspaces.urls_keys")),
     path("api/token/refresh/", TokenRefreshApi.as_view(), name="token-refresh-alias"),
     path("api/health/", HealthApi.as_view(), name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

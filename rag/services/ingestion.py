@@ -40,6 +40,7 @@ class DocumentInput:
     category: str = Document.Category.OTHER
     source: str = ""
     metadata: dict[str, Any] | None = None
+    workspace_id: int | None = None  # none: the shared knowledge base
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def _find_existing(item: DocumentInput, document: Document | None) -> Document |
     if document is not None:
         return document
     if item.source:
-        return Document.objects.filter(source=item.source).first()
+        return Document.objects.filter(source=item.source, workspace=item.workspace_id).first()
     return None
 
 
@@ -158,7 +159,7 @@ def _write_batch(batch: list[_Planned]) -> list[IngestResult]:
         for planned in batch:
             if planned.existing is not None:
                 _lock_still_there(planned.existing)  # a delete that won the race is not undone by this update
-            doc = planned.existing or Document()
+            doc = planned.existing or Document(workspace_id=planned.item.workspace_id)
             if doc.pk:
                 old_ids.extend(doc.chunks.values_list("id", flat=True))
             item = planned.item

@@ -20,7 +20,7 @@ from rag.lexical import LexicalIndex, reciprocal_rank_fusion
 from rag.models import Chunk
 from rag.providers.factory import get_embedder, get_vector_store
 from rag.providers.factory import warm_up as warm_up_providers
-from rag.types import Turn, Vectors
+from rag.types import RetrievalScope, Turn, Vectors
 from rag.versioning import KNOWLEDGE_BASE_VERSION
 
 logger = logging.getLogger(__name__)
@@ -204,8 +204,11 @@ def retrieve(
     top_k: int | None = None,
     fusion: str | None = None,
     use_cache: bool = True,
+    scope: RetrievalScope = RetrievalScope(),  # noqa: B008 (frozen dataclass: an immutable default)
 ) -> Retrieval:
     """The top documents for ``query``; raises a ``ProviderError`` when a provider fails.
+
+    ``scope``: which documents may be read (pass-through stub until the stores filter by it).
 
     ``fusion``: ``hybrid`` (dense and BM25 rankings fused by RRF), ``dense`` or ``lexical``.
     """

@@ -55,6 +55,7 @@ def object_urls(staff: User) -> dict[str, str]:
         "workspaces:member-detail": f"/api/workspaces/{team.pk}/members/{member.pk}/",
         "workspaces:invitations": f"/api/workspaces/{team.pk}/invitations/",
         "workspaces:leave": f"/api/workspaces/{team.pk}/leave/",
+        "api_keys:list": f"/api/workspaces/{workspace_personal_get(user=staff).pk}/api-keys/",
     }
 
 

@@ -250,8 +250,13 @@ def test_only_a_persons_bearer_token_is_taken(team):
     """Workspace management is for people: an API key header (or none) is a 401 on every route."""
     from rest_framework.test import APIClient
 
+    from workspaces.api_keys import api_key_create
+
+    key = api_key_create(
+        workspace=team.workspace, created_by=team.owner, name="ci", scopes=["chat", "documents:read", "documents:write"]
+    )
     client = APIClient()
-    for headers in ({}, {"HTTP_AUTHORIZATION": "Api-Key rk_abc.secret"}):
+    for headers in ({}, {"HTTP_AUTHORIZATION": f"Api-Key {key.raw_key}"}):
         for method, url in [
             ("get", "/api/workspaces/"),
             ("get", team.url),
@@ -261,6 +266,8 @@ def test_only_a_persons_bearer_token_is_taken(team):
         ]:
             response = getattr(client, method)(url, **headers)
             assert response.status_code == 401, (method, url, response.content)
+    # The control: the key itself is good where keys are taken.
+    assert client.get("/api/chat/sessions/", HTTP_AUTHORIZATION=f"Api-Key {key.raw_key}").status_code == 200
 
 
 def test_a_name_with_a_nul_character_is_refused(api_client):
