@@ -179,3 +179,15 @@ def test_a_membership_removed_meanwhile_is_not_found(team):
     Membership.objects.filter(pk=gone.pk).delete()
     with pytest.raises(NotFound):
         membership_leave(membership=gone)
+
+
+def test_a_removed_member_no_longer_sees_the_workspaces_sessions(team):
+    from tests.factories import ChatMessageFactory, ChatSessionFactory
+
+    session = ChatSessionFactory.create(user=team.member, workspace=team.workspace, title="Acme internals")
+    ChatMessageFactory.create(session=session)
+    client = team.client(team.member)
+    assert "Acme internals" in client.get("/api/chat/history/").content.decode()  # cached now
+    assert team.client(team.admin).delete(member_url(team, team.member)).status_code == 204
+    assert "Acme internals" not in client.get("/api/chat/history/").content.decode()
+    assert client.get(f"/api/chat/sessions/{session.pk}/").status_code == 404
