@@ -266,6 +266,8 @@ SPECTACULAR_SETTINGS = {
     # token, an API key, which is refused off its endpoints) are not read, so they cannot fail.
     "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name for the workspace roles wherever a serializer lists them (members, invitations, export).
+    "ENUM_NAME_OVERRIDES": {"WorkspaceRoleEnum": "workspaces.models.Membership.Role"},
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
