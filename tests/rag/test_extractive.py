@@ -11,7 +11,7 @@ import pytest
 
 from rag.ingestion.chunking import split_into_chunks
 from rag.ingestion.units import chunk_units
-from rag.providers.extractive import ExtractiveGenerator, extractive_result
+from rag.providers.extractive import ExtractiveGenerator, extractive_result, question_parts
 from rag.providers.local_embedder import LocalEmbedder, count_tokens
 from rag.services.retrieval import combine_with_previous
 from rag.types import LOW_SUPPORT, NO_INFORMATION_ANSWER, NO_MATCH, AnswerRequest, ContextDocument, ContextPassage, Turn
@@ -177,3 +177,70 @@ def test_generator_streams_what_it_generates_and_is_deterministic(question):
     generation = generator.generate(request)
     assert "".join(d.text for d in generator.stream(request)) == generation.text
     assert generator.generate(request) == generation
+
+
+CARDS = """# Get a library card
+
+## Who can join
+
+Everyone who lives, works or studies in Northbrook gets a library card at no charge. Other people buy
+a card for 30 EUR a year.
+
+## Lost cards
+
+A replacement card costs 3 EUR at any branch.
+"""
+DENTAL = """# Dental care
+
+## Scale and polish
+
+A scale and polish under general anaesthetic starts at 220 EUR and includes dental X-rays.
+"""
+SURGERY = """# Preparing for surgery
+
+## Preparing your pet the night before
+
+Do not feed your dog after 22:00 on the evening before the operation. Water is fine until the morning.
+"""
+
+
+def test_a_question_about_cost_without_how_much_prefers_the_passage_with_a_price():
+    result, _ = ask("What does the Team plan cost?", ("Plans and prices", PLANS))
+    assert "29 EUR" in result.text
+
+
+def test_the_value_asked_for_is_read_from_the_sentence_after_the_best_match():
+    result, documents = ask("How much is a library card for someone who doesn't live in Northbrook?", ("Cards", CARDS))
+    assert "30 EUR a year" in result.text
+    quotes_are_in_their_chunks(result, documents)
+
+
+def test_a_short_follow_up_asks_for_what_the_previous_question_asked_for():
+    result, _ = ask("and a replacement card?", ("Cards", CARDS), history=("How much is a library card?",))
+    assert "3 EUR" in result.text
+
+
+@pytest.mark.parametrize(
+    ("question", "parts"),
+    [
+        ("My dog needs a scale and polish. How do I prepare him, and what will it cost?",
+         ["My dog needs a scale and polish.", "How do I prepare him", "what will it cost?"]),
+        ("Which branches have study rooms, and until when is Oakfield open on Saturdays?",
+         ["Which branches have study rooms", "until when is Oakfield open on Saturdays?"]),
+        ("How do I log out of all my devices?", ["How do I log out of all my devices?"]),
+        ("What is black and white printing?", ["What is black and white printing?"]),
+    ],
+)  # fmt: skip
+def test_a_compound_question_splits_into_its_questions(question, parts):
+    assert question_parts(question) == parts
+
+
+def test_each_part_of_a_compound_question_is_answered_from_its_own_document():
+    result, documents = ask(
+        "How do I prepare my dog for his operation the night before, and what does a scale and polish cost?",
+        ("Dental care", DENTAL),
+        ("Preparing for surgery", SURGERY),
+    )
+    assert "220 EUR" in result.text and "22:00" in result.text
+    assert {c.n for c in result.citations} == {1, 2}
+    quotes_are_in_their_chunks(result, documents)
