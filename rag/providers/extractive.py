@@ -49,7 +49,7 @@ MIN_SUPPORT_WITH_UNKNOWN = 0.7  # ... when one of the question's content words i
 UNKNOWN_TERMS_ABSTAIN = 2  # this many unknown content words ...
 MIN_SUPPORT_DESPITE_UNKNOWN = 0.75  # ... abstain unless the best score reaches this
 KEEP_WITHIN = 0.22  # further units of the best unit's document: at most this far below the best
-OTHER_DOCUMENT_WITHIN = 0.02  # a unit of another document must be this close to the best
+OTHER_DOCUMENT_WITHIN = 0.06  # a unit of another document must be this close to the best
 MAX_UNITS = 3
 MAX_ANSWER_CHARS = 900
 _SHORT_QUESTION_TERMS = 3  # below this many content words, the previous user turn helps
@@ -291,11 +291,10 @@ def _select(
     if (
         following is not None
         and answer_type is not None
-        and not answer_type.search(best.unit.display)
         and answer_type.search(following.unit.display)
     ):
         # "Cards are free for residents." then "Others pay €30 a year.": the value asked for is
-        # often stated right after the sentence that matches the question best.
+        # often stated (again, or for the other case) right after the sentence that matches best.
         chosen.append(following)
         length += len(following.unit.display)
     for index in order[1:]:
