@@ -45,9 +45,7 @@ __all__ = ["NO_INFORMATION_ANSWER", "ExtractiveGenerator", "extractive_answer"]
 # Calibrated on the dev split of rag/eval/answers (README "Measuring answers"); see bench/ for the sweep.
 LEXICAL_WEIGHT = 0.35  # weight of the lexical share (0-1) next to the cosine similarity (0-1)
 MIN_SUPPORT = 0.69  # below this best score the evidence is too weak: abstain
-MIN_SUPPORT_WITH_UNKNOWN = 0.7  # ... when one of the question's content words is unknown to the knowledge base
-UNKNOWN_TERMS_ABSTAIN = 2  # this many unknown content words ...
-MIN_SUPPORT_DESPITE_UNKNOWN = 0.75  # ... abstain unless the best score reaches this
+UNKNOWN_TERM_PENALTY = 0.03  # ... raised by this for each content word no document uses
 KEEP_WITHIN = 0.22  # further units of the best unit's document: at most this far below the best
 OTHER_DOCUMENT_WITHIN = 0.06  # a unit of another document must be this close to the best
 MAX_UNITS = 3
@@ -69,6 +67,13 @@ _VALUE_WORDS = (
     ("much", re.compile(r"\b(?:cost|costs|price|prices|priced|fee|fees|charge|charges|charged|pay)\b", re.IGNORECASE)),
     ("when", re.compile(r"\bwhat\s+time\b|\b(?:opening\s+hours|open\s+until|until\s+when)\b", re.IGNORECASE)),
     ("old", re.compile(r"\b(?:what|minimum|maximum)\s+age\b", re.IGNORECASE)),
+    ("email", re.compile(r"\be-?mail\s+address\b", re.IGNORECASE)),
+    (
+        "phone",
+        re.compile(
+            r"\b(?:phone|telephone|contact)\s+number\b|\bnumber\s+(?:to|do\s+i|should\s+i)\s+call\b", re.IGNORECASE
+        ),
+    ),
 )
 # Where a compound question splits: after a sentence, or at ", and" / "and" before a question word.
 _PART_BOUNDARY = re.compile(
@@ -91,6 +96,8 @@ _ANSWER_TYPES = {
     "much": re.compile(_AMOUNT, re.IGNORECASE),
     "many": re.compile(r"\b\d+\b|\b(?:one|two|three|four|five|six|seven|eight|nine|ten)\b", re.IGNORECASE),
     "when": re.compile(rf"{_DURATION}|{_DATE_OR_TIME}", re.IGNORECASE),
+    "email": re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+"),
+    "phone": re.compile(r"\+?\d[\d ()-]{6,}\d"),
     "old": re.compile(r"\b\d+\b|\b(?:age|aged|adults?|children|under|over)\b", re.IGNORECASE),
 }
 _WORD_GROUP = re.compile(rf"(?:\S+\s*){{1,{_STREAM_WORDS}}}")
@@ -288,11 +295,7 @@ def _select(
     chosen = [best]
     length = len(best.unit.display)
     following = _next_in_section(best, candidates) if answer_type is not None else None
-    if (
-        following is not None
-        and answer_type is not None
-        and answer_type.search(following.unit.display)
-    ):
+    if following is not None and answer_type is not None and answer_type.search(following.unit.display):
         # "Cards are free for residents." then "Others pay €30 a year.": the value asked for is
         # often stated (again, or for the other case) right after the sentence that matches best.
         chosen.append(following)
@@ -324,12 +327,10 @@ def _render(chosen: list[_Candidate]) -> str:
     return "".join(parts)
 
 
-def _support_needed(unknown: int) -> float:
-    """The best score an answer needs: higher for a question about things the knowledge base never
-    mentions (content words no document uses)."""
-    if unknown >= UNKNOWN_TERMS_ABSTAIN:
-        return MIN_SUPPORT_DESPITE_UNKNOWN
-    return MIN_SUPPORT_WITH_UNKNOWN if unknown else MIN_SUPPORT
+def _support_needed(unknown: Sequence[str]) -> float:
+    """The best score an answer needs: higher for each of the question's content words that no
+    document of the knowledge base uses (the question is about something it never mentions)."""
+    return MIN_SUPPORT + UNKNOWN_TERM_PENALTY * len(unknown)
 
 
 def extractive_result(request: AnswerRequest, *, max_units: int | None = None) -> ExtractiveResult:
@@ -342,7 +343,7 @@ def extractive_result(request: AnswerRequest, *, max_units: int | None = None) -
         return ExtractiveResult(NO_INFORMATION_ANSWER, (), LOW_SUPPORT)
     scores = _scores(candidates, request)
     parts = _part_answers(candidates, request)
-    needed = _support_needed(len(request.unknown_terms))
+    needed = _support_needed(request.unknown_terms)
     # A compound question is answered when one of its parts is, with the parts that are.
     if max([*scores, *(score for _, score in parts)]) < needed:
         return ExtractiveResult(NO_INFORMATION_ANSWER, (), LOW_SUPPORT)
