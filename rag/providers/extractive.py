@@ -55,6 +55,7 @@ _HISTORY_WEIGHT = 0.25
 _CONTEXT_WEIGHT = 0.3  # the rest of a compound question, next to the words of the part being answered
 ANSWER_TYPE_BONUS = 0.15  # a unit with what the question asks for (a price for "how much" ...)
 STEPS_BONUS = 0.08  # numbered steps, for a question asking how to do something
+RESTRICTIVE_PENALTY = 0.25  # "only" or "not" in a passage, for a question about all or every
 _STREAM_WORDS = 6
 
 _PROCEDURAL = re.compile(
@@ -75,6 +76,10 @@ _VALUE_WORDS = (
         ),
     ),
 )
+# A question about all of something ("log out of all my devices") is not answered by a passage
+# about one of them or about what is not affected: such passages are the opposite case.
+_UNIVERSAL = re.compile(r"\b(?:all|every|everywhere|everything|everyone|each)\b", re.IGNORECASE)
+_RESTRICTIVE = re.compile(r"\b(?:only|not|never|none|no\s+other)\b|n't\b", re.IGNORECASE)
 # Where a compound question splits: after a sentence, or at ", and" / "and" before a question word.
 _PART_BOUNDARY = re.compile(
     r"(?<=[.?!])\s+|,\s*(?:and\s+)?(?=(?:how|what|when|where|who|which|until|is|are|can|do|does|will)\b)"
@@ -194,14 +199,20 @@ def _value_kind(question: str) -> str:
 def _scores(candidates: list[_Candidate], request: AnswerRequest) -> list[float]:
     weights = _question_terms(request.searched or request.question, request.history)
     answer_type, procedural = _asks_for(request.question, request.history)
-    return _weighted_scores(candidates, weights, answer_type, procedural)
+    universal = bool(_UNIVERSAL.search(request.question)) and not _RESTRICTIVE.search(request.question)
+    return _weighted_scores(candidates, weights, answer_type, procedural, universal)
 
 
 def _weighted_scores(
-    candidates: list[_Candidate], weights: dict[str, float], answer_type: re.Pattern[str] | None, procedural: bool
+    candidates: list[_Candidate],
+    weights: dict[str, float],
+    answer_type: re.Pattern[str] | None,
+    procedural: bool,
+    universal: bool = False,
 ) -> list[float]:
     """Each candidate's evidence: cosine similarity plus the idf-weighted share of the question's
-    terms it (or its heading) contains, plus bonuses for holding what the question asks for."""
+    terms it (or its heading) contains, plus bonuses for holding what the question asks for, less
+    a penalty for saying the opposite ("only that session" for "all my devices")."""
     frequency = Counter(term for c in candidates for term in (c.terms | c.section_terms) & weights.keys())
     idf = {term: math.log(1 + len(candidates) / count) for term, count in frequency.items()}
     # Terms no candidate contains count too: a question about something the documents never
@@ -220,6 +231,8 @@ def _weighted_scores(
             score += ANSWER_TYPE_BONUS
         if procedural and candidate.unit.kind == STEPS:
             score += STEPS_BONUS
+        if universal and _RESTRICTIVE.search(candidate.unit.display):
+            score -= RESTRICTIVE_PENALTY
         scores.append(score)
     return scores
 

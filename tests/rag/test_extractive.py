@@ -108,7 +108,7 @@ def quotes_are_in_their_chunks(result, documents) -> None:
 def test_log_out_everywhere_quotes_the_logout_all_passage_not_its_opposite():
     result, documents = ask("How do I log out of all my devices?", ("Sessions and devices", SESSIONS))
     assert "logout-all" in result.text
-    assert "not affected" not in result.text
+    assert "not affected" not in result.text and "only that session" not in result.text
     quotes_are_in_their_chunks(result, documents)
 
 
@@ -244,3 +244,31 @@ def test_each_part_of_a_compound_question_is_answered_from_its_own_document():
     assert "220 EUR" in result.text and "22:00" in result.text
     assert {c.n for c in result.citations} == {1, 2}
     quotes_are_in_their_chunks(result, documents)
+
+
+CONTACT = """# Contact support
+
+## Phone
+
+Call us on +33 1 23 45 67 89, every day from 07:00 to 22:00. Calls cost the price of a local call.
+
+## Email and post
+
+Email us at help@example.org; we answer within 2 business days. Our postal address is on the invoice.
+"""
+
+
+def test_asking_for_the_email_address_quotes_the_address_not_the_postal_one():
+    result, _ = ask(
+        "and what is the email address for support?",
+        ("Contact", CONTACT),
+        history=("What is the phone number of support?",),
+    )
+    assert result.text.startswith("Email us at help@example.org")
+
+
+def test_a_follow_up_asking_for_the_export_formats_lists_them():
+    result, _ = ask(
+        "which formats?", ("Export a session", EXPORT), ("Sessions", SESSIONS), history=("How do I export a session?",)
+    )
+    assert "- JSON" in result.text and "- Markdown" in result.text
