@@ -20,6 +20,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -149,21 +150,27 @@ def _candidates(documents: Sequence[ContextDocument], question: Vectors | None) 
     found: list[_Candidate] = []
     for rank, document in enumerate(documents):
         for passage in document.passages:
-            units = chunk_units(passage.text)
+            units = _units(passage.text)
             fallback = passage.similarity or document.similarity
             similarities = _unit_similarities(passage.unit_vectors, len(units), question, fallback)
             order = passage.index
-            for unit, similarity in zip(units, similarities, strict=True):
-                if _cites_something(unit.quote):
-                    continue
-                terms = frozenset(tokenize(unit.display))
-                found.append(
-                    _Candidate(
-                        document.number, rank, passage.chunk_id, order, unit, terms,
-                        frozenset(tokenize(unit.section)), similarity,
+            for (unit, terms, section_terms, cites), similarity in zip(units, similarities, strict=True):
+                if not cites:
+                    found.append(
+                        _Candidate(
+                            document.number, rank, passage.chunk_id, order, unit, terms, section_terms, similarity
+                        )
                     )
-                )  # fmt: skip
     return found
+
+
+@lru_cache(maxsize=4096)
+def _units(chunk_text: str) -> tuple[tuple[Unit, frozenset[str], frozenset[str], bool], ...]:
+    """A chunk's units with their terms, read once per chunk text: the same chunks answer many questions."""
+    return tuple(
+        (unit, frozenset(tokenize(unit.display)), frozenset(tokenize(unit.section)), _cites_something(unit.quote))
+        for unit in chunk_units(chunk_text)
+    )
 
 
 def _question_terms(question: str, history: Sequence[Turn]) -> dict[str, float]:
