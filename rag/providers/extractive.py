@@ -100,7 +100,12 @@ _ANSWER_TYPES = {
     "soon": re.compile(_DURATION, re.IGNORECASE),
     "often": re.compile(rf"{_DURATION}|\b(?:every|daily|weekly|monthly|yearly|annually|once|twice)\b", re.IGNORECASE),
     "much": re.compile(_AMOUNT, re.IGNORECASE),
-    "many": re.compile(r"\b\d+\b|\b(?:one|two|three|four|five|six|seven|eight|nine|ten)\b", re.IGNORECASE),
+    # A count: not a time of day ("10:00"), a price or a share.
+    "many": re.compile(
+        r"(?<![$\u20ac\u00a3\d:.,])\b\d+\b(?![:.,]?\d)(?!\s?(?:%|am\b|pm\b|percent))"
+        r"|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|twelve|twenty)\b",
+        re.IGNORECASE,
+    ),
     "when": re.compile(rf"{_DURATION}|{_DATE_OR_TIME}", re.IGNORECASE),
     "email": re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+"),
     "phone": re.compile(r"\+?\d[\d ()-]{6,}\d"),

@@ -11,7 +11,7 @@ import pytest
 
 from rag.ingestion.chunking import split_into_chunks
 from rag.ingestion.units import chunk_units
-from rag.providers.extractive import ExtractiveGenerator, extractive_result, question_parts
+from rag.providers.extractive import _ANSWER_TYPES, ExtractiveGenerator, extractive_result, question_parts
 from rag.providers.local_embedder import LocalEmbedder, count_tokens
 from rag.services.retrieval import combine_with_previous
 from rag.types import LOW_SUPPORT, NO_INFORMATION_ANSWER, NO_MATCH, AnswerRequest, ContextDocument, ContextPassage, Turn
@@ -272,3 +272,12 @@ def test_a_follow_up_asking_for_the_export_formats_lists_them():
         "which formats?", ("Export a session", EXPORT), ("Sessions", SESSIONS), history=("How do I export a session?",)
     )
     assert "- JSON" in result.text and "- Markdown" in result.text
+
+
+@pytest.mark.parametrize(
+    ("text", "counts"),
+    [("up to 4 bikes", True), ("three guests", True), ("open 10:00 to 13:00", False), ("costs €25", False),
+     ("10% off", False), ("at 9 am", False)],
+)  # fmt: skip
+def test_how_many_is_answered_by_a_count_not_by_a_time_or_a_price(text, counts):
+    assert bool(_ANSWER_TYPES["many"].search(text)) is counts
