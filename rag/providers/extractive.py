@@ -1,15 +1,21 @@
 """The offline answerer: the passages of the retrieved documents that answer the question, cited.
 
-Candidates are the quotable units of the retrieved chunks (``rag.ingestion.units``: sentences, a
-lead sentence with its list or steps, table rows with their header, FAQ answers). Each is scored
-with semantic evidence (the question's embedding against the unit's, stored at ingestion) and
-lexical evidence (the share of the question's idf-weighted terms it contains, its section heading
-counting half). The best unit must reach ``MIN_SUPPORT`` or the answer abstains; other units join
-it only while their evidence stays close to the best one's, and a unit of another document must
-be nearly as good on its own (no padding from a document that merely shares a word). The chosen
-units are read in document order, each followed by its document's marker ``[n]``.
+Candidates are the quotable units of the retrieved documents' chunks, and of the chunks near them
+(``rag.ingestion.units``: sentences, a lead sentence with its list or steps, table rows with their
+header, FAQ answers). Each is scored with semantic evidence (the question's embedding against the
+unit's, stored at ingestion) and lexical evidence (the share of the question's idf-weighted terms
+it contains, its section heading counting half), plus a bonus when it holds the kind of value the
+question asks for (a price for "what does it cost", a duration for "how long", an address for
+"what's the email address"; a short follow-up asks for what the previous question asked for), and
+less a penalty when it says the opposite of a question about all or every ("only that session").
+The best unit must reach ``MIN_SUPPORT``, raised for each content word no document uses, or the
+answer abstains. Other units join it only while their evidence stays close to the best one's (a
+unit of another document must be nearly as good on its own: no padding from a document that merely
+shares a word); the sentence after the best one joins it when it states the value asked for; each
+part of a compound question ("how do I prepare him, and what will it cost?") brings its own best
+unit. The chosen units are read in document order, each followed by its document's marker ``[n]``.
 
-Deterministic and fast: no model run (the vectors come with the request), a few milliseconds.
+Deterministic and fast: no model run (the vectors come with the request), about a millisecond.
 """
 
 from __future__ import annotations
