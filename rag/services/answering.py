@@ -28,7 +28,7 @@ from utils.metrics import record_degraded
 logger = logging.getLogger(__name__)
 
 _EXTRACTIVE = ExtractiveGenerator()
-NEARBY_CHUNKS = 4  # chunks either side of a retrieved one that the extractive answerer reads too
+NEARBY_CHUNKS = 2  # chunks either side of a retrieved one that the extractive answerer reads too
 
 
 @dataclass
