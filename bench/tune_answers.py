@@ -1,6 +1,6 @@
 """Sweep the extractive answerer's constants on the dev split of rag/eval/answers (never the test split).
 
-Usage: .venv/bin/python bench/tune_answers.py [--features | --once] [--split dev]
+Usage: .venv/bin/python bench/tune_answers.py [--features | --once | --cost] [--split dev]
 
 Runs on the evaluation's own knowledge base (``make eval-answers`` builds it in
 var/eval/answers-kb). Each question is retrieved once; the answerer then runs for every setting
@@ -9,6 +9,8 @@ fact recall, abstention and false refusals as the targets do), with fact recall 
 question under it. ``--once`` runs the current constants only and adds the answerer's own time
 per answer (median and slowest, on a machine that may be shared). ``--features`` prints each
 question's best score and what it is made of, to see where answerable and unanswerable overlap.
+``--cost`` prints the CPU time of a warm ``answer_question`` (retrieval, the nearby chunks, the
+answer), best of 3 passes: CPU time, so that a machine shared with other work still measures it.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ def main() -> None:
     parser.add_argument("--split", default="dev")
     parser.add_argument("--features", action="store_true")
     parser.add_argument("--once", action="store_true")
+    parser.add_argument("--cost", action="store_true")
     args = parser.parse_args()
     boot()
     from rag.eval.answers import by_kind, load_cases, score, select, summarise
@@ -58,6 +61,9 @@ def main() -> None:
     from rag.types import Turn
 
     cases = select(load_cases(ROOT / "rag" / "eval" / "answers" / "questions.jsonl"), args.split)
+    if args.cost:
+        cost(cases)
+        return
     prepared = []
     for case in cases:
         history = [Turn(role="user", content=h) for h in case.history]
@@ -114,6 +120,22 @@ def main() -> None:
         results.append((objective, dict(zip(grid, values, strict=True)), line))
     for objective, params, line in sorted(results, key=lambda r: -r[0])[:12]:
         print(f"{objective:.3f} {params} {line}")
+
+
+def cost(cases: list) -> None:
+    from rag.services.answering import answer_question
+    from rag.types import Turn
+
+    asked = [(case.q, [Turn(role="user", content=h) for h in case.history]) for case in cases]
+    for question, history in asked:  # warm: the embedding cache and the unit cache
+        answer_question(question=question, history=history)
+    passes = []
+    for _ in range(3):
+        started = time.process_time()
+        for question, history in asked:
+            answer_question(question=question, history=history)
+        passes.append((time.process_time() - started) * 1000 / len(asked))
+    print(f"CPU per warm answer_question, best of 3 passes over {len(asked)} questions: {min(passes):.2f} ms")
 
 
 if __name__ == "__main__":
