@@ -175,7 +175,7 @@ def _candidates(documents: Sequence[ContextDocument], question: Vectors | None) 
     return found
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)  # a few MB per process at most
 def _units(chunk_text: str) -> tuple[tuple[Unit, frozenset[str], frozenset[str], bool], ...]:
     """A chunk's units with their terms, read once per chunk text: the same chunks answer many questions."""
     return tuple(
