@@ -1,11 +1,16 @@
 """Sweep the extractive answerer's constants on the dev split of rag/eval/answers (never the test split).
 
-Usage: .venv/bin/python bench/tune_answers.py [--features] [--split dev]
+Usage: .venv/bin/python bench/tune_answers.py [--features | --once | --cost] [--split dev]
 
 Runs on the evaluation's own knowledge base (``make eval-answers`` builds it in
 var/eval/answers-kb). Each question is retrieved once; the answerer then runs for every setting
 of the grid, and the script prints the summary line of each, best first (by a score that weighs
-fact recall, abstention and false refusals as the targets do).
+fact recall, abstention and false refusals as the targets do), with fact recall per kind of
+question under it. ``--once`` runs the current constants only and adds the answerer's own time
+per answer (median and slowest, on a machine that may be shared). ``--features`` prints each
+question's best score and what it is made of, to see where answerable and unanswerable overlap.
+``--cost`` prints the CPU time of a warm ``answer_question`` (retrieval, the nearby chunks, the
+answer), best of 3 passes: CPU time, so that a machine shared with other work still measures it.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import statistics
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,15 +50,20 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--split", default="dev")
     parser.add_argument("--features", action="store_true")
+    parser.add_argument("--once", action="store_true")
+    parser.add_argument("--cost", action="store_true")
     args = parser.parse_args()
     boot()
-    from rag.eval.answers import load_cases, score, select, summarise
+    from rag.eval.answers import by_kind, load_cases, score, select, summarise
     from rag.providers import extractive
     from rag.services.answering import Answer, _contract, _for_extractive, _request
     from rag.services.retrieval import retrieve
     from rag.types import Turn
 
     cases = select(load_cases(ROOT / "rag" / "eval" / "answers" / "questions.jsonl"), args.split)
+    if args.cost:
+        cost(cases)
+        return
     prepared = []
     for case in cases:
         history = [Turn(role="user", content=h) for h in case.history]
@@ -67,36 +79,63 @@ def main() -> None:
             sim = candidates[best].similarity if best is not None else 0
             lex = (max(scores) - sim) / extractive.LEXICAL_WEIGHT if best is not None else 0
             unknown = request.unknown_terms
+            needed = extractive._support_needed(unknown)
             print(
-                f"{'A' if case.answerable else 'U'} {max(scores):.3f} sim={sim:.3f} lex={lex:.2f} "
-                f"unk={len(unknown)} {case.kind:13} {case.q[:50]} {unknown}"
+                f"{'A' if case.answerable else 'U'} {max(scores):.3f} (needs {needed:.3f}) sim={sim:.3f} "
+                f"lex={lex:.2f} unk={len(unknown)} {case.kind:13} {case.q[:50]} {unknown}"
             )
         return
 
-    def run() -> tuple[float, str]:
-        outcomes = []
+    def run() -> tuple[float, str, list[float]]:
+        outcomes, took = [], []
         for case, retrieval, request in prepared:
+            started = time.perf_counter()
             generation = extractive.ExtractiveGenerator().generate(request)
+            took.append((time.perf_counter() - started) * 1000)
             answer = _contract(Answer(generation.text, [], "extractive", "x"), generation, retrieval, request)
             outcomes.append(score(case, answer, [d.source for d in retrieval.documents]))
         summary = summarise(args.split, outcomes)
         # The targets: recall >= 0.80, abstention >= 0.85 with false refusals <= 0.05.
         objective = summary.fact_recall + summary.abstention - 3 * summary.false_refusals
-        return objective, summary.line()
+        return objective, f"{summary.line()}\n      {by_kind(outcomes)}", took
+
+    if args.once:
+        _, line, took = run()
+        print(line)
+        print(f"      answerer alone: median {statistics.median(took):.1f} ms, slowest {max(took):.1f} ms")
+        return
 
     grid = {
-        "KEEP_WITHIN": [0.12, 0.16],
-        "ANSWER_TYPE_BONUS": [0.03, 0.08, 0.15],
-        "STEPS_BONUS": [0.0, 0.08, 0.15],
+        "MIN_SUPPORT": [0.665, 0.69, 0.72],
+        "UNKNOWN_TERM_PENALTY": [0.0, 0.03, 0.06],
+        "KEEP_WITHIN": [0.16, 0.22],
+        "OTHER_DOCUMENT_WITHIN": [0.02, 0.06],
+        "ANSWER_TYPE_BONUS": [0.08, 0.15],
     }
     results = []
     for values in itertools.product(*grid.values()):
         for name, value in zip(grid, values, strict=True):
             setattr(extractive, name, value)
-        objective, line = run()
+        objective, line, _ = run()
         results.append((objective, dict(zip(grid, values, strict=True)), line))
     for objective, params, line in sorted(results, key=lambda r: -r[0])[:12]:
         print(f"{objective:.3f} {params} {line}")
+
+
+def cost(cases: list) -> None:
+    from rag.services.answering import answer_question
+    from rag.types import Turn
+
+    asked = [(case.q, [Turn(role="user", content=h) for h in case.history]) for case in cases]
+    for question, history in asked:  # warm: the embedding cache and the unit cache
+        answer_question(question=question, history=history)
+    passes = []
+    for _ in range(3):
+        started = time.process_time()
+        for question, history in asked:
+            answer_question(question=question, history=history)
+        passes.append((time.process_time() - started) * 1000 / len(asked))
+    print(f"CPU per warm answer_question, best of 3 passes over {len(asked)} questions: {min(passes):.2f} ms")
 
 
 if __name__ == "__main__":

@@ -1,15 +1,21 @@
 """The offline answerer: the passages of the retrieved documents that answer the question, cited.
 
-Candidates are the quotable units of the retrieved chunks (``rag.ingestion.units``: sentences, a
-lead sentence with its list or steps, table rows with their header, FAQ answers). Each is scored
-with semantic evidence (the question's embedding against the unit's, stored at ingestion) and
-lexical evidence (the share of the question's idf-weighted terms it contains, its section heading
-counting half). The best unit must reach ``MIN_SUPPORT`` or the answer abstains; other units join
-it only while their evidence stays close to the best one's, and a unit of another document must
-be nearly as good on its own (no padding from a document that merely shares a word). The chosen
-units are read in document order, each followed by its document's marker ``[n]``.
+Candidates are the quotable units of the retrieved documents' chunks, and of the chunks near them
+(``rag.ingestion.units``: sentences, a lead sentence with its list or steps, table rows with their
+header, FAQ answers). Each is scored with semantic evidence (the question's embedding against the
+unit's, stored at ingestion) and lexical evidence (the share of the question's idf-weighted terms
+it contains, its section heading counting half), plus a bonus when it holds the kind of value the
+question asks for (a price for "what does it cost", a duration for "how long", an address for
+"what's the email address"; a short follow-up asks for what the previous question asked for), and
+less a penalty when it says the opposite of a question about all or every ("only that session").
+The best unit must reach ``MIN_SUPPORT``, raised for each content word no document uses, or the
+answer abstains. Other units join it only while their evidence stays close to the best one's (a
+unit of another document must be nearly as good on its own: no padding from a document that merely
+shares a word); the sentence after the best one joins it when it states the value asked for; each
+part of a compound question ("how do I prepare him, and what will it cost?") brings its own best
+unit. The chosen units are read in document order, each followed by its document's marker ``[n]``.
 
-Deterministic and fast: no model run (the vectors come with the request), a few milliseconds.
+Deterministic and fast: no model run (the vectors come with the request), about a millisecond.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -44,24 +51,48 @@ __all__ = ["NO_INFORMATION_ANSWER", "ExtractiveGenerator", "extractive_answer"]
 
 # Calibrated on the dev split of rag/eval/answers (README "Measuring answers"); see bench/ for the sweep.
 LEXICAL_WEIGHT = 0.35  # weight of the lexical share (0-1) next to the cosine similarity (0-1)
-MIN_SUPPORT = 0.665  # below this best score the evidence is too weak: abstain
-MIN_SUPPORT_WITH_UNKNOWN = 0.7  # ... when one of the question's content words is unknown to the knowledge base
-UNKNOWN_TERMS_ABSTAIN = 2  # this many unknown content words ...
-MIN_SUPPORT_DESPITE_UNKNOWN = 0.75  # ... abstain unless the best score reaches this
-KEEP_WITHIN = 0.16  # further units of the best unit's document: at most this far below the best
-OTHER_DOCUMENT_WITHIN = 0.02  # a unit of another document must be this close to the best
+MIN_SUPPORT = 0.69  # below this best score the evidence is too weak: abstain
+UNKNOWN_TERM_PENALTY = 0.03  # ... raised by this for each content word no document uses
+KEEP_WITHIN = 0.22  # further units of the best unit's document: at most this far below the best
+OTHER_DOCUMENT_WITHIN = 0.06  # a unit of another document must be this close to the best
 MAX_UNITS = 3
 MAX_ANSWER_CHARS = 900
 _SHORT_QUESTION_TERMS = 3  # below this many content words, the previous user turn helps
-_HISTORY_WEIGHT = 0.5
-ANSWER_TYPE_BONUS = 0.08  # a unit with what the question asks for (a price for "how much" ...)
+_HISTORY_WEIGHT = 0.25
+_CONTEXT_WEIGHT = 0.3  # the rest of a compound question, next to the words of the part being answered
+ANSWER_TYPE_BONUS = 0.15  # a unit with what the question asks for (a price for "how much" ...)
 STEPS_BONUS = 0.08  # numbered steps, for a question asking how to do something
+RESTRICTIVE_PENALTY = 0.25  # "only" or "not" in a passage, for a question about all or every
 _STREAM_WORDS = 6
 
 _PROCEDURAL = re.compile(
     r"^\W*(?:how\s+(?:do|can|should|would)\s+(?:i|we|you)|how\s+to|what\s+are\s+the\s+steps)\b", re.IGNORECASE
 )
-_QUESTION_TYPE = re.compile(r"\bhow\s+(long|much|many|often|soon)\b|\b(when)\b", re.IGNORECASE)
+_QUESTION_TYPE = re.compile(r"\bhow\s+(long|much|many|often|soon|old)\b|\b(when)\b", re.IGNORECASE)
+# Questions that ask for a kind of value without "how much" or "when": "what does X cost?",
+# "what's the fee for ...", "what time does ... open?", "what age ...".
+_VALUE_WORDS = (
+    ("much", re.compile(r"\b(?:cost|costs|price|prices|priced|fee|fees|charge|charges|charged|pay)\b", re.IGNORECASE)),
+    ("when", re.compile(r"\bwhat\s+time\b|\b(?:opening\s+hours|open\s+until|until\s+when)\b", re.IGNORECASE)),
+    ("old", re.compile(r"\b(?:what|minimum|maximum)\s+age\b", re.IGNORECASE)),
+    ("email", re.compile(r"\be-?mail\s+address\b", re.IGNORECASE)),
+    (
+        "phone",
+        re.compile(
+            r"\b(?:phone|telephone|contact)\s+number\b|\bnumber\s+(?:to|do\s+i|should\s+i)\s+call\b", re.IGNORECASE
+        ),
+    ),
+)
+# A question about all of something ("log out of all my devices") is not answered by a passage
+# about one of them or about what is not affected: such passages are the opposite case.
+_UNIVERSAL = re.compile(r"\b(?:all|every|everywhere|everything|everyone|each)\b", re.IGNORECASE)
+_RESTRICTIVE = re.compile(r"\b(?:only|not|never|none|no\s+other)\b|n't\b", re.IGNORECASE)
+# Where a compound question splits: after a sentence, or at ", and" / "and" before a question word.
+_PART_BOUNDARY = re.compile(
+    r"(?<=[.?!])\s+|,\s*(?:and\s+)?(?=(?:how|what|when|where|who|which|until|is|are|can|do|does|will)\b)"
+    r"|\s+and\s+(?=(?:how|what|when|where|who|which|until|is|are|can|do|does|will)\b)",
+    re.IGNORECASE,
+)
 _UNIT_OF_TIME = r"(?:second|minute|hour|day|week|month|year|night)s?"
 _NUMBER_WORD = r"(?:\d+(?:[.,]\d+)?|one|two|three|four|five|six|seven|eight|nine|ten|twelve|fifteen|thirty|sixty)"
 _DURATION = rf"\b{_NUMBER_WORD}[\s-]+(?:\w+[\s-]+)?{_UNIT_OF_TIME}\b"
@@ -75,8 +106,16 @@ _ANSWER_TYPES = {
     "soon": re.compile(_DURATION, re.IGNORECASE),
     "often": re.compile(rf"{_DURATION}|\b(?:every|daily|weekly|monthly|yearly|annually|once|twice)\b", re.IGNORECASE),
     "much": re.compile(_AMOUNT, re.IGNORECASE),
-    "many": re.compile(r"\b\d+\b|\b(?:one|two|three|four|five|six|seven|eight|nine|ten)\b", re.IGNORECASE),
+    # A count: not a time of day ("10:00"), a price or a share.
+    "many": re.compile(
+        r"(?<![$\u20ac\u00a3\d:.,])\b\d+\b(?![:.,]?\d)(?!\s?(?:%|am\b|pm\b|percent))"
+        r"|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|twelve|twenty)\b",
+        re.IGNORECASE,
+    ),
     "when": re.compile(rf"{_DURATION}|{_DATE_OR_TIME}", re.IGNORECASE),
+    "email": re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+"),
+    "phone": re.compile(r"\+?\d[\d ()-]{6,}\d"),
+    "old": re.compile(r"\b\d+\b|\b(?:age|aged|adults?|children|under|over)\b", re.IGNORECASE),
 }
 _WORD_GROUP = re.compile(rf"(?:\S+\s*){{1,{_STREAM_WORDS}}}")
 # A unit carrying its own citation ("... [2].", "[Source: Official Policy]") would read as if we had
@@ -122,21 +161,27 @@ def _candidates(documents: Sequence[ContextDocument], question: Vectors | None) 
     found: list[_Candidate] = []
     for rank, document in enumerate(documents):
         for passage in document.passages:
-            units = chunk_units(passage.text)
+            units = _units(passage.text)
             fallback = passage.similarity or document.similarity
             similarities = _unit_similarities(passage.unit_vectors, len(units), question, fallback)
             order = passage.index
-            for unit, similarity in zip(units, similarities, strict=True):
-                if _cites_something(unit.quote):
-                    continue
-                terms = frozenset(tokenize(unit.display))
-                found.append(
-                    _Candidate(
-                        document.number, rank, passage.chunk_id, order, unit, terms,
-                        frozenset(tokenize(unit.section)), similarity,
+            for (unit, terms, section_terms, cites), similarity in zip(units, similarities, strict=True):
+                if not cites:
+                    found.append(
+                        _Candidate(
+                            document.number, rank, passage.chunk_id, order, unit, terms, section_terms, similarity
+                        )
                     )
-                )  # fmt: skip
     return found
+
+
+@lru_cache(maxsize=1024)  # a few MB per process at most
+def _units(chunk_text: str) -> tuple[tuple[Unit, frozenset[str], frozenset[str], bool], ...]:
+    """A chunk's units with their terms, read once per chunk text: the same chunks answer many questions."""
+    return tuple(
+        (unit, frozenset(tokenize(unit.display)), frozenset(tokenize(unit.section)), _cites_something(unit.quote))
+        for unit in chunk_units(chunk_text)
+    )
 
 
 def _question_terms(question: str, history: Sequence[Turn]) -> dict[str, float]:
@@ -150,16 +195,47 @@ def _question_terms(question: str, history: Sequence[Turn]) -> dict[str, float]:
     return weights
 
 
+def _asks_for(question: str, history: Sequence[Turn]) -> tuple[re.Pattern[str] | None, bool]:
+    """What kind of text answers ``question`` (a price, a duration ...) and whether it asks how to
+    do something. A short follow-up ("and a follow-up visit?") asks what the previous question asked."""
+    kind = _value_kind(question)
+    procedural = bool(_PROCEDURAL.search(question))
+    if not kind and not procedural and len(tokenize(question)) < _SHORT_QUESTION_TERMS:
+        previous = next((t.content for t in reversed(history) if t.role == "user" and t.content != question), "")
+        kind = _value_kind(previous)
+        procedural = bool(_PROCEDURAL.search(previous))
+    return (_ANSWER_TYPES[kind] if kind else None), procedural
+
+
+def _value_kind(question: str) -> str:
+    match = _QUESTION_TYPE.search(question)
+    if match:
+        return (match.group(1) or match.group(2)).lower()
+    return next((kind for kind, words in _VALUE_WORDS if words.search(question)), "")
+
+
 def _scores(candidates: list[_Candidate], request: AnswerRequest) -> list[float]:
     weights = _question_terms(request.searched or request.question, request.history)
+    answer_type, procedural = _asks_for(request.question, request.history)
+    universal = bool(_UNIVERSAL.search(request.question)) and not _RESTRICTIVE.search(request.question)
+    return _weighted_scores(candidates, weights, answer_type, procedural, universal)
+
+
+def _weighted_scores(
+    candidates: list[_Candidate],
+    weights: dict[str, float],
+    answer_type: re.Pattern[str] | None,
+    procedural: bool,
+    universal: bool = False,
+) -> list[float]:
+    """Each candidate's evidence: cosine similarity plus the idf-weighted share of the question's
+    terms it (or its heading) contains, plus bonuses for holding what the question asks for, less
+    a penalty for saying the opposite ("only that session" for "all my devices")."""
     frequency = Counter(term for c in candidates for term in (c.terms | c.section_terms) & weights.keys())
     idf = {term: math.log(1 + len(candidates) / count) for term, count in frequency.items()}
     # Terms no candidate contains count too: a question about something the documents never
     # mention has a low lexical share everywhere.
     mass = sum(weight * idf.get(term, math.log(1 + len(candidates))) for term, weight in weights.items()) or 1.0
-    match = _QUESTION_TYPE.search(request.question)
-    answer_type = _ANSWER_TYPES[(match.group(1) or match.group(2)).lower()] if match else None
-    procedural = bool(_PROCEDURAL.search(request.question))
     scores = []
     for candidate in candidates:
         own = candidate.terms & weights.keys()
@@ -173,8 +249,51 @@ def _scores(candidates: list[_Candidate], request: AnswerRequest) -> list[float]
             score += ANSWER_TYPE_BONUS
         if procedural and candidate.unit.kind == STEPS:
             score += STEPS_BONUS
+        if universal and _RESTRICTIVE.search(candidate.unit.display):
+            score -= RESTRICTIVE_PENALTY
         scores.append(score)
     return scores
+
+
+def question_parts(question: str) -> list[str]:
+    """The questions inside a compound one ("How do I prepare him, and what will it cost?"); one
+    part for a simple question."""
+    parts = [p.strip() for p in _PART_BOUNDARY.split(question) if p and p.strip()]
+    parts = [p for p in parts if tokenize(p)]
+    return parts if len(parts) > 1 else [question]
+
+
+def _part_answers(candidates: list[_Candidate], request: AnswerRequest) -> list[tuple[_Candidate, float]]:
+    """For a compound question, the best unit for each of its parts and its score, from whichever
+    retrieved document answers that part best; nothing for a simple question."""
+    parts = question_parts(request.question)
+    if len(parts) == 1:
+        return []
+    context = tokenize(request.question)
+    found = []
+    for part in parts:
+        # The part's own words lead; the rest of the question says what "it" and "him" are.
+        weights = {**dict.fromkeys(context, _CONTEXT_WEIGHT), **dict.fromkeys(tokenize(part), 1.0)}
+        answer_type, procedural = _asks_for(part, ())
+        scores = _weighted_scores(candidates, weights, answer_type, procedural)
+        best = max(range(len(candidates)), key=lambda i: (scores[i], -candidates[i].rank))
+        found.append((candidates[best], scores[best]))
+    return found
+
+
+def _with_parts(
+    chosen: list[_Candidate], parts: list[tuple[_Candidate, float]], threshold: float, max_units: int
+) -> list[_Candidate]:
+    """``chosen`` completed with the answer to each part of a compound question it lacks."""
+    result = list(chosen)
+    for candidate, score in parts:
+        if score < threshold or any(c is candidate or _overlaps(candidate, c) for c in result):
+            continue
+        if len(result) >= max_units + len(parts) - 1:
+            break
+        result.append(candidate)
+    documents = list(dict.fromkeys(c.number for c in result))
+    return sorted(result, key=lambda c: (documents.index(c.number), c.chunk_order, c.unit.position))
 
 
 def _overlaps(a: _Candidate, b: _Candidate) -> bool:
@@ -184,12 +303,34 @@ def _overlaps(a: _Candidate, b: _Candidate) -> bool:
     return bool(union) and len(a.terms & b.terms) / len(union) >= 0.8
 
 
-def _select(candidates: list[_Candidate], scores: list[float], max_units: int) -> list[_Candidate]:
+def _next_in_section(best: _Candidate, candidates: list[_Candidate]) -> _Candidate | None:
+    """The unit read right after ``best`` in its chunk and section, if any."""
+    return next(
+        (
+            c
+            for c in candidates
+            if c.chunk_id == best.chunk_id
+            and c.unit.position == best.unit.position + 1
+            and c.unit.section == best.unit.section
+        ),
+        None,
+    )
+
+
+def _select(
+    candidates: list[_Candidate], scores: list[float], max_units: int, answer_type: re.Pattern[str] | None = None
+) -> list[_Candidate]:
     order = sorted(range(len(candidates)), key=lambda i: (-scores[i], candidates[i].rank, candidates[i].chunk_order))
     best_index = order[0]
     best, best_score = candidates[best_index], scores[best_index]
     chosen = [best]
     length = len(best.unit.display)
+    following = _next_in_section(best, candidates) if answer_type is not None else None
+    if following is not None and answer_type is not None and answer_type.search(following.unit.display):
+        # "Cards are free for residents." then "Others pay €30 a year.": the value asked for is
+        # often stated (again, or for the other case) right after the sentence that matches best.
+        chosen.append(following)
+        length += len(following.unit.display)
     for index in order[1:]:
         candidate, score = candidates[index], scores[index]
         margin = KEEP_WITHIN if candidate.number == best.number else OTHER_DOCUMENT_WITHIN
@@ -217,12 +358,10 @@ def _render(chosen: list[_Candidate]) -> str:
     return "".join(parts)
 
 
-def _unsupported(best: float, unknown: int) -> bool:
-    """Too weak to answer: a low best score, or a question about things the knowledge base never
-    mentions (content words no document uses) without very strong evidence for the best passage."""
-    if unknown >= UNKNOWN_TERMS_ABSTAIN:
-        return best < MIN_SUPPORT_DESPITE_UNKNOWN
-    return best < (MIN_SUPPORT_WITH_UNKNOWN if unknown else MIN_SUPPORT)
+def _support_needed(unknown: Sequence[str]) -> float:
+    """The best score an answer needs: higher for each of the question's content words that no
+    document of the knowledge base uses (the question is about something it never mentions)."""
+    return MIN_SUPPORT + UNKNOWN_TERM_PENALTY * len(unknown)
 
 
 def extractive_result(request: AnswerRequest, *, max_units: int | None = None) -> ExtractiveResult:
@@ -231,10 +370,18 @@ def extractive_result(request: AnswerRequest, *, max_units: int | None = None) -
         return ExtractiveResult(NO_INFORMATION_ANSWER, (), NO_MATCH)
     question = None if request.question_vector is None else np.asarray(request.question_vector, dtype=np.float32)
     candidates = _candidates(request.documents, question)
-    scores = _scores(candidates, request) if candidates else []
-    if not scores or _unsupported(max(scores), len(request.unknown_terms)):
+    if not candidates:
         return ExtractiveResult(NO_INFORMATION_ANSWER, (), LOW_SUPPORT)
-    chosen = _select(candidates, scores, max(1, max_units or MAX_UNITS))
+    scores = _scores(candidates, request)
+    parts = _part_answers(candidates, request)
+    needed = _support_needed(request.unknown_terms)
+    # A compound question is answered when one of its parts is, with the parts that are.
+    if max([*scores, *(score for _, score in parts)]) < needed:
+        return ExtractiveResult(NO_INFORMATION_ANSWER, (), LOW_SUPPORT)
+    answer_type, _ = _asks_for(request.question, request.history)
+    limit = max(1, max_units or MAX_UNITS)
+    chosen = _select(candidates, scores, limit, answer_type) if max(scores) >= needed else []
+    chosen = _with_parts(chosen, parts, needed, limit)
     citations = tuple(Citation(c.number, c.chunk_id, c.unit.quote) for c in chosen)
     return ExtractiveResult(_render(chosen), citations, None)
 

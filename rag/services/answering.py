@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from django.db.models import Q
 
 from rag.answering.citations import ANSWERED, finalize
 from rag.models import Chunk
@@ -27,6 +28,7 @@ from utils.metrics import record_degraded
 logger = logging.getLogger(__name__)
 
 _EXTRACTIVE = ExtractiveGenerator()
+NEARBY_CHUNKS = 2  # chunks either side of a retrieved one that the extractive answerer reads too
 
 
 @dataclass
@@ -71,10 +73,11 @@ class AnswerEvent:
 
 def _unit_vectors(chunk_ids: list[int]) -> dict[int, Vectors]:
     rows = Chunk.objects.filter(id__in=chunk_ids, unit_vectors__isnull=False).values_list("id", "unit_vectors")
-    return {
-        chunk_id: np.frombuffer(bytes(raw or b""), dtype=np.float16).reshape(-1, _DIMENSION).astype(np.float32)
-        for chunk_id, raw in rows
-    }
+    return {chunk_id: _unpacked(raw) for chunk_id, raw in rows}
+
+
+def _unpacked(raw: bytes | memoryview | None) -> Vectors:
+    return np.frombuffer(bytes(raw or b""), dtype=np.float16).reshape(-1, _DIMENSION).astype(np.float32)
 
 
 def _request(question: str, retrieval: Retrieval, history: Sequence[Turn]) -> AnswerRequest:
@@ -105,9 +108,33 @@ def _request(question: str, retrieval: Retrieval, history: Sequence[Turn]) -> An
     )
 
 
+def _whole_documents(documents: Sequence[ContextDocument]) -> list[ContextDocument]:
+    """Each document with its chunks near the retrieved ones too: the sentence that answers is
+    often a section or two away from the one that matched the question (a price table under the
+    plan's description). Bounded by ``NEARBY_CHUNKS`` either side, so a long document stays cheap."""
+    if not any(d.passages for d in documents):
+        return list(documents)  # an empty filter would read every chunk
+    near = Q()
+    for d in documents:
+        for p in d.passages:
+            near |= Q(document_id=d.document_id, index__range=(p.index - NEARBY_CHUNKS, p.index + NEARBY_CHUNKS))
+    seen = {p.chunk_id for d in documents for p in d.passages}
+    rows = Chunk.objects.filter(near).exclude(id__in=seen).order_by("document_id", "index")
+    extra: dict[int, list[ContextPassage]] = {}
+    fields = ("id", "document_id", "index", "text", "unit_vectors")
+    for chunk_id, document_id, index, text, raw in rows.values_list(*fields):
+        vectors = _unpacked(raw) if raw is not None else None
+        extra.setdefault(document_id, []).append(ContextPassage(chunk_id, text, index, 0.0, vectors))
+    return [replace(d, passages=(*d.passages, *extra.get(d.document_id, ()))) for d in documents]
+
+
 def _for_extractive(request: AnswerRequest) -> AnswerRequest:
-    """``request`` with the question embedded by the local model, if retrieval used another one."""
-    if request.question_vector is not None or not request.documents:
+    """``request`` as the extractive answerer reads it: the retrieved documents' nearby chunks
+    added, and the question embedded by the local model if retrieval used another one."""
+    if not request.documents:
+        return request
+    request = replace(request, documents=_whole_documents(request.documents))
+    if request.question_vector is not None:
         return request
     return replace(request, question_vector=get_passage_embedder().embed_query(request.question))
 
@@ -138,11 +165,16 @@ def _generator_for(request: AnswerRequest) -> Generator:
     return get_generator() if request.documents else _EXTRACTIVE
 
 
-def _generate(generator: Generator, request: AnswerRequest) -> Generation:
-    """The configured generator's answer (timed and counted like any provider call)."""
+def _generate(generator: Generator, request: AnswerRequest) -> tuple[Generation, AnswerRequest]:
+    """The configured generator's answer, and the request it read (its citations are checked against it)."""
     if generator.name == _EXTRACTIVE.name:
         request = _for_extractive(request)
-    return generator.generate(request)
+    return generator.generate(request), request
+
+
+def _fallback(request: AnswerRequest) -> tuple[Generation, AnswerRequest]:
+    request = _for_extractive(request)
+    return _EXTRACTIVE.generate(request), request
 
 
 def answer_question(
@@ -157,12 +189,12 @@ def answer_question(
     generator = _generator_for(request)
     gen_started = time.perf_counter()
     try:
-        generation = _generate(generator, request)
+        generation, request = _generate(generator, request)
         answer = Answer(generation.text, [], generator.name, generation.model, _usage(generation.usage))
     except ProviderError as exc:
         logger.warning("Generator %s failed (%s); answering extractively", generator.name, exc.code)
         record_degraded(generator.name)
-        generation = _EXTRACTIVE.generate(_for_extractive(request))
+        generation, request = _fallback(request)
         answer = Answer(generation.text, [], _EXTRACTIVE.name, generation.model, degraded=True, error=exc.code)
     _contract(answer, generation, retrieval, request)
     answer.retrieval_ms = retrieval.took_ms
@@ -192,7 +224,7 @@ def answer_stream(
     gen_started = time.perf_counter()
     if generator.name == _EXTRACTIVE.name:
         # Complete before it streams (a few milliseconds), so its first event lists the cited sources.
-        generation = _generate(generator, request)
+        generation, request = _generate(generator, request)
         answer = _contract(
             Answer(generation.text, [], generator.name, generation.model), generation, retrieval, request
         )
@@ -224,7 +256,7 @@ def _stream_model(
     except ProviderError as exc:
         logger.warning("Generator %s failed mid-stream (%s); answering extractively", generator.name, exc.code)
         record_degraded(generator.name)
-        generation = _EXTRACTIVE.generate(_for_extractive(request))
+        generation, request = _fallback(request)
         answer = Answer(generation.text, [], _EXTRACTIVE.name, generation.model, degraded=True, error=exc.code)
         _contract(answer, generation, retrieval, request)
         if not parts:

@@ -8,11 +8,13 @@ import time
 
 import pytest
 
-from rag.providers.extractive import NO_INFORMATION_ANSWER
+from rag.providers.extractive import NO_INFORMATION_ANSWER, ExtractiveGenerator
 from rag.providers.factory import reset_providers
 from rag.services.answering import answer_question, answer_stream
 
 pytestmark = pytest.mark.django_db
+
+_EXTRACTIVE_GENERATOR = ExtractiveGenerator()
 
 
 def test_offline_answer_quotes_the_reset_guide_with_a_citation(knowledge_base):
@@ -110,3 +112,41 @@ def test_mistral_and_pinecone_end_to_end(settings, fake_mistral, fake_pinecone, 
     answer = answer_question(question="Ask for a reset email at /api/auth/password/reset/.")
     assert answer.provider == "mistral" and answer.sources[0]["document_id"] == doc.pk
     assert any(r.path == "/v1/embeddings" for r in fake_mistral.requests)
+
+
+LONG_GUIDE = (
+    "\n\n".join(
+        f"## Section {n}\n\n"
+        + " ".join(f"Topic {n} sentence {k} explains one more detail of area {n}." for k in range(30))
+        for n in range(8)
+    )
+    + "\n\n## Prices\n\nThe Premium plan costs 12 EUR a month, billed on the first day of the month."
+)
+
+
+def test_the_extractive_answerer_reads_nearby_chunks_and_its_citations_are_verified(db):
+    from rag.models import Chunk
+    from rag.services.answering import NEARBY_CHUNKS, Answer, _contract, _for_extractive, _request
+    from rag.services.ingestion import DocumentInput, document_ingest
+    from rag.services.retrieval import retrieve
+    from rag.types import ContextPassage
+
+    item = DocumentInput(title="Plans", category="Guide", source="plans.md", content=LONG_GUIDE)
+    document = document_ingest(item=item)
+    chunks = list(Chunk.objects.filter(document=document.document).order_by("index"))
+    assert len(chunks) > NEARBY_CHUNKS + 2
+    retrieval = retrieve(query="How much does the Premium plan cost per month?")
+    request = _request("How much does the Premium plan cost per month?", retrieval, ())
+    # As if retrieval had handed over only the first chunk: the price is several chunks away.
+    only_first = [
+        type(d)(**{**d.__dict__, "passages": (ContextPassage(chunks[0].id, chunks[0].text, 0),)})
+        for d in request.documents
+    ]
+    widened = _for_extractive(type(request)(**{**request.__dict__, "documents": only_first}))
+    indexes = [p.index for p in widened.documents[0].passages]
+    assert indexes == list(range(NEARBY_CHUNKS + 1))  # the chunk itself, then its neighbours in order
+    assert all(p.unit_vectors is not None for p in widened.documents[0].passages[1:])
+    generation = _EXTRACTIVE_GENERATOR.generate(widened)
+    answer = _contract(Answer(generation.text, [], "extractive", "x"), generation, retrieval, widened)
+    assert answer.answer_status == "answered"
+    assert {c["chunk_id"] for c in answer.citations} <= {p.chunk_id for p in widened.documents[0].passages}
