@@ -164,6 +164,16 @@ def _follow_up_weight(query: str) -> float:
     return settings.RAG_FOLLOW_UP_WEIGHT if len(query.split()) <= FOLLOW_UP_MAX_WORDS else 0.5
 
 
+# The weight of a short follow-up's own rankings next to its conversation's (chosen on the dev
+# splits, see README "Retrieval quality"): "which formats?" alone matches any page about formats.
+FOLLOW_UP_OWN_WEIGHT = 0.25
+
+
+def _own_weight(query: str, previous: str | None) -> float:
+    """How much a question's own rankings count: a short follow-up leans on the conversation."""
+    return FOLLOW_UP_OWN_WEIGHT if previous and len(query.split()) <= FOLLOW_UP_MAX_WORDS else 1.0
+
+
 def combine_with_previous(first: Vectors, second: Vectors, first_words: int, second_words: int) -> Vectors:
     """The direction between two unit vectors: the follow-up read together with its context.
 
@@ -220,16 +230,17 @@ def retrieve(
     searched = index.speller.correct(query) if index is not None else query
     previous = _previous_question(query, history)
     lexical_weight = settings.RAG_LEXICAL_WEIGHT
+    own_weight = _own_weight(query, previous)
     rankings = _Rankings()
     vectors: list[Vectors] = []
     if fusion != "lexical":
         vectors = embed_queries([searched, previous] if previous else [searched], use_cache=use_cache)
-        rankings.add_dense(vectors[0], candidates, 1.0)
-    rankings.add_lexical(index, searched, candidates, lexical_weight)
+        rankings.add_dense(vectors[0], candidates, own_weight)
+    rankings.add_lexical(index, searched, candidates, own_weight * lexical_weight)
     answer_vector = vectors[0] if vectors else None
     if previous:
-        # The follow-up read with the previous question, as a second opinion weighted by how much
-        # the question needs its context; the question's own rankings still count in full.
+        # The follow-up read with the previous question, weighted by how much the question needs
+        # its context; a short one's own rankings count little (own_weight), a long one's in full.
         factor = _follow_up_weight(query)
         if vectors:
             combined = combine_with_previous(vectors[0], vectors[1], len(searched.split()), len(previous.split()))

@@ -153,3 +153,57 @@ def test_a_follow_up_about_money_stays_with_the_conversations_document(two_domai
 
 def test_without_the_conversation_the_same_words_find_prices(two_domains):
     assert sources(retrieve(query="how much does a bike ride cost?"))[0] == "bikes/prices.md"
+
+
+FORMAT_DOCS = [
+    (
+        "Export a conversation",
+        "guides/export.md",
+        "Open a session and choose Export in its menu. The whole conversation is downloaded with every "
+        "question, answer and cited source, so you can keep it or share it with a colleague.",
+    ),
+    (
+        "Supported file formats",
+        "guides/formats.md",
+        "Which formats are supported? The knowledge base accepts these formats: Markdown, plain text, "
+        "HTML and PDF. Other formats are rejected at upload with a clear message.",
+    ),
+]
+
+
+@pytest.fixture
+def export_and_formats(db):
+    from rag.services.ingestion import DocumentInput, documents_ingest
+
+    return documents_ingest(items=[DocumentInput(title=t, content=c, source=s) for t, s, c in FORMAT_DOCS])
+
+
+@pytest.mark.parametrize("fusion", ["dense", "hybrid"])
+def test_a_short_follow_up_is_not_captured_by_a_page_that_shares_its_words(export_and_formats, fusion):
+    # "which formats?" alone is the formats page, word for word; after a question about exporting a
+    # conversation it asks about the export.
+    history = [Turn(role="user", content="How do I export a conversation?")]
+    result = retrieve(query="which formats?", history=history, fusion=fusion)
+    assert sources(result)[0] == "guides/export.md"
+    assert sources(retrieve(query="which formats?", fusion=fusion))[0] == "guides/formats.md"
+
+
+def test_a_short_follow_ups_own_rankings_count_less_than_its_conversations(export_and_formats, monkeypatch):
+    from rag.services import retrieval
+
+    seen: list[list[float]] = []
+    fuse = retrieval.reciprocal_rank_fusion
+    monkeypatch.setattr(
+        retrieval, "reciprocal_rank_fusion", lambda lists, k, weights: seen.append(list(weights)) or fuse(lists, k=k)
+    )
+    history = [Turn(role="user", content="How do I export a conversation?")]
+    retrieve(query="which formats?", history=history, fusion="hybrid")
+    retrieve(query="which formats does the export of a whole conversation offer to its users?", history=history)
+    lexical = retrieval.settings.RAG_LEXICAL_WEIGHT
+    follow_up = retrieval.settings.RAG_FOLLOW_UP_WEIGHT
+    own = retrieval.FOLLOW_UP_OWN_WEIGHT
+    # Own dense, own BM25, then the dense and BM25 rankings read with the previous question.
+    assert seen[0] == pytest.approx([own, own * lexical, follow_up, follow_up * lexical])
+    assert own < 1
+    # A long question stands alone: its own rankings count in full.
+    assert seen[1] == pytest.approx([1.0, lexical, 0.5, 0.5 * lexical])
