@@ -193,9 +193,12 @@ def test_a_short_follow_ups_own_rankings_count_less_than_its_conversations(expor
 
     seen: list[list[float]] = []
     fuse = retrieval.reciprocal_rank_fusion
-    monkeypatch.setattr(
-        retrieval, "reciprocal_rank_fusion", lambda lists, k, weights: seen.append(list(weights)) or fuse(lists, k=k)
-    )
+
+    def spy(lists, k, weights):
+        seen.append(list(weights))
+        return fuse(lists, k=k, weights=weights)
+
+    monkeypatch.setattr(retrieval, "reciprocal_rank_fusion", spy)
     history = [Turn(role="user", content="How do I export a conversation?")]
     retrieve(query="which formats?", history=history, fusion="hybrid")
     retrieve(query="which formats does the export of a whole conversation offer to its users?", history=history)
