@@ -63,4 +63,5 @@ done
 echo "== help-centre (regression sets, no split)"
 build_kb help-centre documents populate_documents
 in_kb help-centre $BIN/python manage.py eval_retrieval rag/eval/questions.jsonl rag/eval/follow_ups.jsonl \
+  rag/eval/topic_switches.jsonl \
   ${EVAL_ARGS:-}

@@ -164,6 +164,20 @@ def _follow_up_weight(query: str) -> float:
     return settings.RAG_FOLLOW_UP_WEIGHT if len(query.split()) <= FOLLOW_UP_MAX_WORDS else 0.5
 
 
+# The weight of a follow-up's own rankings next to its conversation's (chosen on the dev splits,
+# see README "Retrieval quality"): "which formats?" alone matches any page about formats.
+FOLLOW_UP_OWN_WEIGHT = 0.25
+# A short question whose best match is below this share of the previous question's best match is
+# incomplete without it ("and for A3?"); one that matches about as well as the previous question
+# did is on a topic of its own ("How do I unlock a bike?") and is not dragged back to the old one.
+FOLLOW_UP_MATCH_RATIO = 0.7
+
+
+def _leans_on_conversation(query: str, own_best: float, previous_best: float) -> bool:
+    """Whether a question is a follow-up that needs the previous question to be understood."""
+    return len(query.split()) <= FOLLOW_UP_MAX_WORDS and own_best < FOLLOW_UP_MATCH_RATIO * previous_best
+
+
 def combine_with_previous(first: Vectors, second: Vectors, first_words: int, second_words: int) -> Vectors:
     """The direction between two unit vectors: the follow-up read together with its context.
 
@@ -184,12 +198,18 @@ class _Rankings:
     weights: list[float] = field(default_factory=list)
     cosine: dict[int, float] = field(default_factory=dict)
 
-    def add_dense(self, vector: Vectors, candidates: int, weight: float) -> None:
+    def add_dense(self, vector: Vectors, candidates: int, weight: float) -> float:
+        """Add the dense ranking of ``vector``; returns its best cosine (0 if nothing matched)."""
         matches = get_vector_store().query(vector, top_k=candidates)
         self.lists.append([m.id for m in matches])
         self.weights.append(weight)
         for match in matches:
             self.cosine[match.id] = max(self.cosine.get(match.id, 0.0), match.score)
+        return max((match.score for match in matches), default=0.0)
+
+    def best_cosine(self, vector: Vectors) -> float:
+        """The best cosine of ``vector`` to any chunk, without adding a ranking."""
+        return max((match.score for match in get_vector_store().query(vector, top_k=1)), default=0.0)
 
     def add_lexical(self, index: LexicalIndex | None, text: str, candidates: int, weight: float) -> None:
         if index is not None:
@@ -225,20 +245,24 @@ def retrieve(
     lexical_weight = settings.RAG_LEXICAL_WEIGHT
     rankings = _Rankings()
     vectors: list[Vectors] = []
+    own_best = 0.0
     if fusion != "lexical":
         vectors = embed_queries([searched, previous] if previous else [searched], use_cache=use_cache)
-        rankings.add_dense(vectors[0], candidates, 1.0)
+        own_best = rankings.add_dense(vectors[0], candidates, 1.0)
     rankings.add_lexical(index, searched, candidates, lexical_weight)
+    own_lists = len(rankings.lists)
     answer_vector = vectors[0] if vectors else None
     if previous:
-        # The follow-up read with the previous question, as a second opinion weighted by how much
-        # the question needs its context; the question's own rankings still count in full.
+        # The question read with the previous one, as a second opinion weighted by how much the
+        # question needs its context; a follow-up's own rankings then count for little.
         factor = _follow_up_weight(query)
         if vectors:
             combined = combine_with_previous(vectors[0], vectors[1], len(searched.split()), len(previous.split()))
             rankings.add_dense(combined, candidates, factor)
             if len(query.split()) <= FOLLOW_UP_MAX_WORDS:
                 answer_vector = combined
+            if _leans_on_conversation(query, own_best, rankings.best_cosine(vectors[1])):
+                rankings.weights[:own_lists] = [w * FOLLOW_UP_OWN_WEIGHT for w in rankings.weights[:own_lists]]
         rankings.add_lexical(index, f"{previous}\n{searched}", candidates, factor * lexical_weight)
     fused = reciprocal_rank_fusion(rankings.lists, k=settings.RAG_RRF_K, weights=rankings.weights)
     ideal = sum(w / (settings.RAG_RRF_K + 1) for w in rankings.weights) or 1.0

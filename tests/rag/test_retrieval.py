@@ -153,3 +153,77 @@ def test_a_follow_up_about_money_stays_with_the_conversations_document(two_domai
 
 def test_without_the_conversation_the_same_words_find_prices(two_domains):
     assert sources(retrieve(query="how much does a bike ride cost?"))[0] == "bikes/prices.md"
+
+
+FORMAT_DOCS = [
+    (
+        "Export a conversation",
+        "guides/export.md",
+        "Open a session and choose Export in its menu. The conversation is downloaded as a Markdown or "
+        "JSON file with every question, answer and cited source, so you can keep it or share it.",
+    ),
+    (
+        "Uploading documents",
+        "guides/formats.md",
+        "Supported formats: the knowledge base accepts Markdown, plain text, HTML and PDF files up to "
+        "10 MB each. Other file types are rejected at upload with a clear message.",
+    ),
+]
+
+
+@pytest.fixture
+def export_and_formats(db):
+    from rag.services.ingestion import DocumentInput, documents_ingest
+
+    return documents_ingest(items=[DocumentInput(title=t, content=c, source=s) for t, s, c in FORMAT_DOCS])
+
+
+@pytest.mark.parametrize("fusion", ["dense", "hybrid"])
+def test_a_short_follow_up_is_not_captured_by_a_page_that_shares_its_words(export_and_formats, fusion):
+    # "which formats?" alone is the formats page, word for word; after a question about exporting a
+    # conversation it asks about the export.
+    history = [Turn(role="user", content="How do I export a conversation?")]
+    result = retrieve(query="which formats?", history=history, fusion=fusion)
+    assert sources(result)[0] == "guides/export.md"
+    assert sources(retrieve(query="which formats?", fusion=fusion))[0] == "guides/formats.md"
+
+
+def test_a_short_question_on_a_new_topic_is_not_dragged_back_to_the_previous_one(export_and_formats):
+    # It matches the knowledge base about as well as the previous question did: not a follow-up, so
+    # its own rankings keep their full weight (were they cut like a follow-up's, the export would win).
+    history = [Turn(role="user", content="How do I export a conversation?")]
+    result = retrieve(query="Can I upload PDF or HTML files?", history=history, fusion="hybrid")
+    assert sources(result)[0] == "guides/formats.md"
+
+
+def test_a_short_follow_ups_own_rankings_count_less_than_its_conversations(export_and_formats, monkeypatch):
+    from rag.services import retrieval
+
+    seen: list[list[float]] = []
+    fuse = retrieval.reciprocal_rank_fusion
+
+    def spy(lists, k, weights):
+        seen.append(list(weights))
+        return fuse(lists, k=k, weights=weights)
+
+    monkeypatch.setattr(retrieval, "reciprocal_rank_fusion", spy)
+    history = [Turn(role="user", content="How do I export a conversation?")]
+    retrieve(query="which formats?", history=history, fusion="hybrid")
+    retrieve(query="which formats does the export of a whole conversation offer to its users?", history=history)
+    lexical = retrieval.settings.RAG_LEXICAL_WEIGHT
+    follow_up = retrieval.settings.RAG_FOLLOW_UP_WEIGHT
+    own = retrieval.FOLLOW_UP_OWN_WEIGHT
+    # Own dense, own BM25, then the dense and BM25 rankings read with the previous question.
+    assert seen[0] == pytest.approx([own, own * lexical, follow_up, follow_up * lexical])
+    assert own < 1
+    # A long question stands alone: its own rankings count in full.
+    assert seen[1] == pytest.approx([1.0, lexical, 0.5, 0.5 * lexical])
+
+
+def test_only_a_short_question_that_matches_worse_than_the_previous_one_is_a_follow_up():
+    from rag.services.retrieval import _leans_on_conversation
+
+    assert _leans_on_conversation("and for A3?", own_best=0.18, previous_best=0.64)
+    assert not _leans_on_conversation("How do I unlock a bike?", own_best=0.68, previous_best=0.55)
+    long_question = "what happens to my data when I close the account for good?"
+    assert not _leans_on_conversation(long_question, own_best=0.1, previous_best=0.9)
