@@ -252,6 +252,7 @@ def retrieve(
     rankings.add_lexical(index, searched, candidates, lexical_weight)
     own_lists = len(rankings.lists)
     answer_vector = vectors[0] if vectors else None
+    leans = False
     if previous:
         # The question read with the previous one, as a second opinion weighted by how much the
         # question needs its context; a follow-up's own rankings then count for little.
@@ -261,9 +262,14 @@ def retrieve(
             rankings.add_dense(combined, candidates, factor)
             if len(query.split()) <= FOLLOW_UP_MAX_WORDS:
                 answer_vector = combined
-            if _leans_on_conversation(query, own_best, rankings.best_cosine(vectors[1])):
+            leans = _leans_on_conversation(query, own_best, rankings.best_cosine(vectors[1]))
+            if leans:
                 rankings.weights[:own_lists] = [w * FOLLOW_UP_OWN_WEIGHT for w in rankings.weights[:own_lists]]
-        rankings.add_lexical(index, f"{previous}\n{searched}", candidates, factor * lexical_weight)
+        # A follow-up that leans on its conversation is looked up by the conversation's words alone:
+        # its own words already ranked (at a quarter), and read again beside the previous question's
+        # they would pull towards any page that merely shares them.
+        context = previous if leans else f"{previous}\n{searched}"
+        rankings.add_lexical(index, context, candidates, factor * lexical_weight)
     fused = reciprocal_rank_fusion(rankings.lists, k=settings.RAG_RRF_K, weights=rankings.weights)
     ideal = sum(w / (settings.RAG_RRF_K + 1) for w in rankings.weights) or 1.0
     documents = _group_by_document(fused, rankings.cosine, top_k, ideal, check_similarity=fusion != "lexical")
