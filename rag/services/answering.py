@@ -20,7 +20,16 @@ from rag.providers.extractive import ExtractiveGenerator, stream_text
 from rag.providers.factory import get_embedder, get_generator, get_passage_embedder
 from rag.providers.local_embedder import DIMENSION as _DIMENSION
 from rag.services.retrieval import Retrieval, retrieve
-from rag.types import AnswerRequest, ContextDocument, ContextPassage, Generation, Turn, Usage, Vectors
+from rag.types import (
+    AnswerRequest,
+    ContextDocument,
+    ContextPassage,
+    Generation,
+    RetrievalScope,
+    Turn,
+    Usage,
+    Vectors,
+)
 from utils.exceptions import ProviderError
 from utils.metrics import record_degraded
 
@@ -145,9 +154,12 @@ def _generate(generator: Generator, request: AnswerRequest) -> Generation:
     return generator.generate(request)
 
 
-def answer_question(*, question: str, history: Sequence[Turn] = ()) -> Answer:
+def answer_question(
+    *, question: str, history: Sequence[Turn] = (), scope: RetrievalScope = RetrievalScope()
+) -> Answer:
+    """The answer to ``question`` from the documents ``scope`` may read (default: the shared base)."""
     started = time.perf_counter()
-    retrieval = retrieve(query=question, history=history)
+    retrieval = retrieve(query=question, history=history, scope=scope)
     request = _request(question, retrieval, history)
     generator = _generator_for(request)
     gen_started = time.perf_counter()
@@ -166,7 +178,9 @@ def answer_question(*, question: str, history: Sequence[Turn] = ()) -> Answer:
     return answer
 
 
-def answer_stream(*, question: str, history: Sequence[Turn] = ()) -> Iterator[AnswerEvent]:
+def answer_stream(
+    *, question: str, history: Sequence[Turn] = (), scope: RetrievalScope = RetrievalScope()
+) -> Iterator[AnswerEvent]:
     """Yields ``sources``, then ``delta`` events, then ``done`` with the complete ``Answer``.
 
     The extractive answer is complete before the first event, so its ``sources`` are the cited
@@ -176,7 +190,7 @@ def answer_stream(*, question: str, history: Sequence[Turn] = ()) -> Iterator[An
     extractively and marked degraded.
     """
     started = time.perf_counter()
-    retrieval = retrieve(query=question, history=history)
+    retrieval = retrieve(query=question, history=history, scope=scope)
     request = _request(question, retrieval, history)
     generator = _generator_for(request)
     gen_started = time.perf_counter()
