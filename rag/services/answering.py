@@ -154,9 +154,7 @@ def _generate(generator: Generator, request: AnswerRequest) -> Generation:
     return generator.generate(request)
 
 
-def answer_question(
-    *, question: str, history: Sequence[Turn] = (), scope: RetrievalScope = RetrievalScope()
-) -> Answer:
+def answer_question(*, question: str, history: Sequence[Turn] = (), scope: RetrievalScope = RetrievalScope()) -> Answer:
     """The answer to ``question`` from the documents ``scope`` may read (default: the shared base)."""
     started = time.perf_counter()
     retrieval = retrieve(query=question, history=history, scope=scope)
