@@ -309,8 +309,13 @@ def _chunk_rows(ids: list[int], scope: RetrievalScope) -> dict[int, _ChunkRow]:
     ``scope`` as well: the stores already search only the scope, this keeps a row of another
     workspace out even if a store ever failed to."""
     fields = ("id", "document_id", "index", "text", "document__title", "document__category", "document__source")
-    rows = Chunk.objects.filter(readable_in(scope, via="document__"), id__in=ids).values_list(*fields)
-    return {row[0]: _ChunkRow(*row) for row in rows}
+    # Checked here rather than in SQL: a condition on the joined document made SQLite scan every
+    # chunk (72 ms a search at 10k chunks instead of under 1).
+    readable = {scope.workspace_id} if scope.workspace_id is not None else set()
+    if scope.include_shared:
+        readable.add(None)
+    rows = Chunk.objects.filter(id__in=ids).values_list(*fields, "document__workspace_id")
+    return {row[0]: _ChunkRow(*row[:-1]) for row in rows if row[-1] in readable}
 
 
 def _group_by_document(

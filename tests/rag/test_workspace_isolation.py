@@ -5,10 +5,12 @@ not a chunk, a score, a spelling correction nor an unknown-term verdict."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from rag.health import check_vector_store
 from rag.models import Chunk, Document
@@ -155,7 +157,8 @@ def test_spelling_is_corrected_only_with_words_the_scope_reads(corpus: dict[str,
     assert "sabat" in " ".join(in_acme.unknown_terms)
     # Even spelled right, Acme's knowledge base does not know the word: nothing says Zenith has it.
     assert retrieve(query="sabbatical", scope=acme, use_cache=False, fusion="lexical").unknown_terms == ("sabbatical",)
-    assert lexical_index.get(acme).speller.correct("zenitth") == "zenitth"
+    acme_index = lexical_index.get(acme)
+    assert acme_index is not None and acme_index.speller.correct("zenitth") == "zenitth"
 
 
 def test_an_answer_in_one_workspace_cites_nothing_of_another(corpus: dict[str, Any]) -> None:
@@ -246,3 +249,16 @@ def test_health_counts_every_vector_and_names_no_workspace(corpus: dict[str, Any
     details = check_vector_store()
     assert details["vectors"] == details["chunks"] == Chunk.objects.count()
     assert not any("workspace" in str(key) for key in details)
+
+
+def test_the_ingest_command_files_documents_in_a_workspace(corpus: dict[str, Any], tmp_path: Any) -> None:
+    (tmp_path / "handbook").mkdir()
+    (tmp_path / "handbook" / "holidays.md").write_text("# Paid holiday\n\nAcme staff may carry five days over.\n")
+    out = io.StringIO()
+    call_command("ingest", str(tmp_path), "--workspace", str(corpus["acme"].pk), stdout=out, stderr=io.StringIO())
+
+    assert "1 updated" in out.getvalue()  # Acme's own handbook/holidays.md, not Zenith's nor a new one
+    assert Document.objects.get(pk=corpus["acme_docs"][0].pk).content.endswith("carry five days over.")
+    assert "30 days" in Document.objects.get(pk=corpus["zenith_docs"][0].pk).content
+    with pytest.raises(CommandError, match="no workspace"):
+        call_command("ingest", str(tmp_path), "--workspace", "999999")
