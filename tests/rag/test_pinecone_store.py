@@ -401,3 +401,33 @@ def test_count_and_reset_cover_every_workspace(store: PineconeVectorStore, fake:
     assert fake.stored("kb-ws-7") == {} and fake.stored("kb-ws-8") == {}
     assert set(fake.stored("other-deployment")) == {"5"}
     assert store.query(unit(0), top_k=5, scope=RetrievalScope(7)) == []
+
+
+def test_a_two_namespace_query_is_retried_after_a_429(store: PineconeVectorStore, fake: FakePinecone) -> None:
+    fill_workspaces(store)
+    fake.fail_next("429", retry_after=0, path="/query")
+    assert [m.id for m in store.query(unit(0), top_k=5, scope=RetrievalScope(7))] == [70, 1]
+    assert [r.fault for r in fake.requests_to("/query")].count("429") == 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "error"),
+    [("500", ProviderUnavailable), ("hang", ProviderTimeout), ("invalid_json", ProviderBadResponse)],
+)
+def test_a_failing_namespace_fails_the_whole_query(
+    store: PineconeVectorStore, fake: FakePinecone, kind: str, error: type[ProviderError]
+) -> None:
+    # Never half an answer: results from one namespace alone would silently drop the other's.
+    fill_workspaces(store)
+    fake.fail_next(kind, count=1000, retry_after=0, path="/query")
+    with pytest.raises(error) as caught:
+        store.query(unit(0), top_k=5, scope=RetrievalScope(7))
+    assert caught.value.provider == "pinecone"
+    assert caught.value.detail.startswith("pinecone: query")
+
+
+def test_a_filter_applies_in_every_namespace_of_the_scope(store: PineconeVectorStore, fake: FakePinecone) -> None:
+    fill_workspaces(store)
+    fake.requests.clear()
+    assert store.query(unit(0), top_k=5, filter={"category": "Guide"}, scope=RetrievalScope(7)) == []
+    assert [r.body["filter"] for r in fake.requests_to("/query")] == [{"category": {"$eq": "Guide"}}] * 2

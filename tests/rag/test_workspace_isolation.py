@@ -15,7 +15,7 @@ from django.core.management import CommandError, call_command
 from rag.health import check_vector_store
 from rag.models import Chunk, Document
 from rag.providers.factory import get_vector_store, reset_providers
-from rag.services.answering import answer_question
+from rag.services.answering import answer_question, answer_stream
 from rag.services.ingestion import DocumentInput, document_ingest, documents_delete, index_rebuild
 from rag.services.retrieval import embed_queries, lexical_index, retrieve
 from rag.types import RetrievalScope
@@ -262,3 +262,14 @@ def test_the_ingest_command_files_documents_in_a_workspace(corpus: dict[str, Any
     assert "30 days" in Document.objects.get(pk=corpus["zenith_docs"][0].pk).content
     with pytest.raises(CommandError, match="no workspace"):
         call_command("ingest", str(tmp_path), "--workspace", "999999")
+
+
+def test_a_streamed_answer_cites_nothing_of_another_workspace(corpus: dict[str, Any]) -> None:
+    events = list(
+        answer_stream(
+            question="How many days of paid holiday do employees get?", scope=RetrievalScope(corpus["zenith"].pk)
+        )
+    )
+    sources = next(e.data for e in events if e.kind == "sources")
+    assert sources and {s["document_id"] for s in sources} <= ids(corpus["zenith_docs"]) | ids(corpus["shared"])
+    assert "Acme" not in "".join(e.data for e in events if e.kind == "delta")
