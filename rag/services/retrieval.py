@@ -152,12 +152,17 @@ class _LexicalHolder:
             if scope in self._indexes:
                 self._indexes.move_to_end(scope)
                 return self._indexes[scope]
-            rows = list(Chunk.objects.filter(readable_in(scope, via="document__")).values_list("id", "text"))
-            index = LexicalIndex.build([r[0] for r in rows], [r[1] for r in rows]) if rows else None
-            self._indexes[scope] = index
-            if len(self._indexes) > self.MAX_SCOPES:
-                self._indexes.popitem(last=False)
-            return index
+        # Built outside the lock, so that searches in other scopes do not wait for this build
+        # (tens of ms with the shipped shared base). Kept only if no write moved the version
+        # meanwhile; two threads may both build one scope once, which costs time, not correctness.
+        rows = list(Chunk.objects.filter(readable_in(scope, via="document__")).values_list("id", "text"))
+        index = LexicalIndex.build([r[0] for r in rows], [r[1] for r in rows]) if rows else None
+        with self._lock:
+            if self._version == version:
+                self._indexes[scope] = index
+                if len(self._indexes) > self.MAX_SCOPES:
+                    self._indexes.popitem(last=False)
+        return index
 
     def reset(self) -> None:
         with self._lock:

@@ -273,3 +273,14 @@ def test_a_streamed_answer_cites_nothing_of_another_workspace(corpus: dict[str, 
     sources = next(e.data for e in events if e.kind == "sources")
     assert sources and {s["document_id"] for s in sources} <= ids(corpus["zenith_docs"]) | ids(corpus["shared"])
     assert "Acme" not in "".join(e.data for e in events if e.kind == "delta")
+
+
+def test_a_write_renews_every_scopes_lexical_index_and_stays_in_its_own(corpus: dict[str, Any]) -> None:
+    acme, zenith = RetrievalScope(corpus["acme"].pk), RetrievalScope(corpus["zenith"].pk)
+    before = lexical_index.get(acme), lexical_index.get(zenith)
+    ingest([("Parking", "handbook/parking.md", "Acme staff park in the underground garage.")], corpus["acme"])
+
+    after = lexical_index.get(acme), lexical_index.get(zenith)
+    assert after[0] is not before[0] and after[1] is not before[1]
+    assert after[0] is not None and after[1] is not None
+    assert after[0].unknown_terms("garage") == [] and after[1].unknown_terms("garage") == ["garag"]
