@@ -32,12 +32,20 @@ from users.selectors import request_user
 from utils.exceptions import NotFound, ValidationFailed
 from utils.pagination import StandardPagination
 from utils.throttling import ScopedThrottle
+from workspaces.access import api_key_of, workspace_resolve
+
+
+def _only_workspace(request: Request) -> int | None:
+    """A request made with an API key reaches only the key's workspace."""
+    api_key = api_key_of(request)
+    return api_key.workspace_id if api_key is not None else None
 
 
 def _session_or_404(request: Request, session_id: int, *, counted: bool = True) -> ChatSession:
-    """The caller's session (with ``message_count`` when ``counted``); anyone else's is a 404."""
+    """The caller's session (with ``message_count`` when ``counted``); anyone else's, one in a
+    workspace the caller has left, or (with an API key) one in another workspace is a 404."""
     select = selectors.session_get if counted else selectors.session_owned
-    session = select(user=request_user(request), session_id=session_id)
+    session = select(user=request_user(request), session_id=session_id, only_workspace_id=_only_workspace(request))
     if session is None:
         raise NotFound("Session not found.")
     return session
@@ -71,14 +79,19 @@ class SessionListApi(APIView):
     @schema.session_list_get
     def get(self, request: Request) -> Response:
         paginator = StandardPagination()
-        page = paginator.paginate_queryset(selectors.session_list(user=request_user(request)), request, view=self)
+        sessions = selectors.session_list(user=request_user(request), only_workspace_id=_only_workspace(request))
+        page = paginator.paginate_queryset(sessions, request, view=self)
         return paginator.get_paginated_response(SessionSerializer(page, many=True).data)
 
     @schema.session_list_post
     def post(self, request: Request) -> Response:
         serializer = SessionInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        session = services.session_create(user=request_user(request), **serializer.validated_data)
+        user = request_user(request)
+        workspace = workspace_resolve(
+            user=user, workspace_id=serializer.validated_data.get("workspace"), api_key=api_key_of(request)
+        )
+        session = services.session_create(user=user, title=serializer.validated_data["title"], workspace=workspace)
         return Response(SessionSerializer(session).data, status=status.HTTP_201_CREATED)
 
 
@@ -182,13 +195,16 @@ class HistoryApi(APIView):
     @schema.history_get
     def get(self, request: Request) -> HttpResponse:
         # Already-rendered JSON (cached as bytes), so DRF's renderer is skipped.
-        return HttpResponse(history_json(request_user(request)), content_type="application/json")
+        body = history_json(request_user(request), only_workspace_id=_only_workspace(request))
+        return HttpResponse(body, content_type="application/json")
 
 
 class FeedbackApi(APIView):
     @schema.feedback_post
     def post(self, request: Request, message_id: int) -> Response:
-        message = selectors.message_get(user=request_user(request), message_id=message_id)
+        message = selectors.message_get(
+            user=request_user(request), message_id=message_id, only_workspace_id=_only_workspace(request)
+        )
         if message is None:
             raise NotFound("Message not found.")
         serializer = FeedbackSerializer(data=request.data)

@@ -11,10 +11,15 @@ Any cache works, shared or not: on Redis the workers share entries, on the embed
 worker's fakeredis holds its own, and both stay exact because the token lives in the database.
 A user with no token yet (nothing written since the upgrade or a restore) is read from the database.
 ``CHAT_HISTORY_CACHE=false`` turns the cache off.
+
+Only sessions in workspaces the user is still a member of are shown (and, for a request made with
+an API key, only the key's workspace): the key also names that workspace and the user's current
+memberships, so leaving a workspace hides its sessions at once even if nothing replaced the token.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from typing import Any
@@ -26,9 +31,10 @@ from redis.exceptions import RedisError
 from rest_framework.renderers import JSONRenderer
 
 from chat import selectors
-from chat.models import ChatMessage, ChatSession, HistoryVersion
+from chat.models import ChatMessage, HistoryVersion
 from chat.serializers import MessageSerializer, SessionSerializer
 from users.models import User
+from workspaces.models import Membership
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +42,11 @@ HISTORY_TTL_SECONDS = 300
 RECENT = 20
 
 
-def build_history(user: User) -> dict[str, Any]:
+def build_history(user: User, *, only_workspace_id: int | None = None) -> dict[str, Any]:
     """Four short indexed reads: the 20 latest sessions, their message counts, the 20 latest
     messages and the two totals (counting only this user's rows, never grouping all sessions)."""
-    sessions = list(ChatSession.objects.filter(user=user).order_by("-updated_at", "-id")[:RECENT])
+    visible = selectors.sessions_visible(user=user, only_workspace_id=only_workspace_id)
+    sessions = list(visible.order_by("-updated_at", "-id")[:RECENT])
     counts = dict(
         ChatMessage.objects.filter(session__in=sessions)
         .values_list("session_id")
@@ -50,9 +57,11 @@ def build_history(user: User) -> dict[str, Any]:
         session.message_count = counts.get(session.pk, 0)  # type: ignore[attr-defined]
     return {
         "sessions": SessionSerializer(sessions, many=True).data,
-        "recent_messages": MessageSerializer(selectors.recent_messages(user=user, limit=RECENT), many=True).data,
-        "total_sessions": ChatSession.objects.filter(user=user).count(),
-        "total_messages": selectors.message_total(user=user),
+        "recent_messages": MessageSerializer(
+            selectors.recent_messages(user=user, limit=RECENT, only_workspace_id=only_workspace_id), many=True
+        ).data,
+        "total_sessions": visible.count(),
+        "total_messages": selectors.message_total(user=user, only_workspace_id=only_workspace_id),
     }
 
 
@@ -60,22 +69,28 @@ def _render(data: dict[str, Any]) -> bytes:
     return JSONRenderer().render(data)  # the bytes the view would have rendered
 
 
-def history_json(user: User) -> bytes:
+def _memberships_key(user: User) -> str:
+    ids = Membership.objects.filter(user=user).order_by("workspace_id").values_list("workspace_id", flat=True)
+    return hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()[:16]
+
+
+def history_json(user: User, *, only_workspace_id: int | None = None) -> bytes:
     """The overview as JSON bytes, from the cache when this user has not written since it was built."""
     token = None
     if settings.CHAT_HISTORY_CACHE:
         token = HistoryVersion.objects.filter(pk=user.pk).values_list("token", flat=True).first()
     if token is None:  # the cache is off, or this user has no version yet
-        return _render(build_history(user))
-    key = f"chat:history:{user.pk}:{token}"
+        return _render(build_history(user, only_workspace_id=only_workspace_id))
+    scope = f"{only_workspace_id or 'all'}:{_memberships_key(user)}"
+    key = f"chat:history:{user.pk}:{token}:{scope}"
     try:
         cached: bytes | None = cache.get(key)
     except RedisError as exc:
         logger.warning("History cache unavailable (%s); reading the database", exc)
-        return _render(build_history(user))
+        return _render(build_history(user, only_workspace_id=only_workspace_id))
     if cached is not None:
         return cached
-    body = _render(build_history(user))
+    body = _render(build_history(user, only_workspace_id=only_workspace_id))
     try:
         cache.set(key, body, timeout=HISTORY_TTL_SECONDS)
     except RedisError as exc:

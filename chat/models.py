@@ -97,3 +97,18 @@ class DailyMessageCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.count} message(s) of user {self.user_id} on {self.day}"
+
+
+class WorkspaceDailyMessageCount(models.Model):
+    """How many messages the workspace's members have sent on ``day`` (UTC): the workspace's daily
+    quota (``Workspace.max_messages_per_day``), claimed like ``DailyMessageCount`` (see
+    ``workspaces.quotas.workspace_message_claim``)."""
+
+    workspace = models.OneToOneField(
+        "workspaces.Workspace", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    day = models.DateField()
+    count = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.count} message(s) in workspace {self.workspace_id} on {self.day}"

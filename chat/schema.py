@@ -29,6 +29,7 @@ TAG = ["chat"]
 _SESSION = {
     "id": 3,
     "title": "Password reset",
+    "workspace": 7,
     "created_at": "2026-11-21T09:30:00Z",
     "updated_at": "2026-11-21T09:31:02Z",
     "message_count": 2,
@@ -115,13 +116,16 @@ session_list_get = extend_schema(
 session_list_post = extend_schema(
     tags=TAG,
     summary="Open a session",
-    description="The title is optional: an untitled session takes its first question as title. Limited "
-    "per user (`THROTTLE_SESSION_CREATE`, 60 an hour); a session that never got a message is deleted "
-    "a day after its last activity.",
+    description="The title is optional: an untitled session takes its first question as title. The "
+    "session belongs to a workspace (default: your personal one; with an API key, the key's): its answers "
+    "read that workspace's documents and the shared knowledge base, unless the workspace turned the shared "
+    "base off. A workspace you are not a member of is a 404. Limited per user (`THROTTLE_SESSION_CREATE`, "
+    "60 an hour); a session that never got a message is deleted a day after its last activity.",
     request=SessionInputSerializer,
-    responses={201: SessionSerializer, **error_responses(400, 401, 429)},
+    responses={201: SessionSerializer, **error_responses(400, 401, 404, 429)},
     examples=[
         OpenApiExample("Titled", value={"title": "Password reset"}, request_only=True),
+        OpenApiExample("In a team workspace", value={"title": "Onboarding", "workspace": 7}, request_only=True),
         _example("Created", _SESSION | {"message_count": 0}, 201),
     ],
 )
@@ -175,7 +179,9 @@ session_messages_post = extend_schema(
         "makes retries safe: the same key within 24 h returns the first reply (same ids); the same key "
         "with different content is a 409. A 503 means your message is stored; retry with the same key. "
         "A user may have `CHAT_MAX_CONCURRENT_STREAMS` (default 2) answers streaming at once; one more is "
-        "a 429 `too_many_streams` and stores nothing."
+        "a 429 `too_many_streams` and stores nothing. Each user has a daily quota (`CHAT_DAILY_QUOTA`, 429 "
+        "`daily_quota_exceeded`) and so has each workspace across its members (its plan's messages per day, "
+        "429 `workspace_message_quota_exceeded`); both come with `Retry-After` and store nothing."
     ),
     parameters=[
         OpenApiParameter(

@@ -27,7 +27,7 @@ class SessionSerializer(serializers.ModelSerializer[ChatSession]):
 
     class Meta:
         model = ChatSession
-        fields = ["id", "title", "created_at", "updated_at", "message_count"]
+        fields = ["id", "title", "workspace", "created_at", "updated_at", "message_count"]
         read_only_fields = fields
 
     def to_representation(self, instance: ChatSession) -> dict[str, Any]:
@@ -35,14 +35,32 @@ class SessionSerializer(serializers.ModelSerializer[ChatSession]):
         return {
             "id": instance.pk,
             "title": instance.title,
+            "workspace": instance.workspace_id,
             "created_at": _timestamp(instance.created_at),
             "updated_at": _timestamp(instance.updated_at),
             "message_count": getattr(instance, "message_count", 0),
         }
 
 
+class WorkspaceIdField(serializers.IntegerField):
+    """A workspace id as a JSON integer (DRF would also take ``"3"``, ``3.0`` or ``true``)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(min_value=1, max_value=10**18 - 1, **kwargs)
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return int(super().to_internal_value(data))
+
+
 class SessionInputSerializer(serializers.Serializer[Any]):
     title = StrictCharField(max_length=200, required=False, allow_blank=True, default="")
+    workspace = WorkspaceIdField(
+        required=False,
+        help_text="A workspace you are a member of (another is a 404). Default: the API key's workspace, "
+        "else your personal workspace. Answers in the session read its documents and the shared base.",
+    )
 
 
 class SessionRenameSerializer(serializers.Serializer[Any]):

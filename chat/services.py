@@ -20,13 +20,15 @@ from background_tasks.locks import RedisLock
 from chat.history import history_changed, history_changed_for_everyone
 from chat.models import ChatMessage, ChatSession, DailyMessageCount, IdempotencyRecord
 from rag.services.answering import Answer, answer_question, answer_stream
-from rag.types import Turn
+from rag.types import RetrievalScope, Turn
 from users.models import User
 from utils.batches import BATCH_SIZE, delete_in_batches
 from utils.exceptions import Conflict, ServiceError, Throttled, ValidationFailed
 from utils.metrics import record_message_sent
 from utils.redis import redis_key
+from workspaces.access import retrieval_scope
 from workspaces.models import Workspace
+from workspaces.quotas import workspace_message_claim
 from workspaces.services import workspace_personal_get
 
 logger = logging.getLogger(__name__)
@@ -53,6 +55,8 @@ class Received:
     record: IdempotencyRecord | None
     replayed: bool
     user_id: int
+    # What answering it may read: the session's workspace (and the shared base unless it is off).
+    scope: RetrievalScope
 
 
 # --- sessions ---------------------------------------------------------------------------------
@@ -139,12 +143,21 @@ def _replay(record: IdempotencyRecord, session: ChatSession, content: str) -> Re
     if record.request_hash != _request_hash(session, content):
         raise Conflict("This Idempotency-Key was already used for a different message.", code="idempotency_key_reused")
     return Received(
-        record.user_message, record.bot_message, record, replayed=record.bot_message is not None, user_id=record.user_id
+        record.user_message,
+        record.bot_message,
+        record,
+        replayed=record.bot_message is not None,
+        user_id=record.user_id,
+        scope=retrieval_scope(session.workspace),
     )
 
 
 def message_receive(*, user: User, session: ChatSession, content: str, idempotency_key: str = "") -> Received:
-    """Store the user's message (or find the one this key already stored) and commit."""
+    """Store the user's message (or find the one this key already stored) and commit.
+
+    The user's and the workspace's daily quotas are claimed in the same transaction: a refused
+    message is not stored, and a stored one is never taken back.
+    """
     with transaction.atomic():
         if idempotency_key:
             record = (
@@ -157,6 +170,7 @@ def message_receive(*, user: User, session: ChatSession, content: str, idempoten
             if record is not None:
                 record.delete()  # expired: the key may be used afresh
         _quota_claim(user)
+        workspace_message_claim(workspace_id=session.workspace_id)
         now = timezone.now()
         message = ChatMessage.objects.create(session=session, sender=ChatMessage.Sender.USER, content=content)
         if not session.title:
@@ -180,7 +194,7 @@ def message_receive(*, user: User, session: ChatSession, content: str, idempoten
                     "A request with this Idempotency-Key is in progress.", code="idempotency_in_progress"
                 ) from exc
     record_message_sent()  # after the commit: rollbacks and replays are not counted
-    return Received(message, None, record, replayed=False, user_id=user.pk)
+    return Received(message, None, record, replayed=False, user_id=user.pk, scope=retrieval_scope(session.workspace))
 
 
 def _history(message: ChatMessage) -> list[Turn]:
@@ -255,7 +269,9 @@ def message_answer(*, received: Received) -> ChatMessage:
         return received.bot_message
     with _AnswerLock(received):
         try:
-            answer = answer_question(question=received.user_message.content, history=_history(received.user_message))
+            answer = answer_question(
+                question=received.user_message.content, history=_history(received.user_message), scope=received.scope
+            )
         except ServiceError as exc:
             logger.warning("No answer for message %s: %s", received.user_message.pk, exc.code)
             raise AnswerUnavailable() from exc
@@ -274,7 +290,9 @@ def message_answer_stream(*, received: Received) -> Iterator[tuple[str, Any]]:
         yield "done", bot
         return
     with _AnswerLock(received):
-        events = answer_stream(question=received.user_message.content, history=_history(received.user_message))
+        events = answer_stream(
+            question=received.user_message.content, history=_history(received.user_message), scope=received.scope
+        )
         try:
             first = next(events)
         except ServiceError as exc:

@@ -189,8 +189,14 @@ THROTTLE_RATES = {
     "chat": env_str("THROTTLE_CHAT", "30/min"),
     "session_create": env_str("THROTTLE_SESSION_CREATE", "60/hour"),
     "search": env_str("THROTTLE_SEARCH", "60/min"),
+    "export": env_str("THROTTLE_EXPORT", "10/hour"),
+    "api_key": env_str("THROTTLE_API_KEY", "120/min"),
 }
 CHAT_DAILY_QUOTA = env_int("CHAT_DAILY_QUOTA", 500)
+# Workspace API keys (DESIGN §8): live (unrevoked, unexpired) keys per workspace, and the
+# longest expiry a key may be given.
+API_KEYS_MAX_PER_WORKSPACE = env_int("API_KEYS_MAX_PER_WORKSPACE", 50)
+API_KEYS_MAX_DAYS = env_int("API_KEYS_MAX_DAYS", 365)
 # Workspace quotas by plan (DESIGN §8), copied onto a workspace when it is made; staff may change a
 # workspace's own limits in the admin. Bytes count the documents' extracted text.
 WORKSPACE_PLANS = {
@@ -219,7 +225,10 @@ CHAT_STREAM_SLOT_TTL = env_int("CHAT_STREAM_SLOT_TTL", 300)
 CHAT_HISTORY_CACHE = env_bool("CHAT_HISTORY_CACHE", True)
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["users.authentication.JWTAuthentication"],  # simplejwt + revocation
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "users.authentication.JWTAuthentication",  # simplejwt + revocation; first, so 401s say Bearer
+        "workspaces.authentication.ApiKeyAuthentication",  # Authorization: Api-Key …, scoped (DESIGN §8)
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["utils.parsers.JSONParser"],  # DRF's, with a nesting bound
@@ -246,6 +255,9 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    # The schema and docs are public and the same for everyone: credentials sent along (a stale
+    # token, an API key, which is refused off its endpoints) are not read, so they cannot fail.
+    "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

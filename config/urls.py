@@ -15,6 +15,8 @@ urlpatterns = [
     path("api/rag/", include("rag.urls")),
     path("api/chat/", include("chat.urls")),
     path("api/ops/", include("background_tasks.urls")),
+    path("api/usage/", include("workspaces.urls_usage")),
+    path("api/workspaces/", include("workspaces.urls_keys")),
     path("api/token/refresh/", TokenRefreshApi.as_view(), name="token-refresh-alias"),
     path("api/health/", HealthApi.as_view(), name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.validators import RegexValidator
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
-from drf_spectacular.utils import Direction
+from drf_spectacular.utils import Direction, extend_schema_field
 from rest_framework import serializers
 
 from rag import categories
 from rag.ingestion.extract import SUPPORTED_EXTENSIONS
 from rag.models import Document
 from utils.exceptions import ServiceError
-from utils.serializers import QueryCharField, QueryIntegerField, StrictCharField
+from utils.serializers import QueryCharField, QueryIntegerField, StrictCharField, _QueryValue
 
 if TYPE_CHECKING:
     from drf_spectacular.openapi import AutoSchema
 
 MAX_CONTENT_CHARS = 2_000_000
+SHARED = "shared"  # the ``workspace`` value that names the shared knowledge base
+_WORKSPACE_HELP = (
+    'A workspace id, or "shared" for the shared knowledge base. Default: the API key\'s workspace, '
+    "else your personal workspace."
+)
+_WORKSPACE_DIGITS = re.compile(r"[1-9][0-9]{0,17}")
+WORKSPACE_TEXT_PATTERN = r"^([1-9][0-9]{0,17}|shared)$"
 
 
 class UnsupportedFileType(ServiceError):
@@ -68,12 +76,65 @@ class CategoryFieldExtension(OpenApiSerializerFieldExtension):
         return schema
 
 
+@extend_schema_field(
+    {"oneOf": [{"type": "integer", "minimum": 1, "maximum": 10**18 - 1}, {"type": "string", "enum": [SHARED]}]}
+)
+class WorkspaceRefField(serializers.Field):
+    """Which knowledge base a request is about: a workspace id (a JSON integer), or ``"shared"``."""
+
+    default_error_messages = {"invalid": 'A workspace id or "shared".'}
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("help_text", _WORKSPACE_HELP)
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> int | str:
+        if data == SHARED:
+            return SHARED
+        if isinstance(data, int) and not isinstance(data, bool) and 1 <= data < 10**18:
+            return data
+        self.fail("invalid")
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+@extend_schema_field({"type": "string", "pattern": WORKSPACE_TEXT_PATTERN})
+class WorkspaceRefTextField(WorkspaceRefField):
+    """The same, sent as text (a query parameter or a multipart form field)."""
+
+    def to_internal_value(self, data: Any) -> int | str:
+        if data == SHARED:
+            return SHARED
+        if isinstance(data, str) and _WORKSPACE_DIGITS.fullmatch(data):
+            return int(data)
+        self.fail("invalid")
+
+
+class QueryWorkspaceRefField(_QueryValue, WorkspaceRefTextField):
+    pass
+
+
 class DocumentSerializer(serializers.ModelSerializer[Document]):
     chunk_count = serializers.IntegerField(read_only=True)
+    workspace = serializers.IntegerField(
+        source="workspace_id", read_only=True, allow_null=True, help_text="Null: the shared knowledge base."
+    )
 
     class Meta:
         model = Document
-        fields = ["id", "title", "category", "source", "metadata", "chunk_count", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "title",
+            "category",
+            "source",
+            "metadata",
+            "workspace",
+            "chunk_count",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = fields
 
 
@@ -96,7 +157,14 @@ class DocumentInputSerializer(serializers.Serializer[Any]):
         return value
 
 
+class DocumentCreateSerializer(DocumentInputSerializer):
+    workspace = WorkspaceRefField()
+
+
 class DocumentUpdateSerializer(serializers.Serializer[Any]):
+    workspace = WorkspaceRefField(
+        help_text="The document's workspace, if given, must be the one it is in: documents do not move."
+    )
     title = StrictCharField(max_length=300, required=False)
     content = StrictCharField(max_length=MAX_CONTENT_CHARS, required=False)
     category = CategoryField(required=False)
@@ -105,6 +173,7 @@ class DocumentUpdateSerializer(serializers.Serializer[Any]):
 
 class DocumentUploadSerializer(serializers.Serializer[Any]):
     file = serializers.FileField(help_text="A .txt, .md, .rst, .html or .pdf file, up to 10 MB.")
+    workspace = WorkspaceRefTextField()
     title = StrictCharField(max_length=300, required=False, help_text="Default: from the file.")
     category = CategoryField(
         required=False, help_text=f"Default: the file's front matter, else Other. {categories.RULE}."
@@ -120,6 +189,7 @@ class DocumentUploadSerializer(serializers.Serializer[Any]):
 
 class IndexDocumentsSerializer(serializers.Serializer[Any]):
     # A ListField, not many=True: its length limits reach the schema (minItems, maxItems).
+    workspace = WorkspaceRefField()
     documents = serializers.ListField(child=DocumentInputSerializer(), min_length=1, max_length=100)
 
 
@@ -132,6 +202,10 @@ class SearchQuerySerializer(serializers.Serializer[Any]):
     # 300 characters keep the worst case (4-byte characters, percent-encoded) inside a 4 KB request line.
     q = QueryCharField(max_length=300, help_text="The question or keywords.")
     top_k = QueryIntegerField(min_value=1, max_value=10, default=3)
+    workspace = QueryWorkspaceRefField(
+        help_text="A workspace id: its documents, and the shared base unless the workspace turned it off; "
+        '"shared": the shared base only. Default: the API key\'s workspace, else your personal workspace.'
+    )
 
     def validate_q(self, value: str) -> str:
         if not value.strip():
@@ -140,6 +214,7 @@ class SearchQuerySerializer(serializers.Serializer[Any]):
 
 
 class DocumentListQuerySerializer(serializers.Serializer[Any]):
+    workspace = QueryWorkspaceRefField()
     category = QueryCategoryField(required=False, help_text="Only this category (as listed by /api/rag/categories/).")
     search = QueryCharField(max_length=300, required=False, allow_blank=True, help_text="Part of the title.")
 

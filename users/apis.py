@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 from rest_framework import status
@@ -16,9 +17,11 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.views import TokenRefreshView
 
 from users import schema, services
+from users.erasure import account_erase
 from users.renderers import VerificationPageRenderer
-from users.selectors import request_user
+from users.selectors import account_export, request_user
 from users.serializers import (
+    AccountEraseInputSerializer,
     EmailInputSerializer,
     LoginInputSerializer,
     PasswordChangeInputSerializer,
@@ -31,7 +34,7 @@ from users.serializers import (
     TokenRefreshInputSerializer,
     UserSerializer,
 )
-from utils.throttling import ClientScopedThrottle
+from utils.throttling import ClientScopedThrottle, ScopedThrottle
 
 
 class AnonymousApi(APIView):
@@ -150,6 +153,38 @@ class ProfileApi(APIView):
         serializer.is_valid(raise_exception=True)
         user = services.user_profile_update(user=request_user(request), **serializer.validated_data)
         return Response(UserSerializer(user).data)
+
+
+class AccountApi(APIView):
+    """``DELETE /api/auth/me/``: erase the account and everything it owns, password required."""
+
+    permission_classes = [IsAuthenticated]
+    throttle_classes = [ScopedThrottle]
+    throttle_scope = "login"  # a password check: limited like a login attempt, per user
+
+    @schema.account_delete
+    def delete(self, request: Request) -> Response:
+        serializer = AccountEraseInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = request_user(request)
+        removed = account_erase(user=user, password=serializer.validated_data["password"], request=request)
+        return Response({"detail": "Your account and everything it owned were erased.", "removed": removed})
+
+
+@_NO_STORE
+class AccountExportApi(APIView):
+    """``GET /api/auth/me/export/``: everything of the caller's, as a JSON file to download."""
+
+    permission_classes = [IsAuthenticated]
+    throttle_classes = [ScopedThrottle]
+    throttle_scope = "export"
+
+    @schema.account_export_get
+    def get(self, request: Request) -> Response:
+        user = request_user(request)
+        filename = f"account-{user.pk}-export-{timezone.now():%Y%m%d}.json"
+        headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+        return Response(account_export(user=user), headers=headers)
 
 
 @_NO_STORE

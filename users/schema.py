@@ -16,6 +16,8 @@ from drf_spectacular.utils import (
 )
 
 from users.serializers import (
+    AccountErasedSerializer,
+    AccountEraseInputSerializer,
     DetailSerializer,
     EmailInputSerializer,
     LoginByEmailSerializer,
@@ -215,6 +217,96 @@ password_change_post = extend_schema(
             "Change", {"old_password": "c0rrect-horse-battery", "new_password": "n3w-staple-lantern"}, request=True
         ),
         _example("Changed", {"detail": "Password changed."} | _TOKENS_EXAMPLE),
+    ],
+)
+
+
+_REMOVED_EXAMPLE = {
+    "documents": 3,
+    "chunks": 41,
+    "vectors": 41,
+    "workspaces": 1,
+    "memberships": 1,
+    "invitations": 0,
+    "api_keys": 1,
+    "sessions": 4,
+    "messages": 28,
+    "idempotency_records": 2,
+    "history_versions": 1,
+    "message_counters": 1,
+    "account_tokens": 1,
+    "revoked_token_families": 0,
+    "refresh_tokens": 3,
+    "blacklisted_tokens": 2,
+    "admin_log_entries": 0,
+    "users": 1,
+}
+
+
+account_delete = extend_schema(
+    tags=TAG,
+    summary="Erase your account and everything it owns",
+    description=(
+        "Asks for the password again. Erases the personal workspace and every workspace where the caller "
+        "is the only member (documents, their vectors, sessions, messages), the caller's memberships, "
+        "sessions, API keys and tokens elsewhere, then the account; the response counts what was removed. "
+        "A wrong password is 400 `wrong_password` and counts as a failed login. The last owner of a "
+        "workspace that has other members gets 409 `transfer_ownership` naming those workspaces, and "
+        "nothing is erased."
+    ),
+    request=AccountEraseInputSerializer,
+    responses={200: AccountErasedSerializer, **error_responses(400, 401, 409, 429)},
+    examples=[
+        _example("Erase", {"password": "c0rrect-horse-battery"}, request=True),
+        _example(
+            "Erased", {"detail": "Your account and everything it owned were erased.", "removed": _REMOVED_EXAMPLE}
+        ),
+    ],
+)
+
+
+account_export_get = extend_schema(
+    tags=TAG,
+    summary="Download all of your data as JSON",
+    description=(
+        "A JSON file (`Content-Disposition: attachment`): profile, memberships, your sessions with their "
+        "messages (content, answer status, citations, sources, feedback), the documents of workspaces you "
+        "own alone, the API keys you created (never their secrets) and the invitations you sent. Other "
+        "members' messages are not included. Limited to `THROTTLE_EXPORT` per user."
+    ),
+    responses={200: OpenApiTypes.OBJECT, **error_responses(401, 429)},
+    examples=[
+        _example(
+            "Export",
+            {
+                "format_version": 1,
+                "exported_at": "2026-12-06T11:00:00Z",
+                "profile": _USER_EXAMPLE | {"last_login": "2026-12-06T10:58:00Z"},
+                "memberships": [
+                    {"workspace_id": 3, "workspace_name": "ada's workspace", "personal": True, "role": "owner"}
+                ],
+                "sessions": [
+                    {
+                        "id": 12,
+                        "title": "Passwords",
+                        "workspace_id": 3,
+                        "messages": [
+                            {"id": 40, "sender": "user", "content": "How do I reset my password?", "metadata": {}},
+                            {
+                                "id": 41,
+                                "sender": "bot",
+                                "content": "Ask for a reset email [1].",
+                                "metadata": {"answer_status": "answered", "citations": [], "sources": []},
+                                "feedback_rating": 1,
+                            },
+                        ],
+                    }
+                ],
+                "documents": [],
+                "api_keys": [{"workspace_id": 3, "name": "ci", "prefix": "rk_3f9a1c", "scopes": ["chat"]}],
+                "invitations_sent": [],
+            },
+        )
     ],
 )
 

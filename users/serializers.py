@@ -152,3 +152,22 @@ class TokenRefreshInputSerializer(TokenRefreshSerializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
         pair = refresh_token_rotate(refresh=attrs["refresh"])
         return {"access": pair.access, "refresh": pair.refresh}
+
+
+class AccountEraseInputSerializer(serializers.Serializer[Any]):
+    password = StrictCharField(max_length=128, trim_whitespace=False)
+
+
+def _erased_counts_serializer() -> type[serializers.Serializer[Any]]:
+    """One integer field per kind ``users.erasure.account_erase`` reports (built from its list, so
+    the schema and the service cannot drift apart)."""
+    from users.erasure import KINDS
+
+    kinds = ["documents", "chunks", "vectors", *KINDS.values()]
+    fields = {kind: serializers.IntegerField(min_value=0) for kind in kinds}
+    return type("ErasedCountsSerializer", (serializers.Serializer,), fields)
+
+
+class AccountErasedSerializer(serializers.Serializer[Any]):
+    detail = serializers.CharField()
+    removed = _erased_counts_serializer()(help_text="What was removed, per kind: rows, and vectors in the store.")

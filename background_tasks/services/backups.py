@@ -1,4 +1,5 @@
-"""Backups: a versioned, checksummed ``.tar.gz`` of users, chats and documents (restore: ``restore``).
+"""Backups: a versioned, checksummed ``.tar.gz`` of users, workspaces (members, invitations, API-key
+hashes), chats and documents (restore: ``restore``).
 
 Layout: ``manifest.json`` (format version, created_at, app version, applied migrations, row
 count and SHA-256 per member) and one JSON-lines file per table under ``data/``, written by
@@ -71,6 +72,9 @@ TABLES: dict[str, str] = {
 NATURAL_KEYS = {"auth.Group", "users.User"}
 PREFETCH = {"auth.Group": ("permissions__content_type",), "users.User": ("groups", "user_permissions__content_type")}
 MIGRATION_APPS = ("auth", "users", "workspaces", "rag", "chat")
+# Archives written before workspaces existed lack these tables (and their sessions a workspace);
+# restore still reads them, giving every user a personal workspace that holds their sessions.
+WORKSPACE_TABLES = ("workspaces.Workspace", "workspaces.Membership", "workspaces.Invitation", "workspaces.ApiKey")
 STALE_TEMPORARY_S = 86_400
 
 
@@ -125,6 +129,17 @@ def _owner_only_directory(directory: Path) -> None:
 
 def member_name(label: str) -> str:
     return f"data/{label}.jsonl"
+
+
+def has_workspaces(manifest: dict[str, Any]) -> bool:
+    """Whether the archive was written with the workspaces app (its migrations are recorded)."""
+    return "workspaces" in (manifest.get("migrations") or {})
+
+
+def tables_of(manifest: dict[str, Any]) -> list[str]:
+    """The tables an archive holds, parents first: all of ``TABLES``, less the workspaces tables
+    for an archive written before they existed."""
+    return [label for label in TABLES if has_workspaces(manifest) or label not in WORKSPACE_TABLES]
 
 
 def _app_version() -> str:

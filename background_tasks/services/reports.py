@@ -20,6 +20,7 @@ from django.utils.safestring import mark_safe
 from background_tasks.charts import bar_chart_svg
 from background_tasks.models import JobRun
 from background_tasks.services.alerts import admin_emails
+from background_tasks.services.report_workspaces import WorkspaceDay, workspace_days
 from chat.models import ChatMessage, ChatSession
 from rag.providers.extractive import NO_INFORMATION_ANSWER
 from users.models import User
@@ -79,11 +80,13 @@ class DailyReport:
     job_failures: list[JobFailure] = field(default_factory=list)
     failures_until: datetime | None = None  # job failures are those of the 24 hours before this
     messages_per_day: list[tuple[date, int]] = field(default_factory=list)
+    workspaces: list[WorkspaceDay] = field(default_factory=list)  # the busiest of the day
+    active_workspaces: int = 0  # workspaces with messages that day, listed or not
 
     def counts(self) -> dict[str, int]:
         names = ["new_users", "verified_new_users", "active_users", "sessions_created", "messages", "questions"]
         names += ["answers", "unanswered", "degraded", "feedback_up", "feedback_down"]
-        names += ["latency_p50_ms", "latency_p95_ms"]
+        names += ["latency_p50_ms", "latency_p95_ms", "active_workspaces"]
         values = {name: getattr(self, name) for name in names}
         values["negative_comments"] = len(self.negative_comments)
         values["job_failures"] = len(self.job_failures)
@@ -203,6 +206,7 @@ def daily_report_build(*, day: date, now: datetime | None = None) -> DailyReport
         down=Count("id", filter=Q(feedback_rating=ChatMessage.Rating.DOWN)),
     )
     latencies = _latencies(answers)
+    workspaces, active_workspaces = workspace_days(start=start, end=end, unanswered=unanswered)
     return DailyReport(
         day=day,
         new_users=joined.count(),
@@ -224,6 +228,8 @@ def daily_report_build(*, day: date, now: datetime | None = None) -> DailyReport
         job_failures=_job_failures(now),
         failures_until=now,
         messages_per_day=_messages_per_day(day),
+        workspaces=workspaces,
+        active_workspaces=active_workspaces,
     )
 
 

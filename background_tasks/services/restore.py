@@ -18,7 +18,7 @@ import json
 import logging
 import tarfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -42,8 +42,10 @@ from background_tasks.services.backups import (
     BackupError,
     RestoreRefused,
     applied_migrations,
+    has_workspaces,
     manifest_signature,
     member_name,
+    tables_of,
 )
 from chat.history import history_changed_for_everyone
 from utils.exceptions import ServiceError
@@ -142,7 +144,7 @@ def _manifest_check(manifest: Any) -> dict[str, Any]:
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise BackupError(f"Backup format version {version!r} is newer than this code reads ({FORMAT_VERSION}).")
     files, counts = manifest.get("files"), manifest.get("counts")
-    expected = {member_name(label) for label in TABLES}
+    expected = {member_name(label) for label in tables_of(manifest)}
     if not isinstance(files, dict) or set(files) != expected or not isinstance(counts, dict):
         raise BackupCorrupted("manifest.json does not list the expected tables and checksums.")
     return manifest
@@ -204,7 +206,7 @@ def backup_verify(*, path: Path, allow_unsigned: bool = False) -> dict[str, Any]
         extra = {m.name for m in tar.getmembers()} - {MANIFEST, SIGNATURE, *manifest["files"]}
         if extra:
             raise BackupCorrupted(f"The archive holds files its manifest does not list: {sorted(extra)}.")
-        for label in TABLES:
+        for label in tables_of(manifest):
             name = member_name(label)
             reader = _HashingReader(_open_member(tar, name))
             lines = 0
@@ -250,7 +252,11 @@ def _needs_raw_save(model: type[Model]) -> bool:
     return auto_now or bool(model._meta.many_to_many)
 
 
-def _load(tar: tarfile.TarFile, label: str, expected_sha: str) -> int:
+Prepare = Callable[[Model], None]
+
+
+def _load(tar: tarfile.TarFile, label: str, expected_sha: str, prepare: Prepare | None = None) -> int:
+    """Load one member's rows; ``prepare`` completes each row first (an older archive's)."""
     model = apps.get_model(label)
     reader = _HashingReader(_open_member(tar, member_name(label)))
     raw_save, batch, loaded = _needs_raw_save(model), [], 0
@@ -258,6 +264,8 @@ def _load(tar: tarfile.TarFile, label: str, expected_sha: str) -> int:
         for item in serializers.deserialize("jsonl", _rows(reader, member_name(label))):
             if type(item.object) is not model:
                 raise BackupCorrupted(f"{member_name(label)} holds a {item.object._meta.label} row.")
+            if prepare is not None:
+                prepare(item.object)
             if raw_save:
                 item.save()
             else:
@@ -273,6 +281,32 @@ def _load(tar: tarfile.TarFile, label: str, expected_sha: str) -> int:
     if reader.sha.hexdigest() != expected_sha:
         raise BackupCorrupted(f"Checksum mismatch for {member_name(label)} while restoring; nothing was restored.")
     return loaded
+
+
+def _personal_workspaces() -> Prepare:
+    """For an archive written before workspaces: every restored user gets their personal workspace
+    (as the workspaces migration gave every existing user), and each session without a workspace
+    goes into its user's. Documents without one are the shared knowledge base, as they were."""
+    from chat.models import ChatSession
+    from users.models import User
+    from workspaces.services import workspace_personal_get
+
+    personal = {user.pk: workspace_personal_get(user=user).pk for user in User.objects.order_by("pk").iterator()}
+
+    def attach(row: Model) -> None:
+        if isinstance(row, ChatSession) and row.workspace_id is None:
+            row.workspace_id = personal[row.user_id]
+
+    return attach
+
+
+def _load_all(tar: tarfile.TarFile, manifest: dict[str, Any]) -> dict[str, int]:
+    counts = {}
+    for label in tables_of(manifest):
+        legacy_sessions = label == "chat.ChatSession" and not has_workspaces(manifest)
+        prepare = _personal_workspaces() if legacy_sessions else None  # the users are loaded by now
+        counts[TABLES[label]] = _load(tar, label, manifest["files"][member_name(label)], prepare)
+    return counts
 
 
 def _reset_sequences() -> None:
@@ -294,15 +328,14 @@ def backup_restore(
     if occupied and not force:
         listing = ", ".join(f"{TABLES[label]} ({n})" for label, n in occupied.items())
         raise RestoreRefused(f"The database is not empty: {listing}. Restore into an empty database, or use --force.")
-    counts = {TABLES[label]: int(manifest["counts"][label]) for label in TABLES}
+    counts = {TABLES[label]: int(manifest["counts"][label]) for label in tables_of(manifest)}
     if dry_run:
         return counts | {f"{TABLES[label]}_to_wipe": n for label, n in occupied.items()}
     try:
         with _archive(path) as tar, transaction.atomic():
             if occupied:
                 _wipe()
-            for label in TABLES:
-                counts[TABLES[label]] = _load(tar, label, manifest["files"][member_name(label)])
+            counts = _load_all(tar, manifest)
             _reset_sequences()
             # Every process reloads its lexical index, whether or not the vectors are rebuilt below.
             from rag.services.retrieval import knowledge_base_changed

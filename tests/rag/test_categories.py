@@ -81,7 +81,7 @@ def test_categories_in_use_with_counts(api_client):
         {"name": "Garden", "document_count": 1},
         {"name": "Guide", "document_count": 2},
     ]
-    assert api_client.get(DOCS, {"category": "Garden"}).json()["count"] == 1
+    assert api_client.get(DOCS, {"category": "Garden", "workspace": "shared"}).json()["count"] == 1
     assert api_client.get(DOCS, {"category": "Gar/den"}).status_code == 400
 
 

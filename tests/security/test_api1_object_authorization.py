@@ -23,6 +23,8 @@ from tests.factories import UserFactory
 from tests.security.routes import Route, all_routes
 from users.models import AccountToken, User
 from users.services import account_token_issue
+from workspaces.api_keys import api_key_create
+from workspaces.models import ApiKey
 from workspaces.services import workspace_personal_get
 
 pytestmark = pytest.mark.django_db
@@ -131,6 +133,29 @@ def verify_email_link(ctx: Context) -> set[str]:
     return {"GET", "POST"}
 
 
+def api_keys(ctx: Context) -> set[str]:
+    """A workspace's keys are its managers' business: to anyone else the workspace does not exist."""
+    workspace = workspace_personal_get(user=ctx.victim)
+    api_key_create(workspace=workspace, created_by=ctx.victim, name="theirs", scopes=["chat"])
+    url, missing = ctx.route.url(workspace_id=workspace.pk), ctx.route.url(workspace_id=MISSING_ID)
+    body = {"name": "mine now", "scopes": ["chat"]}
+    assert_not_found(ctx.attacker.get(url), like=ctx.attacker.get(missing))
+    assert_not_found(ctx.attacker.post(url, body, format="json"), like=ctx.attacker.post(missing, body, format="json"))
+    assert list(ApiKey.objects.values_list("name", flat=True)) == ["theirs"]
+    return {"GET", "POST"}
+
+
+def api_key_detail(ctx: Context) -> set[str]:
+    workspace = workspace_personal_get(user=ctx.victim)
+    key = api_key_create(workspace=workspace, created_by=ctx.victim, name="theirs", scopes=["chat"]).api_key
+    url = ctx.route.url(workspace_id=workspace.pk, key_id=key.pk)
+    missing = ctx.route.url(workspace_id=MISSING_ID, key_id=key.pk)
+    assert_not_found(ctx.attacker.delete(url), like=ctx.attacker.delete(missing))
+    key.refresh_from_db()
+    assert key.revoked_at is None
+    return {"DELETE"}
+
+
 def job_run(ctx: Context) -> set[str]:
     """Jobs are not owned; running one is staff-only (see API5), and an unknown job is 404."""
     assert_refused(ctx.attacker.post(ctx.route.url(job_id="cleanup_tokens"), {}, format="json"), 403)
@@ -147,6 +172,8 @@ CASES: dict[str, Callable[[Context], set[str]]] = {
     "rag:document-detail": document_detail,
     "users:verify-email-link": verify_email_link,
     "background_tasks:job-run": job_run,
+    "api_keys:list": api_keys,
+    "api_keys:detail": api_key_detail,
 }
 
 

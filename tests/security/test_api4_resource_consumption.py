@@ -52,14 +52,15 @@ def test_every_list_caps_its_page_size(api_client, user, staff_client):
     Document.objects.bulk_create(
         [Document(title=f"d{n}", content="text", content_hash=f"{n:064d}") for n in range(MAX_PAGE + 5)]
     )
-    for client, url in [
-        (api_client, "/api/chat/sessions/"),
-        (api_client, f"/api/chat/sessions/{session.pk}/messages/"),
-        (api_client, "/api/rag/documents/"),
-        (staff_client, "/api/rag/documents/"),
+    shared: dict[str, Any] = {"workspace": "shared"}  # the documents above are in the shared base
+    for client, url, params in [
+        (api_client, "/api/chat/sessions/", {}),
+        (api_client, f"/api/chat/sessions/{session.pk}/messages/", {}),
+        (api_client, "/api/rag/documents/", shared),
+        (staff_client, "/api/rag/documents/", shared),
     ]:
         for size in (MAX_PAGE + 1, 1_000_000):
-            response = client.get(url, {"page_size": size})
+            response = client.get(url, {"page_size": size, **params})
             assert response.status_code == 200, (url, response.content)
             assert len(response.json()["results"]) == MAX_PAGE, url
 

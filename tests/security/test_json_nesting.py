@@ -46,6 +46,7 @@ def object_urls(staff: User) -> dict[str, str]:
         "chat:session-messages": f"/api/chat/sessions/{session.pk}/messages/",
         "chat:message-feedback": f"/api/chat/messages/{bot.pk}/feedback/",
         "background_tasks:job-run": f"/api/ops/jobs/{next(iter(JOBS))}/run/",
+        "api_keys:list": f"/api/workspaces/{workspace_personal_get(user=staff).pk}/api-keys/",
     }
 
 
