@@ -190,6 +190,8 @@ THROTTLE_RATES = {
     "session_create": env_str("THROTTLE_SESSION_CREATE", "60/hour"),
     "search": env_str("THROTTLE_SEARCH", "60/min"),
     "export": env_str("THROTTLE_EXPORT", "10/hour"),
+    "workspace_create": env_str("THROTTLE_WORKSPACE_CREATE", "20/hour"),
+    "invitation": env_str("THROTTLE_INVITATION", "30/hour"),
     "api_key": env_str("THROTTLE_API_KEY", "120/min"),
 }
 CHAT_DAILY_QUOTA = env_int("CHAT_DAILY_QUOTA", 500)
@@ -211,6 +213,11 @@ WORKSPACE_PLANS = {
         "max_messages_per_day": env_int("WORKSPACE_TEAM_MAX_MESSAGES_PER_DAY", 50000),
     },
 }
+# Workspaces one user may own besides their personal one (each holds documents and vectors).
+WORKSPACE_MAX_OWNED = env_int("WORKSPACE_MAX_OWNED", 20)
+# Invitations by email: single use, expiring; the optional front-end page replaces {token}.
+WORKSPACE_INVITATION_TTL_HOURS = env_int("WORKSPACE_INVITATION_TTL_HOURS", 72)
+WORKSPACE_INVITATION_URL_TEMPLATE = env_str("WORKSPACE_INVITATION_URL_TEMPLATE")
 # Failed logins (admin and API) counted per client address and per account in the shared cache;
 # at the limit, logins from that address or for that account are refused until the window ends.
 LOGIN_LOCKOUT_CLIENT_FAILURES = env_int("LOGIN_LOCKOUT_CLIENT_FAILURES", 20)
@@ -259,6 +266,8 @@ SPECTACULAR_SETTINGS = {
     # token, an API key, which is refused off its endpoints) are not read, so they cannot fail.
     "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name for the workspace roles wherever a serializer lists them (members, invitations, export).
+    "ENUM_NAME_OVERRIDES": {"WorkspaceRoleEnum": "workspaces.models.Membership.Role"},
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

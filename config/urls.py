@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/auth/", include("users.urls")),
     path("api/rag/", include("rag.urls")),
     path("api/chat/", include("chat.urls")),
+    path("api/workspaces/", include("workspaces.urls")),
     path("api/ops/", include("background_tasks.urls")),
     path("api/usage/", include("workspaces.urls_usage")),
     path("api/workspaces/", include("workspaces.urls_keys")),

@@ -22,13 +22,11 @@ from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 
-from chat.history import history_changed
-from chat.models import ChatSession
-from rag.services.ingestion import documents_delete
 from users.lockout import login_failure_record, login_locked_for
 from users.models import User
 from utils.exceptions import Throttled, ValidationFailed
 from workspaces.models import Invitation, Membership, Workspace
+from workspaces.services import workspace_delete
 
 logger = logging.getLogger(__name__)
 
@@ -97,18 +95,13 @@ def _counted(counts: dict[str, int]) -> Counter[str]:
 
 
 def _workspaces_erase(*, workspaces: Iterable[Workspace]) -> Counter[str]:
-    """Each workspace's documents with their chunks and vectors (vectors first, batch by batch),
-    then the workspace row, which takes its sessions, messages, members, invitations and keys."""
+    """Each workspace as ``DELETE /api/workspaces/{id}/`` erases it (documents with their chunks and
+    vectors first, then sessions, messages, members, invitations, keys and the row)."""
     removed: Counter[str] = Counter()
     for workspace in workspaces:
-        erased = documents_delete(documents=workspace.documents.all())
-        removed.update(documents=erased.documents, chunks=erased.chunks, vectors=erased.vectors)
-        # Someone else's session in it (a member who has since left) changes their history too.
-        others = set(ChatSession.objects.filter(workspace=workspace).values_list("user_id", flat=True))
-        with transaction.atomic():
-            removed.update(_counted(Workspace.objects.filter(pk=workspace.pk).delete()[1]))
-            for user_id in others:
-                history_changed(user_id)
+        counts = workspace_delete(workspace=workspace, allow_personal=True)
+        counts["memberships"] = counts.pop("members", 0)
+        removed.update(workspaces=1, **counts)
     return removed
 
 

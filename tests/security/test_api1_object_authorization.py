@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from background_tasks.models import JobRun
@@ -24,8 +26,8 @@ from tests.security.routes import Route, all_routes
 from users.models import AccountToken, User
 from users.services import account_token_issue
 from workspaces.api_keys import api_key_create
-from workspaces.models import ApiKey
-from workspaces.services import workspace_personal_get
+from workspaces.models import ApiKey, Invitation, Membership, Workspace
+from workspaces.services import workspace_create, workspace_personal_get
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +42,7 @@ class Context:
     victim: User
     session: ChatSession  # the victim's
     bot_message: ChatMessage  # the victim's
+    victim_client: APIClient
 
 
 def assert_not_found(response: Any, like: Any = None, code: str = "not_found") -> None:
@@ -164,6 +167,85 @@ def job_run(ctx: Context) -> set[str]:
     return {"POST"}
 
 
+def _victim_workspace(ctx: Context) -> tuple[Workspace, Invitation]:
+    """The victim's team workspace with a member and a pending invitation; the attacker is in none of it."""
+    workspace = workspace_create(name="Victim team", owner=ctx.victim)
+    Membership.objects.create(workspace=workspace, user=UserFactory.create(), role=Membership.Role.MEMBER)
+    invitation = Invitation.objects.create(
+        workspace=workspace, email="friend@example.com", token_hash="f" * 64, expires_at=timezone.now() + timedelta(1)
+    )
+    return workspace, invitation
+
+
+def _workspace_unchanged(workspace: Workspace, invitation: Invitation) -> None:
+    workspace.refresh_from_db()
+    assert workspace.name == "Victim team" and workspace.memberships.count() == 2
+    assert Invitation.objects.filter(pk=invitation.pk).exists()
+
+
+def workspace_detail(ctx: Context) -> set[str]:
+    workspace, invitation = _victim_workspace(ctx)
+    url, missing = ctx.route.url(workspace_id=workspace.pk), ctx.route.url(workspace_id=MISSING_ID)
+    assert_not_found(ctx.attacker.get(url), like=ctx.attacker.get(missing))
+    assert_not_found(ctx.attacker.patch(url, {"name": "mine now"}, format="json"))
+    assert_not_found(ctx.attacker.delete(url, {"confirm": workspace.slug}, format="json"))
+    assert_not_found(ctx.staff.delete(url, {"confirm": workspace.slug}, format="json"))  # staff are no member
+    _workspace_unchanged(workspace, invitation)
+    return {"GET", "PATCH", "DELETE"}
+
+
+def workspace_members(ctx: Context) -> set[str]:
+    workspace, _ = _victim_workspace(ctx)
+    url, missing = ctx.route.url(workspace_id=workspace.pk), ctx.route.url(workspace_id=MISSING_ID)
+    response = ctx.attacker.get(url)
+    assert_not_found(response, like=ctx.attacker.get(missing))
+    assert ctx.victim.email not in response.content.decode()
+    return {"GET"}
+
+
+def workspace_member_detail(ctx: Context) -> set[str]:
+    workspace, invitation = _victim_workspace(ctx)
+    url = ctx.route.url(workspace_id=workspace.pk, user_id=ctx.victim.pk)
+    missing = ctx.route.url(workspace_id=MISSING_ID, user_id=ctx.victim.pk)
+    body = {"role": "member"}
+    assert_not_found(
+        ctx.attacker.patch(url, body, format="json"), like=ctx.attacker.patch(missing, body, format="json")
+    )
+    assert_not_found(ctx.attacker.delete(url))
+    _workspace_unchanged(workspace, invitation)
+    assert workspace.memberships.get(user=ctx.victim).role == Membership.Role.OWNER
+    return {"PATCH", "DELETE"}
+
+
+def workspace_leave(ctx: Context) -> set[str]:
+    workspace, invitation = _victim_workspace(ctx)
+    url, missing = ctx.route.url(workspace_id=workspace.pk), ctx.route.url(workspace_id=MISSING_ID)
+    assert_not_found(ctx.attacker.post(url), like=ctx.attacker.post(missing))
+    _workspace_unchanged(workspace, invitation)
+    return {"POST"}
+
+
+def workspace_invitations(ctx: Context) -> set[str]:
+    workspace, _ = _victim_workspace(ctx)
+    url, missing = ctx.route.url(workspace_id=workspace.pk), ctx.route.url(workspace_id=MISSING_ID)
+    response = ctx.attacker.get(url)
+    assert_not_found(response, like=ctx.attacker.get(missing))
+    assert "friend@example.com" not in response.content.decode()
+    assert_not_found(ctx.attacker.post(url, {"email": "attacker@example.com", "role": "owner"}, format="json"))
+    assert not Invitation.objects.filter(email="attacker@example.com").exists()
+    return {"GET", "POST"}
+
+
+def workspace_invitation_detail(ctx: Context) -> set[str]:
+    workspace, invitation = _victim_workspace(ctx)
+    own = workspace_personal_get(user=ctx.victim)  # any workspace id of the victim's, with the right invitation id
+    url = ctx.route.url(workspace_id=workspace.pk, invitation_id=invitation.pk)
+    assert_not_found(ctx.attacker.delete(url))
+    assert_not_found(ctx.victim_client.delete(ctx.route.url(workspace_id=own.pk, invitation_id=invitation.pk)))
+    _workspace_unchanged(workspace, invitation)
+    return {"DELETE"}
+
+
 CASES: dict[str, Callable[[Context], set[str]]] = {
     "chat:session-detail": session_detail,
     "chat:session-messages": session_messages,
@@ -172,6 +254,12 @@ CASES: dict[str, Callable[[Context], set[str]]] = {
     "rag:document-detail": document_detail,
     "users:verify-email-link": verify_email_link,
     "background_tasks:job-run": job_run,
+    "workspaces:workspace-detail": workspace_detail,
+    "workspaces:members": workspace_members,
+    "workspaces:member-detail": workspace_member_detail,
+    "workspaces:leave": workspace_leave,
+    "workspaces:invitations": workspace_invitations,
+    "workspaces:invitation-detail": workspace_invitation_detail,
     "api_keys:list": api_keys,
     "api_keys:detail": api_key_detail,
 }
@@ -187,13 +275,21 @@ def test_every_route_with_an_object_in_its_path_has_a_case():
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_another_users_object_is_not_found(name, api_client, staff_client):
+def test_another_users_object_is_not_found(name, api_client, staff_client, client_for):
     victim = UserFactory.create()
     session = ChatSession.objects.create(user=victim, workspace=workspace_personal_get(user=victim), title="private")
     ChatMessage.objects.create(session=session, sender="user", content="my secret plans")
     bot = ChatMessage.objects.create(session=session, sender="bot", content="about your secret plans", metadata={})
     route = object_routes()[name]
-    ctx = Context(route=route, attacker=api_client, staff=staff_client, victim=victim, session=session, bot_message=bot)
+    ctx = Context(
+        route=route,
+        attacker=api_client,
+        staff=staff_client,
+        victim=victim,
+        session=session,
+        bot_message=bot,
+        victim_client=client_for(victim),
+    )
     exercised = CASES[name](ctx)
     assert exercised == route.methods, f"{name}: the case must try every method the view implements"
 

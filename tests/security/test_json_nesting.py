@@ -10,16 +10,18 @@ import pytest
 from background_tasks.jobs import JOBS
 from chat.models import ChatMessage, ChatSession
 from rag.models import Document
+from tests.factories import UserFactory
 from tests.security.routes import all_routes
 from users.models import User
 from utils.parsers import MAX_JSON_DEPTH, json_depth_exceeds
-from workspaces.services import workspace_personal_get
+from workspaces.models import Membership
+from workspaces.services import workspace_create, workspace_personal_get
 
 pytestmark = pytest.mark.django_db
 
 BODY_METHODS = {"POST", "PATCH", "PUT"}
 # Views that take a body-less POST and never read what is sent: a deep body is simply ignored.
-IGNORE_THE_BODY = {"users:verify-email-link", "users:logout-all"}
+IGNORE_THE_BODY = {"users:verify-email-link", "users:logout-all", "workspaces:leave"}
 
 
 def nested(levels: int) -> str:
@@ -39,6 +41,9 @@ def object_urls(staff: User) -> dict[str, str]:
     session = ChatSession.objects.create(user=staff, workspace=workspace_personal_get(user=staff), title="mine")
     bot = ChatMessage.objects.create(session=session, sender="bot", content="an answer", metadata={})
     document = Document.objects.create(title="Doc", content="Text.", category="Other")
+    team = workspace_create(name="Team", owner=staff)
+    member = UserFactory.create()
+    Membership.objects.create(workspace=team, user=member)
     return {
         "users:verify-email-link": "/api/auth/verify-email/some-token/",
         "rag:document-detail": f"/api/rag/documents/{document.pk}/",
@@ -46,6 +51,10 @@ def object_urls(staff: User) -> dict[str, str]:
         "chat:session-messages": f"/api/chat/sessions/{session.pk}/messages/",
         "chat:message-feedback": f"/api/chat/messages/{bot.pk}/feedback/",
         "background_tasks:job-run": f"/api/ops/jobs/{next(iter(JOBS))}/run/",
+        "workspaces:workspace-detail": f"/api/workspaces/{team.pk}/",
+        "workspaces:member-detail": f"/api/workspaces/{team.pk}/members/{member.pk}/",
+        "workspaces:invitations": f"/api/workspaces/{team.pk}/invitations/",
+        "workspaces:leave": f"/api/workspaces/{team.pk}/leave/",
         "api_keys:list": f"/api/workspaces/{workspace_personal_get(user=staff).pk}/api-keys/",
     }
 
