@@ -1,5 +1,6 @@
 """Health checks for the knowledge base: the vector store answers and holds one vector per chunk;
-the providers are built."""
+the providers are built. Counts are global, all workspaces together: health is public to
+operators and names no workspace (DESIGN §8)."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ from django.db import models
 from django.db.models import Q
 
 from rag import categories
+from rag.types import RetrievalScope
 
 
 def validate_category(value: str) -> None:
@@ -17,6 +18,17 @@ def validate_category(value: str) -> None:
         categories.check_category(value)
     except categories.InvalidCategory as exc:
         raise ValidationError(str(exc), code="invalid_category") from exc
+
+
+def readable_in(scope: RetrievalScope, *, via: str = "") -> Q:
+    """The rows of documents a search in ``scope`` may read; ``via`` is the path from the queried
+    model to its document (``"document__"`` for chunks)."""
+    readable = Q(pk__in=[])  # nothing, unless a part below grants it
+    if scope.workspace_id is not None:
+        readable |= Q(**{f"{via}workspace_id": scope.workspace_id})
+    if scope.include_shared:
+        readable |= Q(**{f"{via}workspace__isnull": True})
+    return readable
 
 
 class Document(models.Model):
@@ -54,8 +66,19 @@ class Document(models.Model):
     class Meta:
         ordering = ["title", "id"]
         constraints = [
-            # A file ingested twice is the same document; documents created by hand have no source.
-            models.UniqueConstraint(fields=["source"], condition=~Q(source=""), name="rag_document_source_unique"),
+            # A file ingested twice into one workspace (or the shared base) is the same document;
+            # two workspaces may hold files of the same name. Documents created by hand have no
+            # source. Two constraints, because NULLs never collide in a unique index.
+            models.UniqueConstraint(
+                fields=["workspace", "source"],
+                condition=~Q(source="") & Q(workspace__isnull=False),
+                name="rag_document_workspace_source_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["source"],
+                condition=~Q(source="") & Q(workspace__isnull=True),
+                name="rag_document_shared_source_unique",
+            ),
         ]
         indexes = [models.Index(fields=["category"])]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
-from rag.types import AnswerRequest, Generation, GenerationDelta, VectorMatch, Vectors
+from rag.types import AnswerRequest, Generation, GenerationDelta, RetrievalScope, VectorMatch, Vectors
 
 
 class Embedder(Protocol):
@@ -31,7 +31,13 @@ class Embedder(Protocol):
 
 
 class VectorStore(Protocol):
-    """Vectors keyed by chunk id, with metadata {document_id, chunk_index, category}."""
+    """Vectors keyed by chunk id, with metadata {document_id, chunk_index, category, workspace_id}.
+
+    ``workspace_id`` (absent or None: the shared knowledge base) decides where a vector lives and
+    who may find it: ``query`` searches only what its ``scope`` may read, inside the search
+    (DESIGN §8), so ``top_k`` counts readable chunks only and nothing of another workspace is
+    ever scored for the caller.
+    """
 
     name: str
 
@@ -41,15 +47,28 @@ class VectorStore(Protocol):
 
     def upsert(self, ids: Sequence[int], vectors: Vectors, metadata: Sequence[dict[str, Any]]) -> None: ...
 
-    def query(self, vector: Vectors, *, top_k: int, filter: dict[str, Any] | None = None) -> list[VectorMatch]: ...
+    def query(
+        self,
+        vector: Vectors,
+        *,
+        top_k: int,
+        filter: dict[str, Any] | None = None,
+        scope: RetrievalScope = RetrievalScope(),
+    ) -> list[VectorMatch]:
+        """The ``top_k`` nearest chunks that ``scope`` may read (default: the shared base only)."""
+        ...
 
-    def delete(self, ids: Sequence[int]) -> None: ...
+    def delete(self, ids: Sequence[int], *, workspace_id: int | None = None) -> None:
+        """Remove these chunks' vectors; they belong to ``workspace_id`` (None: the shared base)."""
+        ...
 
     def reset(self, *, embedder_name: str, dimension: int) -> None:
         """Remove every vector and record the embedder that will fill the store next."""
         ...
 
-    def count(self) -> int: ...
+    def count(self) -> int:
+        """Every vector of the store, all workspaces together (health reports only this)."""
+        ...
 
 
 class Generator(Protocol):

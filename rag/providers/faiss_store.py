@@ -1,16 +1,24 @@
 """FAISS vector store: exact inner-product search over chunk vectors, persisted in one directory.
 
 Layout: ``index.faiss`` (an ``IndexIDMap2(IndexFlatIP(d))`` keyed by chunk id), ``chunks.json``
-(per-id metadata, column-wise) and ``meta.json`` (embedder, dimension, the database it was built
-from, version, count), each replaced atomically, ``meta.json`` last. Processes coordinate through
-an ``flock`` on ``.lock`` (writers exclusive, loaders shared) and a shared version board: every
-write saves then bumps the board, and every read first reloads if the board moved since this
-process last looked and the files changed since it loaded them.
+(per-id metadata, column-wise, with each chunk's workspace) and ``meta.json`` (embedder,
+dimension, the database it was built from, version, count), each replaced atomically,
+``meta.json`` last. Processes coordinate through an ``flock`` on ``.lock`` (writers exclusive,
+loaders shared) and a shared version board: every write saves then bumps the board, and every read
+first reloads if the board moved since this process last looked and the files changed since it
+loaded them.
 
 An index is refused (``IndexMismatch`` naming ``manage.py reindex``) when it records another
 database than the one ``database`` describes, or another embedder than ``embedder``: answers
 from it would cite chunks of another knowledge base, or compare vectors of another model. A
 new, empty store adopts both; ``reset`` (what ``reindex`` does first) records them anew.
+
+Workspaces (DESIGN §8): one index holds every workspace's vectors, and a query searches only
+the ids its scope may read, through an ``IDSelectorBatch`` handed to FAISS (the search itself
+skips every other vector, so ``top_k`` counts readable chunks and nothing else is scored). The
+map workspace -> ids is rebuilt from ``chunks.json`` on load and memoised per scope until the
+next write. One index per workspace was measured against this and not chosen
+(``docs/BENCHMARKS.md``, workspace isolation).
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from rag.types import VectorMatch, Vectors
+from rag.types import RetrievalScope, VectorMatch, Vectors
 from utils.exceptions import IndexMismatch, ProviderUnavailable
 
 logger = logging.getLogger(__name__)
@@ -77,15 +85,28 @@ class _Chunk:
     document_id: int
     chunk_index: int
     category: str | None
+    workspace_id: int | None = None  # None: the shared knowledge base
 
     def as_metadata(self) -> dict[str, Any]:
-        return {"document_id": self.document_id, "chunk_index": self.chunk_index, "category": self.category}
+        metadata: dict[str, Any] = {
+            "document_id": self.document_id,
+            "chunk_index": self.chunk_index,
+            "category": self.category,
+        }
+        if self.workspace_id is not None:  # absent: the shared base, as in Pinecone's metadata
+            metadata["workspace_id"] = self.workspace_id
+        return metadata
 
 
 def _chunk_from_metadata(item: dict[str, Any]) -> _Chunk:
     try:
-        category = item.get("category")
-        return _Chunk(int(item["document_id"]), int(item["chunk_index"]), None if category is None else str(category))
+        category, workspace = item.get("category"), item.get("workspace_id")
+        return _Chunk(
+            int(item["document_id"]),
+            int(item["chunk_index"]),
+            None if category is None else str(category),
+            None if workspace is None else int(workspace),
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"chunk metadata needs integer document_id and chunk_index, got {item!r}") from exc
 
@@ -149,8 +170,16 @@ class FaissVectorStore:
             return
         self._write(lambda: self._apply_upsert([int(i) for i in ids], matrix, chunks))
 
-    def query(self, vector: Vectors, *, top_k: int, filter: dict[str, Any] | None = None) -> list[VectorMatch]:
-        """The ``top_k`` most similar chunks, optionally only those matching ``filter``."""
+    def query(
+        self,
+        vector: Vectors,
+        *,
+        top_k: int,
+        filter: dict[str, Any] | None = None,
+        scope: RetrievalScope = RetrievalScope(),
+    ) -> list[VectorMatch]:
+        """The ``top_k`` most similar chunks that ``scope`` may read, optionally only those matching
+        ``filter``; the other vectors are excluded inside the search."""
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
         with self._lock:
             self._refresh()
@@ -160,8 +189,8 @@ class FaissVectorStore:
             self._check_dimension(query.shape[1])
             params: faiss.SearchParameters | None = None
             limit = index.ntotal
-            if filter:
-                allowed = self._ids_matching(filter)
+            allowed = self._ids_allowed(scope, filter)
+            if allowed is not None:
                 if not allowed.size:
                     return []
                 params, limit = faiss.SearchParameters(), int(allowed.size)
@@ -175,8 +204,9 @@ class FaissVectorStore:
                 if label != -1 and int(label) in self._chunks
             ]
 
-    def delete(self, ids: Sequence[int]) -> None:
-        """Remove these chunk ids (unknown ids are ignored)."""
+    def delete(self, ids: Sequence[int], *, workspace_id: int | None = None) -> None:
+        """Remove these chunk ids (unknown ids are ignored). Chunk ids are unique across workspaces
+        in one index, so ``workspace_id`` is not needed to find them."""
         if ids:
             self._write(lambda: self._apply_delete([int(i) for i in ids]))
 
@@ -353,6 +383,32 @@ class FaissVectorStore:
                 provider=self.name,
             )
 
+    def _ids_allowed(self, scope: RetrievalScope, filter: dict[str, Any] | None) -> npt.NDArray[np.int64] | None:
+        """The ids a search may score (sorted), or None when that is every vector (no selector needed)."""
+        readable = self._ids_in_scope(scope)
+        if filter:
+            matched = self._ids_matching(filter)
+            return matched if readable is None else np.intersect1d(readable, matched, assume_unique=True)
+        return readable
+
+    def _ids_in_scope(self, scope: RetrievalScope) -> npt.NDArray[np.int64] | None:
+        """The ids of the chunks ``scope`` may read, memoised until the state changes; None if all."""
+        key = ("scope", (scope.workspace_id, scope.include_shared))
+        cached = self._filter_cache.get(key)
+        if cached is None:
+            wanted: set[int | None] = set()
+            if scope.workspace_id is not None:
+                wanted.add(int(scope.workspace_id))
+            if scope.include_shared:
+                wanted.add(None)
+            cached = np.fromiter(
+                (i for i, chunk in self._chunks.items() if chunk.workspace_id in wanted), dtype=np.int64
+            )
+            cached.sort()
+            self._filter_cache[key] = cached
+        # Reading everything (no workspace exists yet): today's unfiltered search, at today's cost.
+        return None if cached.size == len(self._chunks) else cached
+
     def _ids_matching(self, filter: dict[str, Any]) -> npt.NDArray[np.int64]:
         """Ids whose metadata equals every ``filter`` item, memoised until the state changes."""
         unknown = set(filter) - {"category", "document_id"}
@@ -366,6 +422,7 @@ class FaissVectorStore:
                 ids = np.fromiter(
                     (i for i, chunk in self._chunks.items() if getattr(chunk, key) == wanted[1]), dtype=np.int64
                 )
+                ids.sort()
                 self._filter_cache[wanted] = ids
             matched = ids if matched is None else np.intersect1d(matched, ids, assume_unique=True)
         return np.empty(0, dtype=np.int64) if matched is None else matched
@@ -405,13 +462,16 @@ class FaissVectorStore:
         try:
             index = faiss.read_index(str(self.directory / INDEX_FILE))
             columns = json.loads((self.directory / CHUNKS_FILE).read_bytes())
+            # An index saved before workspaces existed holds the shared base only.
+            workspaces = columns.get("workspace_ids") or [None] * len(columns["ids"])
             chunks = {
-                int(chunk_id): _Chunk(int(doc), int(position), category)
-                for chunk_id, doc, position, category in zip(
+                int(chunk_id): _Chunk(int(doc), int(position), category, None if ws is None else int(ws))
+                for chunk_id, doc, position, category, ws in zip(
                     columns["ids"],
                     columns["document_ids"],
                     columns["chunk_indexes"],
                     columns["categories"],
+                    workspaces,
                     strict=True,
                 )
             }
@@ -441,6 +501,7 @@ class FaissVectorStore:
             "document_ids": [self._chunks[i].document_id for i in ids],
             "chunk_indexes": [self._chunks[i].chunk_index for i in ids],
             "categories": [self._chunks[i].category for i in ids],
+            "workspace_ids": [self._chunks[i].workspace_id for i in ids],
         }
         meta = {
             "format": FORMAT_VERSION,

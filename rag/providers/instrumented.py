@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from prometheus_client import Histogram
 
 from rag.providers.base import Embedder, Generator, VectorStore
-from rag.types import AnswerRequest, Generation, GenerationDelta, VectorMatch, Vectors
+from rag.types import AnswerRequest, Generation, GenerationDelta, RetrievalScope, VectorMatch, Vectors
 from utils.metrics import GENERATION_DURATION, RETRIEVAL_DURATION, record_provider_error
 
 T = TypeVar("T")
@@ -76,11 +76,18 @@ class InstrumentedVectorStore(_Passthrough):
     def upsert(self, ids: Sequence[int], vectors: Vectors, metadata: Sequence[dict[str, Any]]) -> None:
         self._call("upsert", lambda: self._inner.upsert(ids, vectors, metadata))
 
-    def query(self, vector: Vectors, *, top_k: int, filter: dict[str, Any] | None = None) -> list[VectorMatch]:
-        return self._call("query", lambda: self._inner.query(vector, top_k=top_k, filter=filter))
+    def query(
+        self,
+        vector: Vectors,
+        *,
+        top_k: int,
+        filter: dict[str, Any] | None = None,
+        scope: RetrievalScope = RetrievalScope(),
+    ) -> list[VectorMatch]:
+        return self._call("query", lambda: self._inner.query(vector, top_k=top_k, filter=filter, scope=scope))
 
-    def delete(self, ids: Sequence[int]) -> None:
-        self._call("delete", lambda: self._inner.delete(ids))
+    def delete(self, ids: Sequence[int], *, workspace_id: int | None = None) -> None:
+        self._call("delete", lambda: self._inner.delete(ids, workspace_id=workspace_id))
 
     def reset(self, *, embedder_name: str, dimension: int) -> None:
         self._call("reset", lambda: self._inner.reset(embedder_name=embedder_name, dimension=dimension))

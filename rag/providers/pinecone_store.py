@@ -1,6 +1,14 @@
 """Pinecone as the vector store, over the official ``pinecone`` SDK's REST data plane (no gRPC).
 
-Vector ids are the chunk ids as strings; metadata is ``{document_id, chunk_index, category}``.
+Vector ids are the chunk ids as strings; metadata is ``{document_id, chunk_index, category,
+workspace_id}``.
+
+Workspaces (DESIGN §8) live in namespaces, Pinecone's own multitenancy pattern: the shared
+knowledge base in the configured namespace (``PINECONE_NAMESPACE``, default ""), workspace 7 in
+``ws-7`` (or ``<namespace>-ws-7``). A write goes to the namespace of its metadata's workspace, a
+delete to the one its caller names, and a query asks only the namespaces its scope may read (two
+at most, merged by score with the SDK's ``query_namespaces``), so another workspace's vectors
+are never searched. One embedder record covers the shared namespace and its workspaces'.
 
 Which embedder built the vectors is recorded in a reserved namespace, ``__rag_meta__``, as one
 record per data namespace whose metadata holds ``embedder_name`` and ``dimension``. Kept out of
@@ -52,7 +60,7 @@ from pinecone import (
 )
 
 from rag.providers.http import MAX_RESPONSE_BYTES, ByteLimitedTransport, CallStats, ResponseTooLarge, RetryPolicy
-from rag.types import VectorMatch, Vectors
+from rag.types import RetrievalScope, VectorMatch, Vectors
 from utils.exceptions import (
     IndexMismatch,
     ProviderBadResponse,
@@ -71,7 +79,7 @@ UPSERT_BATCH = 100
 DELETE_BATCH = 1000  # Pinecone's limit of ids per delete request
 MAX_TOP_K = 10_000
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
-_INT_METADATA = ("document_id", "chunk_index")  # Pinecone hands every number back as a float
+_INT_METADATA = ("document_id", "chunk_index", "workspace_id")  # Pinecone hands every number back as a float
 
 _FAILURES = (ApiError, PineconeTimeoutError, PineconeConnectionError, ResponseParsingError, ResponseTooLarge)
 T = TypeVar("T")
@@ -158,68 +166,118 @@ class PineconeVectorStore:
         matrix = np.asarray(vectors, dtype=np.float32)
         if len(ids) != len(metadata) or matrix.ndim != 2 or matrix.shape[0] != len(ids):
             raise ValueError("upsert needs one 2-d vector row and one metadata dict per id")
-        records = [
-            {"id": str(int(chunk_id)), "values": row.tolist(), "metadata": _clean_metadata(meta)}
-            for chunk_id, row, meta in zip(ids, matrix, metadata, strict=True)
-        ]
+        by_namespace: dict[str, list[dict[str, Any]]] = {}
+        for chunk_id, row, meta in zip(ids, matrix, metadata, strict=True):
+            record = {"id": str(int(chunk_id)), "values": row.tolist(), "metadata": _clean_metadata(meta)}
+            by_namespace.setdefault(self.namespace_for(_workspace_of(meta)), []).append(record)
         index = self._data_plane()
-        for start in range(0, len(records), UPSERT_BATCH):
-            batch = records[start : start + UPSERT_BATCH]
-            response = self._call("upsert", partial(index.upsert, vectors=batch, namespace=self.namespace))
-            if response.upserted_count != len(batch):
-                raise self._bad("upsert", f"{response.upserted_count} of {len(batch)} vectors were written")
-        logger.debug("pinecone: upserted %d vectors", len(records))
+        for namespace, records in by_namespace.items():
+            for start in range(0, len(records), UPSERT_BATCH):
+                batch = records[start : start + UPSERT_BATCH]
+                response = self._call("upsert", partial(index.upsert, vectors=batch, namespace=namespace))
+                if response.upserted_count != len(batch):
+                    raise self._bad("upsert", f"{response.upserted_count} of {len(batch)} vectors were written")
+        logger.debug("pinecone: upserted %d vectors in %d namespace(s)", len(ids), len(by_namespace))
 
-    def query(self, vector: Vectors, *, top_k: int, filter: dict[str, Any] | None = None) -> list[VectorMatch]:
-        """The ``top_k`` nearest chunks, best first; ``filter`` like ``{"category": "FAQ"}``."""
-        if top_k < 1:
+    def query(
+        self,
+        vector: Vectors,
+        *,
+        top_k: int,
+        filter: dict[str, Any] | None = None,
+        scope: RetrievalScope = RetrievalScope(),
+    ) -> list[VectorMatch]:
+        """The ``top_k`` nearest chunks of the namespaces ``scope`` may read, best first; ``filter``
+        like ``{"category": "FAQ"}``."""
+        namespaces = self.namespaces_of(scope)
+        if top_k < 1 or not namespaces:
             return []
         if not self._owner_checked and self._database_of_process is not None:
             self._check_owner()
         values = np.asarray(vector, dtype=np.float32).reshape(-1).tolist()
         index = self._data_plane()
-        response = self._call(
-            "query",
-            partial(
-                index.query,
+        top, flt = min(top_k, MAX_TOP_K), pinecone_filter(filter)
+        query: Callable[..., Any]
+        if len(namespaces) == 1:
+            query = partial(
+                index.query, vector=values, top_k=top, filter=flt, namespace=namespaces[0], include_metadata=True
+            )
+        else:
+            # One request per namespace, run concurrently by the SDK and merged into one top-k.
+            # Higher is better for both metrics the index may use (``_check_index``), so merging
+            # by cosine orders dot products right too.
+            query = partial(
+                index.query_namespaces,
                 vector=values,
-                top_k=min(top_k, MAX_TOP_K),
-                namespace=self.namespace,
-                filter=pinecone_filter(filter),
+                top_k=top,
+                filter=flt,
+                namespaces=namespaces,
+                metric="cosine",
                 include_metadata=True,
-            ),
-        )
+            )
+        response: Any = self._call("query", query)
         return _valid_matches(response.matches, top_k)
 
-    def delete(self, ids: Sequence[int]) -> None:
-        """Remove these chunks' vectors; ids that are not stored are ignored."""
+    def delete(self, ids: Sequence[int], *, workspace_id: int | None = None) -> None:
+        """Remove these chunks' vectors from ``workspace_id``'s namespace; ids not stored are ignored."""
         keys = [str(int(chunk_id)) for chunk_id in ids]
         if not keys:
             return
         index = self._data_plane()
+        namespace = self.namespace_for(workspace_id)
         for start in range(0, len(keys), DELETE_BATCH):
             batch = keys[start : start + DELETE_BATCH]
-            self._call("delete", partial(index.delete, ids=batch, namespace=self.namespace))
+            self._call("delete", partial(index.delete, ids=batch, namespace=namespace))
 
     def reset(self, *, embedder_name: str, dimension: int) -> None:
-        """Empty the namespace and record the embedder that will fill it next."""
+        """Empty the shared namespace and every workspace's, and record the embedder that will fill them."""
         stats = self._stats()
         self._check_index(stats, embedder_name, dimension)
         index = self._data_plane()
+        namespaces = [self.namespace, *(name for name in self._own_namespaces(stats) if self._is_workspace(name))]
 
-        def delete_all(timeout: float) -> None:
+        def delete_all(namespace: str, timeout: float) -> None:
             try:
-                index.delete(delete_all=True, namespace=self.namespace, timeout=timeout)
+                index.delete(delete_all=True, namespace=namespace, timeout=timeout)
             except NotFoundError:
-                logger.debug("pinecone: namespace %s did not exist yet", self._namespace_label())
+                logger.debug("pinecone: namespace %r did not exist yet", namespace or DEFAULT_NAMESPACE)
 
-        self._call("reset", delete_all)
+        for namespace in namespaces:
+            self._call("reset", partial(delete_all, namespace))
         self._record_embedder(embedder_name, dimension)
-        logger.info("pinecone: namespace %s reset for %s", self._namespace_label(), embedder_name)
+        logger.info("pinecone: namespace %s and its workspaces reset for %s", self._namespace_label(), embedder_name)
 
     def count(self) -> int:
-        """Vectors in the namespace (Pinecone's stats lag writes by a few seconds)."""
+        """Vectors in the shared namespace and every workspace's together (Pinecone's stats lag
+        writes by a few seconds)."""
         return self._namespace_count(self._stats())
+
+    # --- namespaces ------------------------------------------------------------------------
+
+    def namespace_for(self, workspace_id: int | None) -> str:
+        """Where the vectors of ``workspace_id`` live (None: the shared knowledge base)."""
+        if workspace_id is None:
+            return self.namespace
+        return f"{self._workspace_prefix()}{int(workspace_id)}"
+
+    def namespaces_of(self, scope: RetrievalScope) -> list[str]:
+        """The namespaces a search in ``scope`` may read: its workspace's, then the shared one."""
+        names = [] if scope.workspace_id is None else [self.namespace_for(scope.workspace_id)]
+        if scope.include_shared:
+            names.append(self.namespace)
+        return names
+
+    def _workspace_prefix(self) -> str:
+        return f"{self.namespace}-ws-" if self.namespace else "ws-"
+
+    def _is_workspace(self, name: str) -> bool:
+        suffix = name.removeprefix(self._workspace_prefix())
+        return suffix != name and suffix.isdigit()
+
+    def _own_namespaces(self, stats: Any) -> list[str]:
+        """The namespaces of this deployment that the stats list: the shared one and its workspaces'."""
+        shared = {self.namespace} if self.namespace else {"", DEFAULT_NAMESPACE}
+        return [name for name in stats.namespaces if name in shared or self._is_workspace(name)]
 
     # --- the embedder record ---------------------------------------------------------------
 
@@ -326,9 +384,11 @@ class PineconeVectorStore:
         return self._call("describe_index_stats", index.describe_index_stats)
 
     def _namespace_count(self, stats: Any) -> int:
-        names = [self.namespace] if self.namespace else ["", DEFAULT_NAMESPACE]
-        summaries = [stats.namespaces[name] for name in names if name in stats.namespaces]
-        return int(summaries[0].vector_count) if summaries else 0
+        # "" and "__default__" name the same namespace: count it once.
+        names = set(self._own_namespaces(stats))
+        if {"", DEFAULT_NAMESPACE} <= names:
+            names.discard("")
+        return sum(int(stats.namespaces[name].vector_count) for name in names)
 
     def _call(self, operation: str, request: Callable[..., T]) -> T:
         """Run ``request(timeout=...)`` (one SDK call) under the retry policy; translate its failure."""
@@ -445,6 +505,11 @@ def pinecone_filter(flt: dict[str, Any] | None) -> dict[str, Any] | None:
         else:
             translated[key] = {"$eq": value}
     return translated
+
+
+def _workspace_of(metadata: dict[str, Any]) -> int | None:
+    workspace = metadata.get("workspace_id")
+    return None if workspace is None else int(workspace)
 
 
 def _clean_metadata(metadata: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,16 @@ from rag.providers.extractive import ExtractiveGenerator, stream_text
 from rag.providers.factory import get_embedder, get_generator, get_passage_embedder
 from rag.providers.local_embedder import DIMENSION as _DIMENSION
 from rag.services.retrieval import Retrieval, retrieve
-from rag.types import AnswerRequest, ContextDocument, ContextPassage, Generation, RetrievalScope, Turn, Usage, Vectors
+from rag.types import (
+    AnswerRequest,
+    ContextDocument,
+    ContextPassage,
+    Generation,
+    RetrievalScope,
+    Turn,
+    Usage,
+    Vectors,
+)
 from utils.exceptions import ProviderError
 from utils.metrics import record_degraded
 
@@ -177,12 +186,8 @@ def _fallback(request: AnswerRequest) -> tuple[Generation, AnswerRequest]:
     return _EXTRACTIVE.generate(request), request
 
 
-def answer_question(
-    *,
-    question: str,
-    history: Sequence[Turn] = (),
-    scope: RetrievalScope = RetrievalScope(),  # noqa: B008
-) -> Answer:
+def answer_question(*, question: str, history: Sequence[Turn] = (), scope: RetrievalScope = RetrievalScope()) -> Answer:
+    """The answer to ``question`` from the documents ``scope`` may read (default: the shared base)."""
     started = time.perf_counter()
     retrieval = retrieve(query=question, history=history, scope=scope)
     request = _request(question, retrieval, history)
@@ -204,10 +209,7 @@ def answer_question(
 
 
 def answer_stream(
-    *,
-    question: str,
-    history: Sequence[Turn] = (),
-    scope: RetrievalScope = RetrievalScope(),  # noqa: B008
+    *, question: str, history: Sequence[Turn] = (), scope: RetrievalScope = RetrievalScope()
 ) -> Iterator[AnswerEvent]:
     """Yields ``sources``, then ``delta`` events, then ``done`` with the complete ``Answer``.
 

@@ -5,6 +5,10 @@ deleted document leaves no vector behind. Documents are written in batches: one 
 one transaction and one vector-store write per batch. Embedding happens before the database
 transaction so that a slow provider never holds a write lock; the vector write happens inside it
 so that a failed upsert rolls the database back too.
+
+Workspaces: a document belongs to one workspace (or to the shared base) for its whole life; its
+vectors carry that workspace, and a ``source`` names one document per workspace, so the same file
+ingested into two workspaces makes two documents that never meet.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 
 import numpy as np
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from rag.ingestion.chunking import content_hash, split_into_chunks
 from rag.ingestion.limits import chunk_count_check, text_size_check
@@ -40,7 +44,9 @@ class DocumentInput:
     category: str = Document.Category.OTHER
     source: str = ""
     metadata: dict[str, Any] | None = None
-    workspace_id: int | None = None  # none: the shared knowledge base
+    # The owning workspace of a new document (None: the shared base). An existing document keeps
+    # its own: documents never move between workspaces (their vectors would have to follow).
+    workspace_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -66,15 +72,32 @@ class _Planned:
 
 
 def _vector_metadata(document: Document, chunks: Sequence[Chunk]) -> list[dict[str, Any]]:
-    return [{"document_id": document.pk, "chunk_index": c.index, "category": document.category} for c in chunks]
+    return [
+        {
+            "document_id": document.pk,
+            "chunk_index": c.index,
+            "category": document.category,
+            "workspace_id": document.workspace_id,
+        }
+        for c in chunks
+    ]
 
 
 def _find_existing(item: DocumentInput, document: Document | None) -> Document | None:
     if document is not None:
         return document
     if item.source:
-        return Document.objects.filter(source=item.source, workspace=item.workspace_id).first()
+        # Sources are unique per workspace: another workspace's file of that name is not this one.
+        same_place = Q(workspace_id=item.workspace_id) if item.workspace_id is not None else Q(workspace__isnull=True)
+        return Document.objects.filter(same_place, source=item.source).first()
     return None
+
+
+def _delete_vectors(store: Any, ids_by_workspace: dict[int | None, list[int]]) -> None:
+    """Remove chunk vectors, each from its own workspace's part of the store."""
+    for workspace_id, ids in ids_by_workspace.items():
+        if ids:
+            store.delete(ids, workspace_id=workspace_id)
 
 
 def _lock_still_there(document: Document) -> None:
@@ -152,7 +175,7 @@ def _write_batch(batch: list[_Planned]) -> list[IngestResult]:
     store = get_vector_store()
     store.ensure_compatible(embedder_name=embedder.name, dimension=embedder.dimension)
     results: list[IngestResult] = []
-    old_ids: list[int] = []
+    old_ids: dict[int | None, list[int]] = {}
     new_chunks: list[Chunk] = []
     metadata: list[dict[str, Any]] = []
     with transaction.atomic():
@@ -161,7 +184,7 @@ def _write_batch(batch: list[_Planned]) -> list[IngestResult]:
                 _lock_still_there(planned.existing)  # a delete that won the race is not undone by this update
             doc = planned.existing or Document(workspace_id=planned.item.workspace_id)
             if doc.pk:
-                old_ids.extend(doc.chunks.values_list("id", flat=True))
+                old_ids.setdefault(doc.workspace_id, []).extend(doc.chunks.values_list("id", flat=True))
             item = planned.item
             doc.title, doc.content, doc.category = item.title, item.content, item.category
             doc.source, doc.metadata, doc.content_hash = item.source, item.metadata or {}, planned.digest
@@ -175,8 +198,8 @@ def _write_batch(batch: list[_Planned]) -> list[IngestResult]:
             status = "updated" if planned.existing is not None else "created"
             results.append(IngestResult(doc, status, len(chunks)))
         if old_ids:
-            Chunk.objects.filter(id__in=old_ids).delete()
-            store.delete(old_ids)
+            Chunk.objects.filter(id__in=[i for ids in old_ids.values() for i in ids]).delete()
+            _delete_vectors(store, old_ids)
         created = Chunk.objects.bulk_create(new_chunks)
         if vectors is not None:
             store.upsert([c.pk for c in created], vectors, metadata)
@@ -199,7 +222,7 @@ def documents_ingest(
     """Ingest many documents, embedding and writing them in batches of about ``batch_chunks``."""
     results: list[IngestResult] = []
     batch: list[_Planned] = []
-    sources: set[str] = set()
+    sources: set[tuple[int | None, str]] = set()
 
     def flush() -> None:
         written = _write_batch(batch)
@@ -210,14 +233,14 @@ def documents_ingest(
         sources.clear()
 
     for item in items:
-        if item.source and item.source in sources:
+        if item.source and (item.workspace_id, item.source) in sources:
             flush()  # the same file twice: the second sees the first as existing
         planned = _plan(item, None)
         if isinstance(planned, IngestResult):
             results.append(planned)
             continue
         batch.append(planned)
-        sources.add(item.source)
+        sources.add((item.workspace_id, item.source))
         if sum(len(p.texts) for p in batch) >= batch_chunks:
             flush()
     if batch:
@@ -252,6 +275,7 @@ def documents_rechunk(*, progress: Progress | None = None, batch_chunks: int = B
             category=document.category,
             source=document.source,
             metadata=document.metadata,
+            workspace_id=document.workspace_id,
         )
         planned = _plan(item, document, force=True)
         if isinstance(planned, _Planned):
@@ -268,9 +292,9 @@ def document_delete(*, document: Document) -> None:
     store = get_vector_store()
     with transaction.atomic():
         ids = list(document.chunks.values_list("id", flat=True))
+        workspace_id = document.workspace_id
         document.delete()
-        if ids:
-            store.delete(ids)
+        _delete_vectors(store, {workspace_id: ids})
         knowledge_base_changed()
     logger.info("Document deleted with %d chunks", len(ids))
 
@@ -293,9 +317,13 @@ def documents_delete(*, documents: QuerySet[Document], batch_size: int = 500) ->
     erased = Erased()
     for start in range(0, len(document_ids), batch_size):
         batch = document_ids[start : start + batch_size]
-        chunk_ids = list(Chunk.objects.filter(document_id__in=batch).values_list("id", flat=True))
-        if chunk_ids:
-            store.delete(chunk_ids)
+        by_workspace: dict[int | None, list[int]] = {}
+        for chunk_id, workspace_id in Chunk.objects.filter(document_id__in=batch).values_list(
+            "id", "document__workspace_id"
+        ):
+            by_workspace.setdefault(workspace_id, []).append(chunk_id)
+        chunk_ids = [i for ids in by_workspace.values() for i in ids]
+        _delete_vectors(store, by_workspace)
         with transaction.atomic():
             Chunk.objects.filter(document_id__in=batch).delete()
             documents_gone = Document.objects.filter(id__in=batch).delete()[1].get(Document._meta.label, 0)
@@ -336,7 +364,15 @@ def _index_batch(batch: list[Chunk], embedder: Any, store: Any, progress: Progre
         for chunk, packed in zip(missing, unit_vectors([c.text for c in missing]), strict=True):
             chunk.unit_vectors = packed
         Chunk.objects.bulk_update(missing, ["unit_vectors"])
-    metadata = [{"document_id": c.document_id, "chunk_index": c.index, "category": c.document.category} for c in batch]
+    metadata = [
+        {
+            "document_id": c.document_id,
+            "chunk_index": c.index,
+            "category": c.document.category,
+            "workspace_id": c.document.workspace_id,
+        }
+        for c in batch
+    ]
     store.upsert([c.pk for c in batch], vectors, metadata)
     if progress is not None:
         progress(len(batch))

@@ -1,6 +1,12 @@
 """Retrieval: correct the query's spelling against the corpus, embed it (cached), search chunks
 densely and lexically, fuse the rankings (reciprocal rank fusion), group by document and keep
-the best documents whose similarity reaches ``RAG_MIN_SCORE``."""
+the best documents whose similarity reaches ``RAG_MIN_SCORE``.
+
+Every search runs in a ``RetrievalScope`` (DESIGN §8): the vector store searches only the chunks
+the scope may read, the lexical index and its spelling corrector are built from those chunks
+alone, and the database read of the winners is scoped too. Query embeddings are shared between
+scopes (keyed by model and text: they carry nothing of any workspace); rankings never are.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -17,7 +24,7 @@ from django.core.cache import cache
 from redis.exceptions import RedisError
 
 from rag.lexical import LexicalIndex, reciprocal_rank_fusion
-from rag.models import Chunk
+from rag.models import Chunk, readable_in
 from rag.providers.factory import get_embedder, get_vector_store
 from rag.providers.factory import warm_up as warm_up_providers
 from rag.types import RetrievalScope, Turn, Vectors
@@ -116,29 +123,51 @@ def embed_queries(texts: Sequence[str], *, use_cache: bool = True) -> list[Vecto
     return [vectors[i] for i in range(len(texts))]
 
 
+_NOT_BUILT = object()
+
+
 class _LexicalHolder:
-    """This process's lexical index, rebuilt from the database when the shared version moves."""
+    """This process's lexical indexes, one per scope, rebuilt from the database when the shared
+    version moves.
+
+    One index per scope rather than one filtered index: BM25's term statistics, the vocabulary
+    that tells unknown terms (and so abstentions) and the spelling corrector's words all come from
+    text the scope may read, so nothing of another workspace shapes a ranking, a correction or an
+    answer. The most recently used ``MAX_SCOPES`` are kept.
+    """
+
+    MAX_SCOPES = 64
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._index: LexicalIndex | None = None
-        self._version: object = None
-        self._built = False
+        self._indexes: OrderedDict[RetrievalScope, LexicalIndex | None] = OrderedDict()
+        self._version: object = _NOT_BUILT
 
-    def get(self) -> LexicalIndex | None:
+    def get(self, scope: RetrievalScope = RetrievalScope()) -> LexicalIndex | None:
         version = KNOWLEDGE_BASE_VERSION.get()
-        if self._built and version == self._version:
-            return self._index
         with self._lock:
-            if not (self._built and version == self._version):
-                rows = list(Chunk.objects.values_list("id", "text"))
-                self._index = LexicalIndex.build([r[0] for r in rows], [r[1] for r in rows]) if rows else None
-                self._version, self._built = version, True
-        return self._index
+            if version != self._version:
+                self._indexes.clear()
+                self._version = version
+            if scope in self._indexes:
+                self._indexes.move_to_end(scope)
+                return self._indexes[scope]
+        # Built outside the lock, so that searches in other scopes do not wait for this build
+        # (tens of ms with the shipped shared base). Kept only if no write moved the version
+        # meanwhile; two threads may both build one scope once, which costs time, not correctness.
+        rows = list(Chunk.objects.filter(readable_in(scope, via="document__")).values_list("id", "text"))
+        index = LexicalIndex.build([r[0] for r in rows], [r[1] for r in rows]) if rows else None
+        with self._lock:
+            if self._version == version:
+                self._indexes[scope] = index
+                if len(self._indexes) > self.MAX_SCOPES:
+                    self._indexes.popitem(last=False)
+        return index
 
     def reset(self) -> None:
         with self._lock:
-            self._built = False
+            self._indexes.clear()
+            self._version = _NOT_BUILT
 
 
 lexical_index = _LexicalHolder()
@@ -194,13 +223,14 @@ def combine_with_previous(first: Vectors, second: Vectors, first_words: int, sec
 class _Rankings:
     """The ranked chunk ids of each retriever, their fusion weights, and each chunk's best cosine."""
 
+    scope: RetrievalScope = RetrievalScope()
     lists: list[list[int]] = field(default_factory=list)
     weights: list[float] = field(default_factory=list)
     cosine: dict[int, float] = field(default_factory=dict)
 
     def add_dense(self, vector: Vectors, candidates: int, weight: float) -> float:
         """Add the dense ranking of ``vector``; returns its best cosine (0 if nothing matched)."""
-        matches = get_vector_store().query(vector, top_k=candidates)
+        matches = get_vector_store().query(vector, top_k=candidates, scope=self.scope)
         self.lists.append([m.id for m in matches])
         self.weights.append(weight)
         for match in matches:
@@ -209,7 +239,7 @@ class _Rankings:
 
     def best_cosine(self, vector: Vectors) -> float:
         """The best cosine of ``vector`` to any chunk, without adding a ranking."""
-        return max((match.score for match in get_vector_store().query(vector, top_k=1)), default=0.0)
+        return max((match.score for match in get_vector_store().query(vector, top_k=1, scope=self.scope)), default=0.0)
 
     def add_lexical(self, index: LexicalIndex | None, text: str, candidates: int, weight: float) -> None:
         if index is not None:
@@ -224,11 +254,10 @@ def retrieve(
     top_k: int | None = None,
     fusion: str | None = None,
     use_cache: bool = True,
-    scope: RetrievalScope = RetrievalScope(),  # noqa: B008 (frozen dataclass: an immutable default)
+    scope: RetrievalScope = RetrievalScope(),
 ) -> Retrieval:
-    """The top documents for ``query``; raises a ``ProviderError`` when a provider fails.
-
-    ``scope``: which documents may be read (pass-through stub until the stores filter by it).
+    """The top documents for ``query`` among those ``scope`` may read (default: the shared base);
+    raises a ``ProviderError`` when a provider fails.
 
     ``fusion``: ``hybrid`` (dense and BM25 rankings fused by RRF), ``dense`` or ``lexical``.
     """
@@ -238,12 +267,12 @@ def retrieve(
     if fusion not in FUSION_MODES:
         raise ValueError(f"fusion must be one of {FUSION_MODES}, not {fusion!r}")
     candidates = max(settings.RAG_CANDIDATES, top_k * 4)
-    index = lexical_index.get() if fusion != "dense" else None
+    index = lexical_index.get(scope) if fusion != "dense" else None
     # Words the knowledge base never uses are corrected against its vocabulary, for both rankings.
     searched = index.speller.correct(query) if index is not None else query
     previous = _previous_question(query, history)
     lexical_weight = settings.RAG_LEXICAL_WEIGHT
-    rankings = _Rankings()
+    rankings = _Rankings(scope=scope)
     vectors: list[Vectors] = []
     own_best = 0.0
     if fusion != "lexical":
@@ -272,7 +301,9 @@ def retrieve(
         rankings.add_lexical(index, context, candidates, factor * lexical_weight)
     fused = reciprocal_rank_fusion(rankings.lists, k=settings.RAG_RRF_K, weights=rankings.weights)
     ideal = sum(w / (settings.RAG_RRF_K + 1) for w in rankings.weights) or 1.0
-    documents = _group_by_document(fused, rankings.cosine, top_k, ideal, check_similarity=fusion != "lexical")
+    documents = _group_by_document(
+        fused, rankings.cosine, top_k, ideal, check_similarity=fusion != "lexical", scope=scope
+    )
     took_ms = round((time.perf_counter() - started) * 1000, 2)
     unknown = tuple(index.unknown_terms(searched)) if index is not None else ()
     return Retrieval(
@@ -308,14 +339,28 @@ class _ChunkRow:
     source: str
 
 
-def _chunk_rows(ids: list[int]) -> dict[int, _ChunkRow]:
-    """The candidate chunks that still exist (vectors of deleted chunks drop out here)."""
+def _chunk_rows(ids: list[int], scope: RetrievalScope) -> dict[int, _ChunkRow]:
+    """The candidate chunks that still exist (vectors of deleted chunks drop out here), read in
+    ``scope`` as well: the stores already search only the scope, this keeps a row of another
+    workspace out even if a store ever failed to."""
     fields = ("id", "document_id", "index", "text", "document__title", "document__category", "document__source")
-    return {row[0]: _ChunkRow(*row) for row in Chunk.objects.filter(id__in=ids).values_list(*fields)}
+    # Checked here rather than in SQL: a condition on the joined document made SQLite scan every
+    # chunk (72 ms a search at 10k chunks instead of under 1).
+    readable: set[int | None] = {scope.workspace_id} if scope.workspace_id is not None else set()
+    if scope.include_shared:
+        readable.add(None)
+    rows = Chunk.objects.filter(id__in=ids).values_list(*fields, "document__workspace_id")
+    return {row[0]: _ChunkRow(*row[:-1]) for row in rows if row[-1] in readable}
 
 
 def _group_by_document(
-    fused: list[tuple[int, float]], cosine: dict[int, float], top_k: int, ideal: float, *, check_similarity: bool
+    fused: list[tuple[int, float]],
+    cosine: dict[int, float],
+    top_k: int,
+    ideal: float,
+    *,
+    check_similarity: bool,
+    scope: RetrievalScope,
 ) -> list[RetrievedDocument]:
     """Documents in the order of their best chunk's fused rank, with a relevance score in 0-1.
 
@@ -323,7 +368,7 @@ def _group_by_document(
     ranking), so results are ordered by the score they show. A document whose best cosine
     similarity is under ``RAG_MIN_SCORE`` is not used: lexical overlap alone is not relevance.
     """
-    rows = _chunk_rows([chunk_id for chunk_id, _ in fused])
+    rows = _chunk_rows([chunk_id for chunk_id, _ in fused], scope)
     grouped: dict[int, list[_ChunkRow]] = {}
     best_score: dict[int, float] = {}
     for chunk_id, score in fused:

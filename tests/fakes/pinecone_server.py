@@ -7,6 +7,8 @@ includeMetadata, includeValues), ``POST /vectors/delete`` (ids, deleteAll, filte
 Search is exact (cosine or dot product). Like the real service it answers 400 on a dimension
 mismatch or a null metadata value, stores metadata numbers as floats, names the default
 namespace ``__default__`` and answers 404 to ``deleteAll`` on a namespace that does not exist.
+Namespaces are separate stores, as in the real service: a query, fetch or delete sees only the
+namespace it names (so code that forgets a workspace's namespace finds nothing, and a test fails).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from rag.providers.faiss_store import FaissVectorStore, LocalVersionBoard
+from rag.types import RetrievalScope
 from utils.exceptions import IndexMismatch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -281,3 +282,57 @@ def test_an_index_of_another_database_or_embedder_is_refused_on_load(tmp_path):
     assert json.loads((tmp_path / "index" / "meta.json").read_text())["database"] == theirs
     with pytest.raises(IndexMismatch, match="another database"):
         FaissVectorStore(tmp_path / "index", version_board=LocalVersionBoard(), database=lambda: ours).count()
+
+
+# --- workspaces (DESIGN §8): the scope is applied inside the search ------------------------------
+
+
+def fill_workspaces(store: FaissVectorStore) -> None:
+    """Shared chunk 1, workspace 7's chunk 70 and workspace 8's chunk 80, all near ``unit(0)``;
+    workspace 8's is the nearest of all."""
+    store.upsert(
+        [1, 70, 80],
+        np.stack([unit(0, 1, 2), unit(0, 1), unit(0)]),
+        [meta(1), {**meta(7), "workspace_id": 7}, {**meta(8), "workspace_id": 8}],
+    )
+
+
+def test_scope_reads_its_workspace_and_the_shared_base_only(store):
+    fill_workspaces(store)
+    assert [m.id for m in store.query(unit(0), top_k=10, scope=RetrievalScope(7))] == [70, 1]
+    assert [m.id for m in store.query(unit(0), top_k=10, scope=RetrievalScope(7, include_shared=False))] == [70]
+    assert [m.id for m in store.query(unit(0), top_k=10)] == [1]  # the default: the shared base only
+    assert store.query(unit(0), top_k=10, scope=RetrievalScope(None, include_shared=False)) == []
+    assert store.query(unit(0), top_k=10, scope=RetrievalScope(9, include_shared=False)) == []
+
+
+def test_top_k_counts_readable_chunks_only(store):
+    # Filtering after the search would return nothing here: the nearest chunk is workspace 8's.
+    fill_workspaces(store)
+    matches = store.query(unit(0), top_k=1, scope=RetrievalScope(7, include_shared=False))
+    assert [(m.id, m.metadata["workspace_id"]) for m in matches] == [(70, 7)]
+
+
+def test_filter_and_scope_together(store):
+    fill_workspaces(store)
+    assert store.query(unit(0), top_k=5, filter={"document_id": 8}, scope=RetrievalScope(7)) == []
+    assert [m.id for m in store.query(unit(0), top_k=5, filter={"document_id": 7}, scope=RetrievalScope(7))] == [70]
+
+
+def test_workspaces_survive_a_reload_and_a_write(tmp_path, board, store):
+    fill_workspaces(store)
+    store.upsert([71], np.stack([unit(3)]), [{**meta(7, 1), "workspace_id": 7}])  # the memo is dropped
+    assert {m.id for m in store.query(unit(0), top_k=10, scope=RetrievalScope(7, False))} == {70, 71}
+    reloaded = FaissVectorStore(tmp_path / "index", version_board=LocalVersionBoard())
+    assert [m.id for m in reloaded.query(unit(0), top_k=10, scope=RetrievalScope(8))] == [80, 1]
+    assert reloaded.count() == 4
+
+
+def test_an_index_saved_before_workspaces_holds_the_shared_base(tmp_path, store):
+    fill(store)
+    columns = json.loads((tmp_path / "index" / "chunks.json").read_text())
+    del columns["workspace_ids"]
+    (tmp_path / "index" / "chunks.json").write_text(json.dumps(columns))
+    reloaded = FaissVectorStore(tmp_path / "index", version_board=LocalVersionBoard())
+    assert len(reloaded.query(unit(0), top_k=10)) == 4
+    assert reloaded.query(unit(0), top_k=10, scope=RetrievalScope(7, include_shared=False)) == []

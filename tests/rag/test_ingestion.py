@@ -170,3 +170,46 @@ def test_reindex_rechunk_splits_stored_documents_again_with_the_current_chunker(
     assert [c.text for c in chunks] == expected and len(expected) == 2
     assert all(c.unit_vectors for c in chunks)
     assert get_vector_store().count() == len(chunks)
+
+
+def test_one_batch_with_a_source_in_two_workspaces_makes_two_documents():
+    from rag.services.ingestion import documents_ingest
+    from rag.types import RetrievalScope
+    from tests.factories import UserFactory
+    from workspaces.services import workspace_create
+
+    first, second = (workspace_create(name=n, owner=UserFactory.create()) for n in ("First", "Second"))
+    items = [
+        DocumentInput(title="Sessions", content=LONG, source="s.md", workspace_id=first.pk),
+        DocumentInput(title="Sessions", content=LONG, source="s.md", workspace_id=second.pk),
+        DocumentInput(title="Sessions", content=LONG, source="s.md"),
+    ]
+    results = documents_ingest(items=items)
+
+    assert [r.status for r in results] == ["created"] * 3
+    assert [r.document.workspace_id for r in results] == [first.pk, second.pk, None]
+    vector = get_embedder().embed_query("sessions tokens history")
+    for result in results:
+        scope = RetrievalScope(result.document.workspace_id, include_shared=result.document.workspace_id is None)
+        matches = get_vector_store().query(vector, top_k=1000, scope=scope)
+        assert {m.metadata["document_id"] for m in matches} == {result.document.pk}
+    # Ingested again, each finds its own: nothing is created, nothing crosses.
+    assert [r.status for r in documents_ingest(items=items)] == ["unchanged"] * 3
+
+
+def test_a_rechunk_keeps_each_document_in_its_workspace():
+    from rag.services.ingestion import documents_rechunk
+    from rag.types import RetrievalScope
+    from tests.factories import UserFactory
+    from workspaces.services import workspace_create
+
+    workspace = workspace_create(name="Own", owner=UserFactory.create())
+    own = document_ingest(item=DocumentInput(title="Sessions", content=LONG, workspace_id=workspace.pk)).document
+    documents_rechunk()
+
+    own.refresh_from_db()
+    assert own.workspace_id == workspace.pk
+    vector = get_embedder().embed_query("sessions tokens history")
+    assert get_vector_store().query(vector, top_k=1000) == []  # nothing of it in the shared base
+    scoped = get_vector_store().query(vector, top_k=1000, scope=RetrievalScope(workspace.pk))
+    assert {m.id for m in scoped} == set(own.chunks.values_list("id", flat=True))

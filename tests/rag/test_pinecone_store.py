@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from rag.providers.pinecone_store import META_NAMESPACE, PineconeVectorStore, pinecone_filter
+from rag.types import RetrievalScope
 from tests.fakes.pinecone_server import FakePinecone
 from tests.fakes.server import unused_port
 from utils.exceptions import (
@@ -322,3 +323,111 @@ def test_a_record_from_before_database_ids_is_claimed(store: PineconeVectorStore
     ours.query(unit(0), top_k=3)
     ours.ensure_compatible(embedder_name=EMBEDDER, dimension=DIM)
     assert fake.stored(META_NAMESPACE)["kb"][1]["database_id"] == THIS_DB["database_id"]
+
+
+# --- workspaces (DESIGN §8): one namespace per workspace ---------------------------------------
+
+
+def fill_workspaces(store: PineconeVectorStore) -> None:
+    """Shared chunk 1 (namespace "kb"), workspace 7's chunk 70 and workspace 8's chunk 80; 8's is
+    the nearest to ``unit(0)``."""
+    store.upsert(
+        [1, 70, 80],
+        np.vstack([unit(0, 1, 2), unit(0, 1), unit(0)]),
+        [
+            {"document_id": 1, "chunk_index": 0, "category": "FAQ"},
+            {"document_id": 7, "chunk_index": 0, "category": "FAQ", "workspace_id": 7},
+            {"document_id": 8, "chunk_index": 0, "category": "FAQ", "workspace_id": 8},
+        ],
+    )
+
+
+def test_each_workspace_writes_to_its_own_namespace(store: PineconeVectorStore, fake: FakePinecone) -> None:
+    fill_workspaces(store)
+    assert set(fake.stored("kb")) == {"1"}
+    assert set(fake.stored("kb-ws-7")) == {"70"}
+    assert set(fake.stored("kb-ws-8")) == {"80"}
+    assert fake.stored("kb-ws-7")["70"][1]["workspace_id"] == 7.0
+
+
+def test_namespaces_without_a_configured_namespace(fake: FakePinecone) -> None:
+    store = PineconeVectorStore(API_KEY, "test-index", host=fake.url, **FAST)
+    fill_workspaces(store)
+    assert set(fake.stored("")) == {"1"}
+    assert set(fake.stored("ws-7")) == {"70"}
+    assert [m.id for m in store.query(unit(0), top_k=5, scope=RetrievalScope(7))] == [70, 1]
+    assert store.count() == 3
+
+
+def test_a_query_asks_only_the_namespaces_of_its_scope(store: PineconeVectorStore, fake: FakePinecone) -> None:
+    fill_workspaces(store)
+    fake.requests.clear()
+    matches = store.query(unit(0), top_k=5, scope=RetrievalScope(7))
+
+    assert [m.id for m in matches] == [70, 1]  # merged by score across the two namespaces
+    assert matches[0].metadata["workspace_id"] == 7
+    assert sorted(r.body["namespace"] for r in fake.requests_to("/query")) == ["kb", "kb-ws-7"]
+
+
+def test_a_scope_without_the_shared_base_asks_one_namespace(store: PineconeVectorStore, fake: FakePinecone) -> None:
+    fill_workspaces(store)
+    fake.requests.clear()
+    # top_k 1 and 8's chunk the nearest: only a search inside 7's namespace finds 70.
+    assert [m.id for m in store.query(unit(0), top_k=1, scope=RetrievalScope(7, include_shared=False))] == [70]
+    assert [r.body["namespace"] for r in fake.requests_to("/query")] == ["kb-ws-7"]
+    assert [m.id for m in store.query(unit(0), top_k=5)] == [1]  # the default: the shared base only
+    assert store.query(unit(0), top_k=5, scope=RetrievalScope(None, include_shared=False)) == []
+
+
+def test_delete_reaches_only_the_workspace_named(store: PineconeVectorStore, fake: FakePinecone) -> None:
+    fill_workspaces(store)
+    store.delete([80], workspace_id=7)  # not 7's: nothing of 8 goes
+    assert set(fake.stored("kb-ws-8")) == {"80"}
+    store.delete([80], workspace_id=8)
+
+    assert fake.requests_to("/vectors/delete")[-1].body == {"namespace": "kb-ws-8", "ids": ["80"]}
+    assert fake.stored("kb-ws-8") == {}
+    assert set(fake.stored("kb-ws-7")) == {"70"} and set(fake.stored("kb")) == {"1"}
+
+
+def test_count_and_reset_cover_every_workspace(store: PineconeVectorStore, fake: FakePinecone) -> None:
+    fill_workspaces(store)
+    fake.namespaces.setdefault("other-deployment", type(fake.namespaces["kb"])())
+    fake.namespaces["other-deployment"].put("5", unit(0), {})
+    assert store.count() == 3  # another deployment's namespace is not ours
+
+    store.reset(embedder_name=EMBEDDER, dimension=DIM)
+    assert store.count() == 0
+    assert fake.stored("kb-ws-7") == {} and fake.stored("kb-ws-8") == {}
+    assert set(fake.stored("other-deployment")) == {"5"}
+    assert store.query(unit(0), top_k=5, scope=RetrievalScope(7)) == []
+
+
+def test_a_two_namespace_query_is_retried_after_a_429(store: PineconeVectorStore, fake: FakePinecone) -> None:
+    fill_workspaces(store)
+    fake.fail_next("429", retry_after=0, path="/query")
+    assert [m.id for m in store.query(unit(0), top_k=5, scope=RetrievalScope(7))] == [70, 1]
+    assert [r.fault for r in fake.requests_to("/query")].count("429") == 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "error"),
+    [("500", ProviderUnavailable), ("hang", ProviderTimeout), ("invalid_json", ProviderBadResponse)],
+)
+def test_a_failing_namespace_fails_the_whole_query(
+    store: PineconeVectorStore, fake: FakePinecone, kind: str, error: type[ProviderError]
+) -> None:
+    # Never half an answer: results from one namespace alone would silently drop the other's.
+    fill_workspaces(store)
+    fake.fail_next(kind, count=1000, retry_after=0, path="/query")
+    with pytest.raises(error) as caught:
+        store.query(unit(0), top_k=5, scope=RetrievalScope(7))
+    assert caught.value.provider == "pinecone"
+    assert caught.value.detail.startswith("pinecone: query")
+
+
+def test_a_filter_applies_in_every_namespace_of_the_scope(store: PineconeVectorStore, fake: FakePinecone) -> None:
+    fill_workspaces(store)
+    fake.requests.clear()
+    assert store.query(unit(0), top_k=5, filter={"category": "Guide"}, scope=RetrievalScope(7)) == []
+    assert [r.body["filter"] for r in fake.requests_to("/query")] == [{"category": {"$eq": "Guide"}}] * 2

@@ -35,9 +35,10 @@ LOGIN = "/api/auth/login/"
 
 
 def ingest(workspace: Workspace | None, title: str, body: str) -> Document:
-    document = document_ingest(item=DocumentInput(title=title, content=body, category="Guide")).document
-    Document.objects.filter(pk=document.pk).update(workspace=workspace)
-    return document
+    # Ingested into the workspace, so that its vectors live where its row says (a Pinecone namespace).
+    workspace_id = workspace.pk if workspace is not None else None
+    item = DocumentInput(title=title, content=body, category="Guide", workspace_id=workspace_id)
+    return document_ingest(item=item).document
 
 
 def rows_referencing(user_id: int) -> dict[str, int]:
@@ -255,7 +256,7 @@ def test_a_vector_store_outage_erases_nothing_and_a_retry_finishes(world, monkey
     def refuse(ids: Any) -> None:
         raise ProviderUnavailable("the vector store is down", provider="faiss")
 
-    monkeypatch.setattr(type(store), "delete", lambda self, ids: refuse(ids))
+    monkeypatch.setattr(type(store), "delete", lambda self, ids, **kwargs: refuse(ids))
     response = client.delete(ME, {"password": DEFAULT_PASSWORD}, format="json")
 
     assert response.status_code == 503

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.django_db
 # The vector stores apply a retrieval scope inside the search (helper ws-store, merged separately).
 # Until they do, the paths that go through retrieval cannot be isolated on this branch: set this to
 # True when the stores filter by workspace (strict: a pass while False fails, as a reminder to flip it).
-STORES_ISOLATE = False
+STORES_ISOLATE = True
 needs_store_isolation = pytest.mark.xfail(
     not STORES_ISOLATE, reason="the vector stores do not filter by workspace on this branch yet", strict=True
 )

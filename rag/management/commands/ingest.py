@@ -1,8 +1,10 @@
-"""``manage.py ingest PATH... [--category C] [--glob '*.txt']``: ingest files and folders."""
+"""``manage.py ingest PATH... [--category C] [--glob '*.txt'] [--workspace ID]``: ingest files and
+folders into the shared knowledge base, or into one workspace."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections import Counter
@@ -17,6 +19,7 @@ from rag import categories
 from rag.files import file_to_input, iter_files
 from rag.services.ingestion import DocumentInput, documents_ingest
 from utils.exceptions import ServiceError
+from workspaces.models import Workspace
 
 
 class Command(BaseCommand):
@@ -26,13 +29,21 @@ class Command(BaseCommand):
         parser.add_argument("paths", nargs="+", type=Path)
         parser.add_argument("--category", type=_category, help=f"Category for every file: {categories.RULE}.")
         parser.add_argument("--glob", default=None, help="Only files matching this pattern, e.g. '*.md'.")
+        parser.add_argument(
+            "--workspace", type=int, default=None, help="Id of the workspace that owns the documents (default: shared)."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         for path in options["paths"]:
             if not path.exists():
                 raise CommandError(f"{path} does not exist.")
+        workspace = options["workspace"]
+        if workspace is not None and not Workspace.objects.filter(pk=workspace).exists():
+            raise CommandError(f"There is no workspace {workspace}.")
         files = list(iter_files(options["paths"], options["glob"]))
-        summary = ingest_files(files, category=options["category"], stdout=self.stdout, stderr=self.stderr)
+        summary = ingest_files(
+            files, category=options["category"], stdout=self.stdout, stderr=self.stderr, workspace_id=workspace
+        )
         self.stdout.write(summary)
 
 
@@ -43,7 +54,9 @@ def _category(value: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
-def ingest_files(files: list[tuple[Path, Path]], *, category: str | None, stdout: Any, stderr: Any) -> str:
+def ingest_files(
+    files: list[tuple[Path, Path]], *, category: str | None, stdout: Any, stderr: Any, workspace_id: int | None = None
+) -> str:
     """Ingest the files in batches, report unreadable files one by one, and return the summary line."""
     started = time.perf_counter()
     failed = 0
@@ -60,7 +73,7 @@ def ingest_files(files: list[tuple[Path, Path]], *, category: str | None, stdout
                 continue
             finally:
                 bar.update(1)
-            yield item
+            yield dataclasses.replace(item, workspace_id=workspace_id)
 
     try:
         results = documents_ingest(items=inputs())
