@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -89,14 +90,21 @@ def pdf_parse(data: bytes) -> ParsedPdf:
         output, _ = process.communicate(data, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         logger.warning("PDF parse stopped after %.0f s (PDF_PARSE_TIMEOUT_S)", timeout)
-        raise DocumentTooComplex(
-            f"Reading the PDF took longer than {timeout:g} s (PDF_PARSE_TIMEOUT_S); it was stopped."
-        ) from exc
+        raise _too_slow(timeout) from exc
     finally:
         if process.returncode is None:
             process.kill()
             process.communicate()
+    if process.returncode == -signal.SIGXCPU:
+        # The CPU-time limit (the same seconds) can fire a moment before the wall-clock one: the
+        # same stop, so the same answer.
+        logger.warning("PDF parse stopped by its CPU limit of %.0f s (PDF_PARSE_TIMEOUT_S)", timeout)
+        raise _too_slow(timeout)
     return _result(process.returncode, output)
+
+
+def _too_slow(timeout: float) -> DocumentTooComplex:
+    return DocumentTooComplex(f"Reading the PDF took longer than {timeout:g} s (PDF_PARSE_TIMEOUT_S); it was stopped.")
 
 
 def _result(returncode: int, output: bytes) -> ParsedPdf:
