@@ -250,3 +250,74 @@ def test_members_read_a_workspace_and_only_admins_write_it(tenants, client_for):
     assert created.status_code == 201 and created.json()["workspace"] == team.pk
     # B's own workspace stays B's: the admin of A's workspace does not reach it.
     assert client_for(admin).get(f"{DOCS}{b.document.pk}/").status_code == 404
+
+
+# --- the same through an API key, and the account-wide reads ------------------------------------
+
+
+def _key_client(tenant: Tenant) -> APIClient:
+    from workspaces.api_keys import api_key_create
+
+    key = api_key_create(
+        workspace=tenant.workspace,
+        created_by=tenant.user,
+        name="server",
+        scopes=["chat", "documents:read", "documents:write"],
+    )
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key.raw_key}")
+    return client
+
+
+@needs_store_isolation
+def test_an_api_key_reads_only_its_workspace_and_the_shared_base(tenants):
+    a, b = tenants
+    key = _key_client(a)
+    found = key.get(SEARCH, {"q": QUESTION}).json()
+    assert a.document.pk in {r["document_id"] for r in found["results"]}
+    session = key.post(SESSIONS, {}, format="json").json()
+    url = f"{SESSIONS}{session['id']}/"
+    answered = key.post(f"{url}messages/", {"content": QUESTION}, format="json")
+    assert answered.status_code == 201 and a.code in answered.json()["bot_message"]["content"]
+    streamed = key.post(f"{url}messages/", {"content": QUESTION}, format="json", HTTP_ACCEPT="text/event-stream")
+    bodies = [
+        json.dumps(found),
+        answered.content.decode(),
+        text_of(streamed),
+        text_of(key.get(f"{url}messages/")),
+        text_of(key.get("/api/chat/history/")),
+        text_of(key.get(SESSIONS)),
+        text_of(key.get(DOCS)),
+        text_of(key.get(f"{DOCS}{a.document.pk}/")),
+    ]
+    for body in bodies:
+        assert_no_trace(body, b)
+    # Another workspace's objects, named outright, read like missing ones through the key too.
+    b_session = b.client.post(SESSIONS, {"title": b.title}, format="json").json()
+    for response in (
+        key.get(f"{DOCS}{b.document.pk}/"),
+        key.get(DOCS, {"workspace": b.workspace.pk}),
+        key.get(SEARCH, {"q": QUESTION, "workspace": b.workspace.pk}),
+        key.get(f"{SESSIONS}{b_session['id']}/"),
+        key.post(f"{SESSIONS}{b_session['id']}/messages/", {"content": "hi"}, format="json"),
+    ):
+        assert response.status_code == 404
+        assert_no_trace(response.content.decode(), b)
+
+
+@needs_store_isolation
+def test_account_export_usage_and_health_carry_nothing_of_another_workspace(tenants):
+    a, b = tenants
+    for tenant in (a, b):
+        session = tenant.client.post(SESSIONS, {"title": tenant.title}, format="json").json()
+        sent = tenant.client.post(f"{SESSIONS}{session['id']}/messages/", {"content": QUESTION}, format="json")
+        assert sent.status_code == 201
+    export = a.client.get("/api/auth/me/export/")
+    assert export.status_code == 200 and a.code in text_of(export)
+    usage = a.client.get("/api/usage/")
+    assert usage.status_code == 200
+    assert [w["id"] for w in usage.json()["workspaces"]] == [a.workspace.pk]
+    health = a.client.get("/api/health/")
+    for body in (text_of(export), text_of(usage), text_of(health)):
+        assert_no_trace(body, b)
+        assert b.user.username not in body and str(b.workspace.slug) not in body
