@@ -2,8 +2,9 @@
 # CI smoke test of the production stack: scripts/serve.sh (what `make serve` runs: migrate,
 # collectstatic, populate, nginx + gunicorn + runscheduler, DEBUG off) on a free port of 127.0.0.1, against
 # the local PostgreSQL (its own database, recreated each run) and Redis (database 13, keys under a
-# prefix of this run). Then scripts/smoke.py walks the user flow over HTTP, the scheduler must be
-# alive and hold the leader lock, and a SIGTERM must stop everything cleanly (lock released).
+# prefix of this run). Then scripts/smoke.py walks the user flow and scripts/journey.py the workspaces
+# journey over HTTP, the scheduler must be alive and hold the leader lock, and a SIGTERM must stop
+# everything cleanly (lock released).
 # Exits non-zero on any failure, printing the server's log.
 #
 # Knobs: SMOKE_DB (database name, default ragchat_smoke), SMOKE_REDIS_DB (default 13),
@@ -88,6 +89,8 @@ done
 echo "ok  /api/health/ answers"
 
 $BIN/python scripts/smoke.py --base-url "$BASE" --mail-dir "$EMAIL_FILE_PATH" || fail "smoke.py"
+# The README's workspaces journey, then what is left of the deleted workspace, counted beside the server.
+$BIN/python scripts/journey.py --base-url "$BASE" --mail-dir "$EMAIL_FILE_PATH" --check-residue || fail "journey.py"
 
 NGINX_PID="$(sed -n 's/^serve: nginx pid \([0-9]*\) on .*$/\1/p' "$WORK/serve.log" | head -1)"
 [ -n "$NGINX_PID" ] && kill -0 "$NGINX_PID" 2>/dev/null || fail "serve.sh did not start nginx"
