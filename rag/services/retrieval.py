@@ -24,7 +24,7 @@ from django.core.cache import cache
 from redis.exceptions import RedisError
 
 from rag.lexical import LexicalIndex, reciprocal_rank_fusion
-from rag.models import Chunk, readable_in
+from rag.models import Chunk, Document, readable_in
 from rag.providers.factory import get_embedder, get_vector_store
 from rag.providers.factory import warm_up as warm_up_providers
 from rag.types import RetrievalScope, Turn, Vectors
@@ -144,6 +144,7 @@ class _LexicalHolder:
         self._version: object = _NOT_BUILT
 
     def get(self, scope: RetrievalScope = RetrievalScope()) -> LexicalIndex | None:
+        scope = _effective_scope(scope)
         version = KNOWLEDGE_BASE_VERSION.get()
         with self._lock:
             if version != self._version:
@@ -168,6 +169,15 @@ class _LexicalHolder:
         with self._lock:
             self._indexes.clear()
             self._version = _NOT_BUILT
+
+
+def _effective_scope(scope: RetrievalScope) -> RetrievalScope:
+    """The scope that reads the same text as ``scope``: a workspace without documents reads what
+    the shared base alone reads. Most workspaces (every new personal one) have none, and they all
+    share the one shared-base index instead of building a copy each (seconds at 10k chunks)."""
+    if scope.workspace_id is None or Document.objects.filter(workspace_id=scope.workspace_id).exists():
+        return scope
+    return RetrievalScope(workspace_id=None, include_shared=scope.include_shared)
 
 
 lexical_index = _LexicalHolder()

@@ -227,3 +227,23 @@ def test_only_a_short_question_that_matches_worse_than_the_previous_one_is_a_fol
     assert not _leans_on_conversation("How do I unlock a bike?", own_best=0.68, previous_best=0.55)
     long_question = "what happens to my data when I close the account for good?"
     assert not _leans_on_conversation(long_question, own_best=0.1, previous_best=0.9)
+
+
+def test_workspaces_without_documents_share_the_shared_base_lexical_index(db):
+    """Every new personal workspace reads exactly the shared base: one index serves them all, and a
+    workspace gets its own only once it has documents."""
+    from rag.services.ingestion import DocumentInput, document_ingest
+    from rag.services.retrieval import lexical_index
+    from rag.types import RetrievalScope
+    from tests.factories import UserFactory
+    from workspaces.services import workspace_personal_get
+
+    document_ingest(item=DocumentInput(title="Shared", content="Tokens expire after seven days.", source="s.md"))
+    first, second = (workspace_personal_get(user=UserFactory.create()) for _ in range(2))
+    shared = lexical_index.get(RetrievalScope())
+    assert lexical_index.get(RetrievalScope(workspace_id=first.pk)) is shared
+    assert lexical_index.get(RetrievalScope(workspace_id=second.pk)) is shared
+    assert lexical_index.get(RetrievalScope(workspace_id=first.pk, include_shared=False)) is None
+    document_ingest(item=DocumentInput(title="Own", content="Badges open the east door.", workspace_id=first.pk))
+    own = lexical_index.get(RetrievalScope(workspace_id=first.pk))
+    assert own is not None and own is not lexical_index.get(RetrievalScope()) and len(own) == 2
