@@ -84,12 +84,12 @@ def _wait(driver: webdriver.Chrome) -> WebDriverWait[webdriver.Chrome]:
     )
 
 
-def _click(driver: webdriver.Chrome, css: str, within: str = "") -> None:
+def _click(driver: webdriver.Chrome, css: str, within: str = "", by: str = By.CSS_SELECTOR) -> None:
     """Click the first visible, enabled element matching ``within css``, retrying through re-renders."""
-    selector = f"{within} {css}".strip()
+    selector = f"{within} {css}".strip() if by == By.CSS_SELECTOR else css
 
     def attempt(d: webdriver.Chrome) -> bool:
-        element = d.find_element(By.CSS_SELECTOR, selector)
+        element = d.find_element(by, selector)
         if not (element.is_displayed() and element.is_enabled()):
             return False
         d.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
@@ -104,12 +104,18 @@ def _visible(driver: webdriver.Chrome, css: str) -> WebElement:
     return element
 
 
-def _text_of(driver: webdriver.Chrome, css: str) -> Callable[[webdriver.Chrome], str | bool]:
+def _text_of(driver: webdriver.Chrome, css: str, by: str = By.CSS_SELECTOR) -> Callable[[webdriver.Chrome], str | bool]:
     def read(d: webdriver.Chrome) -> str | bool:
-        elements = d.find_elements(By.CSS_SELECTOR, css)
+        elements = d.find_elements(by, css)
         return bool(elements) and elements[0].text.strip()
 
     return read
+
+
+JWT_FORM = (
+    "//div[contains(@class, 'dialog-ux')]//div[contains(@class, 'auth-container')]"
+    "[.//h4//code[normalize-space()='jwtAuth']]"
+)
 
 
 def test_swagger_ui_authorizes_and_calls_profile_offline(docs_server: DocsServer, browser: webdriver.Chrome) -> None:
@@ -125,9 +131,10 @@ def test_swagger_ui_authorizes_and_calls_profile_offline(docs_server: DocsServer
 
     # Authorize with the bearer token, then close the dialog.
     _click(browser, ".auth-wrapper .btn.authorize")
+    # The dialog lists each scheme in a form of its own (the API key's too): use the bearer one's.
     _visible(browser, ".dialog-ux .modal-ux #auth-bearer-value").send_keys(token)
-    _click(browser, ".auth-btn-wrapper button.btn.modal-btn.auth.authorize[type=submit]", within=".dialog-ux")
-    authorized = _wait(browser).until(_text_of(browser, ".dialog-ux .auth-container h6"), "no 'Authorized' mark")
+    _click(browser, f"{JWT_FORM}//button[@type='submit']", by=By.XPATH)
+    authorized = _wait(browser).until(_text_of(browser, f"{JWT_FORM}//h6", by=By.XPATH), "no 'Authorized' mark")
     assert authorized == "Authorized"
     _click(browser, ".btn.modal-btn.auth.btn-done", within=".dialog-ux")
     _wait(browser).until(ec.invisibility_of_element_located((By.CSS_SELECTOR, ".dialog-ux")), "dialog still open")
