@@ -85,13 +85,14 @@ $BIN/python manage.py populate_documents --if-empty
 # user the fuzzer authenticates as (every operation, including the staff-only ones, is reachable).
 ACCESS="$(
   $BIN/python manage.py shell -v 0 -c '
-from chat.models import ChatMessage, ChatSession
+from chat.models import ChatMessage
+from chat.services import session_create
 from users.models import User
 from users.services import tokens_for
 user = User.objects.create_user("fuzz-user", "fuzz-user@example.com", "fuzz-user-pw-8472", is_verified=True)
 staff = User.objects.create_user("fuzz-staff", "fuzz-staff@example.com", "fuzz-staff-pw-8472", is_verified=True, is_staff=True)
 for owner in (user, staff):
-    session = ChatSession.objects.create(user=owner, title="Fuzz")
+    session = session_create(user=owner, title="Fuzz")  # in their personal workspace
     ChatMessage.objects.create(session=session, sender="user", content="How do I reset my password?")
     ChatMessage.objects.create(session=session, sender="bot", content="Ask for a reset email.", metadata={"sources": []})
 print(tokens_for(staff).access)
