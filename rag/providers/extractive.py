@@ -56,6 +56,7 @@ UNKNOWN_TERM_PENALTY = 0.03  # ... raised by this for each content word no docum
 KEEP_WITHIN = 0.22  # further units of the best unit's document: at most this far below the best
 OTHER_DOCUMENT_WITHIN = 0.06  # a unit of another document must be this close to the best
 MAX_UNITS = 3
+SHORT_SECTION_UNITS = 3  # a best sentence brings the rest of its section when it has fewer units than this
 MAX_ANSWER_CHARS = 900
 _SHORT_QUESTION_TERMS = 3  # below this many content words, the previous user turn helps
 _HISTORY_WEIGHT = 0.25
@@ -117,6 +118,10 @@ _ANSWER_TYPES = {
     "phone": re.compile(r"\+?\d[\d ()-]{6,}\d"),
     "old": re.compile(r"\b\d+\b|\b(?:age|aged|adults?|children|under|over)\b", re.IGNORECASE),
 }
+# "Will I pay anything if ...?" asks whether, not how much: "No." answers it without a price.
+_YES_NO = re.compile(
+    r"^\W*(?:will|would|do|does|did|is|are|was|were|can|could|should|shall|may|must|have|has)\b", re.IGNORECASE
+)
 _WORD_GROUP = re.compile(rf"(?:\S+\s*){{1,{_STREAM_WORDS}}}")
 # A unit carrying its own citation ("... [2].", "[Source: Official Policy]") would read as if we had
 # cited it: a document could attribute its claims to another document or to an authority. Such
@@ -216,6 +221,13 @@ def _value_kind(question: str) -> str:
 
 def _scores(candidates: list[_Candidate], request: AnswerRequest) -> list[float]:
     weights = _question_terms(request.searched or request.question, request.history)
+    # Retrieval's spelling correction rewrites words the knowledge base never uses, real words
+    # too ("older" became "holder"): the question's own words that a passage uses count as well
+    # (a misspelt one is in no passage, and would only lower every passage's share).
+    own = set(tokenize(_QUESTION_TYPE.sub(" ", request.question))) - weights.keys()
+    if own:
+        used = {term for c in candidates for term in (c.terms | c.section_terms) & own}
+        weights.update(dict.fromkeys(used, 1.0))
     answer_type, procedural = _asks_for(request.question, request.history)
     universal = bool(_UNIVERSAL.search(request.question)) and not _RESTRICTIVE.search(request.question)
     return _weighted_scores(candidates, weights, answer_type, procedural, universal)
@@ -331,6 +343,21 @@ def _select(
         # often stated (again, or for the other case) right after the sentence that matches best.
         chosen.append(following)
         length += len(following.unit.display)
+    if best.unit.kind == SENTENCE:
+        # A sentence of a short section reads with its neighbours: "Suspend your holds for up to 90
+        # days." then "You keep your place in the queue ...": the one that matches a paraphrase
+        # best is often not the one that states the fact.
+        section = [
+            c
+            for c in candidates
+            if c is not best and c.chunk_id == best.chunk_id and c.unit.section == best.unit.section
+        ]
+        if 0 < len(section) < SHORT_SECTION_UNITS and all(c.unit.kind == SENTENCE for c in section):
+            for candidate in section:
+                if candidate not in chosen and length + len(candidate.unit.display) <= MAX_ANSWER_CHARS:
+                    chosen.append(candidate)
+                    length += len(candidate.unit.display)
+                    max_units += 1  # context of the best unit, not another answer
     for index in order[1:]:
         candidate, score = candidates[index], scores[index]
         margin = KEEP_WITHIN if candidate.number == best.number else OTHER_DOCUMENT_WITHIN
@@ -382,6 +409,10 @@ def extractive_result(request: AnswerRequest, *, max_units: int | None = None) -
     limit = max(1, max_units or MAX_UNITS)
     chosen = _select(candidates, scores, limit, answer_type) if max(scores) >= needed else []
     chosen = _with_parts(chosen, parts, needed, limit)
+    asks_value = answer_type is not None and not parts and not _YES_NO.match(request.question)
+    if asks_value and answer_type is not None and not any(answer_type.search(c.unit.display) for c in chosen):
+        # The question asks for a price, a duration, an address ...: evidence without one does not answer it.
+        return ExtractiveResult(NO_INFORMATION_ANSWER, (), LOW_SUPPORT)
     citations = tuple(Citation(c.number, c.chunk_id, c.unit.quote) for c in chosen)
     return ExtractiveResult(_render(chosen), citations, None)
 
