@@ -281,3 +281,41 @@ def test_a_follow_up_asking_for_the_export_formats_lists_them():
 )  # fmt: skip
 def test_how_many_is_answered_by_a_count_not_by_a_time_or_a_price(text, counts):
     assert bool(_ANSWER_TYPES["many"].search(text)) is counts
+
+
+HOLDS = """# Reserve an item
+
+## Suspend your holds
+
+Going away for a while? Suspend your holds for up to 90 days in your account settings. You keep your
+place in the queue, but items go to the next reader until you are back.
+
+## Collect an item
+
+Reserved items wait on the hold shelf for 7 days at the branch you chose.
+"""
+
+
+def test_a_best_sentence_brings_the_rest_of_its_short_section():
+    # The paraphrase matches "You keep your place in the queue"; the fact is the sentence before.
+    result, documents = ask("Can I keep my place in the reservation queue while I'm travelling?", ("Holds", HOLDS))
+    assert "90 days" in result.text and "keep your" in result.text
+    assert "hold shelf" not in result.text  # another section is not context
+    quotes_are_in_their_chunks(result, documents)
+
+
+def test_a_question_for_a_price_abstains_when_no_passage_states_one():
+    result, _ = ask("How much does the Garden Pro membership cost?", ("Community garden", GARDEN_NO_PRICE))
+    assert result.abstain_reason == LOW_SUPPORT and not result.citations
+
+
+def test_a_yes_no_question_about_paying_is_answered_without_a_price():
+    result, _ = ask("Do I have to pay to use the garden tools?", ("Community garden", GARDEN_NO_PRICE))
+    assert result.abstain_reason is None and "shed" in result.text
+
+
+GARDEN_NO_PRICE = """# Community garden
+
+Garden Pro members can use the tools in the shed whenever the garden is open; there is nothing to pay for
+using them. The cost of a Garden Pro membership is decided each spring by the members' assembly.
+"""
