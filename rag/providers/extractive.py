@@ -63,6 +63,7 @@ _HISTORY_WEIGHT = 0.25
 _CONTEXT_WEIGHT = 0.3  # the rest of a compound question, next to the words of the part being answered
 ANSWER_TYPE_BONUS = 0.15  # a unit with what the question asks for (a price for "how much" ...)
 STEPS_BONUS = 0.08  # numbered steps, for a question asking how to do something
+STEPS_WITHIN = 0.5  # ... and they join a best sentence of their document if at most this far below it
 RESTRICTIVE_PENALTY = 0.25  # "only" or "not" in a passage, for a question about all or every
 _STREAM_WORDS = 6
 
@@ -294,7 +295,11 @@ def _part_answers(candidates: list[_Candidate], request: AnswerRequest) -> list[
 
 
 def _with_parts(
-    chosen: list[_Candidate], parts: list[tuple[_Candidate, float]], threshold: float, max_units: int
+    chosen: list[_Candidate],
+    parts: list[tuple[_Candidate, float]],
+    threshold: float,
+    max_units: int,
+    candidates: list[_Candidate],
 ) -> list[_Candidate]:
     """``chosen`` completed with the answer to each part of a compound question it lacks."""
     result = list(chosen)
@@ -304,6 +309,7 @@ def _with_parts(
         if len(result) >= max_units + len(parts) - 1:
             break
         result.append(candidate)
+        result.extend(c for c in _section_context(candidate, candidates) if c not in result)
     documents = list(dict.fromkeys(c.number for c in result))
     return sorted(result, key=lambda c: (documents.index(c.number), c.chunk_order, c.unit.position))
 
@@ -329,8 +335,45 @@ def _next_in_section(best: _Candidate, candidates: list[_Candidate]) -> _Candida
     )
 
 
+def _section_context(best: _Candidate, candidates: list[_Candidate]) -> list[_Candidate]:
+    """The other sentences of ``best``'s section when it is a sentence of a short section: "Suspend
+    your holds for up to 90 days." then "You keep your place in the queue ...": the sentence that
+    matches a paraphrase best is often not the one that states the fact."""
+    if best.unit.kind != SENTENCE:
+        return []
+    section = [
+        c for c in candidates if c is not best and c.chunk_id == best.chunk_id and c.unit.section == best.unit.section
+    ]
+    if 0 < len(section) < SHORT_SECTION_UNITS and all(c.unit.kind == SENTENCE for c in section):
+        return section
+    return []
+
+
+def _steps_of(
+    best: _Candidate, candidates: list[_Candidate], scores: list[float], best_score: float
+) -> _Candidate | None:
+    """For a question asking how to do something answered best by a sentence ("You can unlock bikes
+    for other people from your own account."), the best numbered steps of the same document, if
+    they are not far below: the sentence says it can be done, the steps say how."""
+    if best.unit.kind == STEPS:
+        return None
+    steps = [
+        (score, c)
+        for c, score in zip(candidates, scores, strict=True)
+        if c.unit.kind == STEPS and c.number == best.number
+    ]
+    if not steps:
+        return None
+    score, candidate = max(steps, key=lambda pair: pair[0])
+    return candidate if score >= best_score - STEPS_WITHIN else None
+
+
 def _select(
-    candidates: list[_Candidate], scores: list[float], max_units: int, answer_type: re.Pattern[str] | None = None
+    candidates: list[_Candidate],
+    scores: list[float],
+    max_units: int,
+    answer_type: re.Pattern[str] | None = None,
+    procedural: bool = False,
 ) -> list[_Candidate]:
     order = sorted(range(len(candidates)), key=lambda i: (-scores[i], candidates[i].rank, candidates[i].chunk_order))
     best_index = order[0]
@@ -343,21 +386,16 @@ def _select(
         # often stated (again, or for the other case) right after the sentence that matches best.
         chosen.append(following)
         length += len(following.unit.display)
-    if best.unit.kind == SENTENCE:
-        # A sentence of a short section reads with its neighbours: "Suspend your holds for up to 90
-        # days." then "You keep your place in the queue ...": the one that matches a paraphrase
-        # best is often not the one that states the fact.
-        section = [
-            c
-            for c in candidates
-            if c is not best and c.chunk_id == best.chunk_id and c.unit.section == best.unit.section
-        ]
-        if 0 < len(section) < SHORT_SECTION_UNITS and all(c.unit.kind == SENTENCE for c in section):
-            for candidate in section:
-                if candidate not in chosen and length + len(candidate.unit.display) <= MAX_ANSWER_CHARS:
-                    chosen.append(candidate)
-                    length += len(candidate.unit.display)
-                    max_units += 1  # context of the best unit, not another answer
+    for candidate in _section_context(best, candidates):
+        if candidate not in chosen and length + len(candidate.unit.display) <= MAX_ANSWER_CHARS:
+            chosen.append(candidate)
+            length += len(candidate.unit.display)
+            max_units += 1  # context of the best unit, not another answer
+    steps = _steps_of(best, candidates, scores, best_score) if procedural else None
+    if steps is not None and length + len(steps.unit.display) <= MAX_ANSWER_CHARS:
+        chosen.append(steps)
+        length += len(steps.unit.display)
+        max_units += 1
     for index in order[1:]:
         candidate, score = candidates[index], scores[index]
         margin = KEEP_WITHIN if candidate.number == best.number else OTHER_DOCUMENT_WITHIN
@@ -405,10 +443,10 @@ def extractive_result(request: AnswerRequest, *, max_units: int | None = None) -
     # A compound question is answered when one of its parts is, with the parts that are.
     if max([*scores, *(score for _, score in parts)]) < needed:
         return ExtractiveResult(NO_INFORMATION_ANSWER, (), LOW_SUPPORT)
-    answer_type, _ = _asks_for(request.question, request.history)
+    answer_type, procedural = _asks_for(request.question, request.history)
     limit = max(1, max_units or MAX_UNITS)
-    chosen = _select(candidates, scores, limit, answer_type) if max(scores) >= needed else []
-    chosen = _with_parts(chosen, parts, needed, limit)
+    chosen = _select(candidates, scores, limit, answer_type, procedural) if max(scores) >= needed else []
+    chosen = _with_parts(chosen, parts, needed, limit, candidates)
     asks_value = answer_type is not None and not parts and not _YES_NO.match(request.question)
     if asks_value and answer_type is not None and not any(answer_type.search(c.unit.display) for c in chosen):
         # The question asks for a price, a duration, an address ...: evidence without one does not answer it.

@@ -11,7 +11,14 @@ import pytest
 
 from rag.ingestion.chunking import split_into_chunks
 from rag.ingestion.units import chunk_units
-from rag.providers.extractive import _ANSWER_TYPES, ExtractiveGenerator, extractive_result, question_parts
+from rag.providers.extractive import (
+    _ANSWER_TYPES,
+    ExtractiveGenerator,
+    _candidates,
+    _with_parts,
+    extractive_result,
+    question_parts,
+)
 from rag.providers.local_embedder import LocalEmbedder, count_tokens
 from rag.services.retrieval import combine_with_previous
 from rag.types import LOW_SUPPORT, NO_INFORMATION_ANSWER, NO_MATCH, AnswerRequest, ContextDocument, ContextPassage, Turn
@@ -319,3 +326,30 @@ GARDEN_NO_PRICE = """# Community garden
 Garden Pro members can use the tools in the shed whenever the garden is open; there is nothing to pay for
 using them. The cost of a Garden Pro membership is decided each spring by the members' assembly.
 """
+
+
+GUESTS = """# Ride with friends
+
+You can unlock bikes for other people from your own account, for example when friends visit the city.
+
+## Steps
+
+1. Unlock your own bike first.
+2. Tap Add a guest bike and scan the second bike's code.
+3. Repeat for each guest, up to 3 guests.
+"""
+
+
+def test_a_how_to_question_answered_by_a_sentence_gets_the_steps_of_its_document():
+    result, documents = ask("How can I unlock bikes for my friends on my account?", ("Ride with friends", GUESTS))
+    assert "Add a guest bike" in result.text
+    quotes_are_in_their_chunks(result, documents)
+
+
+def test_the_answer_to_a_part_of_a_compound_question_brings_the_rest_of_its_short_section():
+    vector = embedder().embed_query("Can I keep my place in the queue?")
+    candidates = _candidates([document(1, "Holds", HOLDS, vector)], vector)
+    keep = next(c for c in candidates if c.unit.display.startswith("You keep"))
+    chosen = _with_parts([], [(keep, 1.0)], threshold=0.5, max_units=3, candidates=candidates)
+    assert keep in chosen and any("90 days" in c.unit.display for c in chosen)
+    assert chosen[-1] is keep  # in reading order
