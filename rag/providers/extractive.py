@@ -119,6 +119,11 @@ _ANSWER_TYPES = {
     "phone": re.compile(r"\+?\d[\d ()-]{6,}\d"),
     "old": re.compile(r"\b\d+\b|\b(?:age|aged|adults?|children|under|over)\b", re.IGNORECASE),
 }
+# What "how many" counts: the word after it ("how many holds can I have" counts holds).
+_COUNTED = re.compile(r"\bhow\s+many\s+([^\W\d_]{3,})", re.IGNORECASE)
+_COUNT_WORD = re.compile(r"[^\W_]+")
+_NUMBER = re.compile(rf"\d+|{_NUMBER_WORD}|twenty|hundred", re.IGNORECASE)
+_COUNT_DISTANCE = 3  # words between a number and what it counts ("up to 15 active holds")
 # "Will I pay anything if ...?" asks whether, not how much: "No." answers it without a price.
 _YES_NO = re.compile(
     r"^\W*(?:will|would|do|does|did|is|are|was|were|can|could|should|shall|may|must|have|has)\b", re.IGNORECASE
@@ -423,6 +428,17 @@ def _render(chosen: list[_Candidate]) -> str:
     return "".join(parts)
 
 
+def _counts(text: str, noun: str) -> bool:
+    """Whether ``text`` gives a number of ``noun``: a number within a few words of it ("up to 15
+    active holds", "holds: 15")."""
+    target = tokenize(noun)
+    words = _COUNT_WORD.findall(text)
+    numbers = [i for i, word in enumerate(words) if _NUMBER.fullmatch(word)]
+    return any(
+        tokenize(word) == target and any(abs(i - n) <= _COUNT_DISTANCE for n in numbers) for i, word in enumerate(words)
+    )
+
+
 def _support_needed(unknown: Sequence[str]) -> float:
     """The best score an answer needs: higher for each of the question's content words that no
     document of the knowledge base uses (the question is about something it never mentions)."""
@@ -450,6 +466,10 @@ def extractive_result(request: AnswerRequest, *, max_units: int | None = None) -
     asks_value = answer_type is not None and not parts and not _YES_NO.match(request.question)
     if asks_value and answer_type is not None and not any(answer_type.search(c.unit.display) for c in chosen):
         # The question asks for a price, a duration, an address ...: evidence without one does not answer it.
+        return ExtractiveResult(NO_INFORMATION_ANSWER, (), LOW_SUPPORT)
+    counted = _COUNTED.search(request.question)
+    if counted and not parts and not any(_counts(c.unit.display, counted.group(1)) for c in chosen):
+        # "How many books does the library hold?" is not answered by "6 branches" and "7 days".
         return ExtractiveResult(NO_INFORMATION_ANSWER, (), LOW_SUPPORT)
     citations = tuple(Citation(c.number, c.chunk_id, c.unit.quote) for c in chosen)
     return ExtractiveResult(_render(chosen), citations, None)

@@ -15,6 +15,7 @@ from rag.providers.extractive import (
     _ANSWER_TYPES,
     ExtractiveGenerator,
     _candidates,
+    _counts,
     _with_parts,
     extractive_result,
     question_parts,
@@ -353,3 +354,31 @@ def test_the_answer_to_a_part_of_a_compound_question_brings_the_rest_of_its_shor
     chosen = _with_parts([], [(keep, 1.0)], threshold=0.5, max_units=3, candidates=candidates)
     assert keep in chosen and any("90 days" in c.unit.display for c in chosen)
     assert chosen[-1] is keep  # in reading order
+
+
+BRANCHES = """# Branches
+
+Northbrook Public Library has 6 branches. The Central Library is the largest and is open 7 days a week.
+You can have up to 15 active holds at a time.
+"""
+
+
+def test_how_many_is_answered_only_by_a_number_of_what_it_counts():
+    answered, _ = ask("How many holds can I have at once?", ("Branches", BRANCHES))
+    assert "15 active holds" in answered.text
+    refused, _ = ask("How many books does the Central Library hold?", ("Branches", BRANCHES))
+    assert refused.abstain_reason == LOW_SUPPORT and not refused.citations
+
+
+@pytest.mark.parametrize(
+    ("text", "noun", "counts"),
+    [
+        ("You can have up to 15 active holds at a time.", "holds", True),
+        ("card: adult; holds: 15", "holds", True),
+        ("Each guest gets two bikes.", "bikes", True),
+        ("Northbrook Public Library has 6 branches.", "books", False),
+        ("Open 7 days a week; books can be returned at any branch.", "books", False),
+    ],
+)
+def test_a_count_is_a_number_near_what_it_counts(text, noun, counts):
+    assert _counts(text, noun) is counts
