@@ -291,6 +291,16 @@ def test_how_many_is_answered_by_a_count_not_by_a_time_or_a_price(text, counts):
     assert bool(_ANSWER_TYPES["many"].search(text)) is counts
 
 
+@pytest.mark.parametrize(
+    ("text", "price"),
+    [("Reservations are free.", True), ("It costs €55.", True), ("free for residents", True),
+     ("8 free parking spaces", True), ("Pick a free time slot and confirm.", False),
+     ("Choose any free seat.", False)],
+)  # fmt: skip
+def test_free_is_a_price_but_a_free_slot_is_not(text, price):
+    assert bool(_ANSWER_TYPES["much"].search(text)) is price
+
+
 HOLDS = """# Reserve an item
 
 ## Suspend your holds
