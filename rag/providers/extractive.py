@@ -98,7 +98,11 @@ _PART_BOUNDARY = re.compile(
 _UNIT_OF_TIME = r"(?:second|minute|hour|day|week|month|year|night)s?"
 _NUMBER_WORD = r"(?:\d+(?:[.,]\d+)?|one|two|three|four|five|six|seven|eight|nine|ten|twelve|fifteen|thirty|sixty)"
 _DURATION = rf"\b{_NUMBER_WORD}[\s-]+(?:\w+[\s-]+)?{_UNIT_OF_TIME}\b"
-_AMOUNT = r"[$\u20ac\u00a3]\s?\d|\b\d+(?:[.,]\d+)?\s?(?:%|percent|eur|euros?|usd|dollars?|gbp|pounds?)\b|\bfree\b(?!\s+(?:time|slots?|places?|spaces?|seats?)\b)"
+# "free" is a price ("reservations are free"), but not before what is available ("a free time slot").
+_AMOUNT = (
+    r"[$\u20ac\u00a3]\s?\d|\b\d+(?:[.,]\d+)?\s?(?:%|percent|eur|euros?|usd|dollars?|gbp|pounds?)\b"
+    r"|\bfree\b(?!\s+(?:time|slots?|places?|spaces?|seats?)\b)"
+)
 _DATE_OR_TIME = (
     r"\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|weekdays?|weekends?|january|february|march"
     r"|april|may|june|july|august|september|october|november|december|\d{1,2}:\d{2}|\d{1,2}\s?(?:am|pm))\b"
