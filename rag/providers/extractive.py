@@ -54,6 +54,8 @@ LEXICAL_WEIGHT = 0.35  # weight of the lexical share (0-1) next to the cosine si
 MIN_SUPPORT = 0.69  # below this best score the evidence is too weak: abstain
 UNKNOWN_TERM_PENALTY = 0.03  # ... raised by this for each content word no document uses
 KEEP_WITHIN = 0.22  # further units of the best unit's document: at most this far below the best
+PART_WITHIN = 0.2  # a part's next best unit answers it when this close to its best (taken by another part)
+_PART_RANKING = 5
 OTHER_DOCUMENT_WITHIN = 0.06  # a unit of another document must be this close to the best
 MAX_UNITS = 3
 SHORT_SECTION_UNITS = 3  # a best sentence brings the rest of its section when it has fewer units than this
@@ -285,9 +287,9 @@ def question_parts(question: str) -> list[str]:
     return parts if len(parts) > 1 else [question]
 
 
-def _part_answers(candidates: list[_Candidate], request: AnswerRequest) -> list[tuple[_Candidate, float]]:
-    """For a compound question, the best unit for each of its parts and its score, from whichever
-    retrieved document answers that part best; nothing for a simple question."""
+def _part_answers(candidates: list[_Candidate], request: AnswerRequest) -> list[list[tuple[_Candidate, float]]]:
+    """For a compound question, each of its parts' best units with their scores, best first, from
+    whichever retrieved documents answer that part best; nothing for a simple question."""
     parts = question_parts(request.question)
     if len(parts) == 1:
         return []
@@ -298,27 +300,36 @@ def _part_answers(candidates: list[_Candidate], request: AnswerRequest) -> list[
         weights = {**dict.fromkeys(context, _CONTEXT_WEIGHT), **dict.fromkeys(tokenize(part), 1.0)}
         answer_type, procedural = _asks_for(part, ())
         scores = _weighted_scores(candidates, weights, answer_type, procedural)
-        best = max(range(len(candidates)), key=lambda i: (scores[i], -candidates[i].rank))
-        found.append((candidates[best], scores[best]))
+        order = sorted(range(len(candidates)), key=lambda i: (-scores[i], candidates[i].rank))
+        found.append([(candidates[i], scores[i]) for i in order[:_PART_RANKING]])
     return found
 
 
 def _with_parts(
     chosen: list[_Candidate],
-    parts: list[tuple[_Candidate, float]],
+    parts: list[list[tuple[_Candidate, float]]],
     threshold: float,
     max_units: int,
     candidates: list[_Candidate],
 ) -> list[_Candidate]:
-    """``chosen`` completed with the answer to each part of a compound question it lacks."""
+    """``chosen`` completed with the answer to each part of a compound question. A part's best unit
+    may already be there as another part's answer: every part shares the whole question's
+    similarity, so the unit closest to the whole question tops them all ("How often does my pet
+    need a scale and polish?" for "how do I prepare him" and "what will it cost"). The part then
+    brings its next best unit of its own if that is close to its best."""
     result = list(chosen)
-    for candidate, score in parts:
-        if score < threshold or any(c is candidate or _overlaps(candidate, c) for c in result):
-            continue
-        if len(result) >= max_units + len(parts) - 1:
+    for ranking in parts:
+        best_score = ranking[0][1]
+        for candidate, score in ranking:
+            if score < threshold or score < best_score - PART_WITHIN:
+                break
+            if any(c is candidate or _overlaps(candidate, c) for c in result):
+                continue
+            if len(result) >= max_units + len(parts) - 1:
+                break
+            result.append(candidate)
+            result.extend(c for c in _section_context(candidate, candidates) if c not in result)
             break
-        result.append(candidate)
-        result.extend(c for c in _section_context(candidate, candidates) if c not in result)
     documents = list(dict.fromkeys(c.number for c in result))
     return sorted(result, key=lambda c: (documents.index(c.number), c.chunk_order, c.unit.position))
 
@@ -461,7 +472,7 @@ def extractive_result(request: AnswerRequest, *, max_units: int | None = None) -
     parts = _part_answers(candidates, request)
     needed = _support_needed(request.unknown_terms)
     # A compound question is answered when one of its parts is, with the parts that are.
-    if max([*scores, *(score for _, score in parts)]) < needed:
+    if max([*scores, *(ranking[0][1] for ranking in parts)]) < needed:
         return ExtractiveResult(NO_INFORMATION_ANSWER, (), LOW_SUPPORT)
     answer_type, procedural = _asks_for(request.question, request.history)
     limit = max(1, max_units or MAX_UNITS)

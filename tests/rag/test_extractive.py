@@ -13,6 +13,7 @@ from rag.ingestion.chunking import split_into_chunks
 from rag.ingestion.units import chunk_units
 from rag.providers.extractive import (
     _ANSWER_TYPES,
+    PART_WITHIN,
     ExtractiveGenerator,
     _candidates,
     _counts,
@@ -361,7 +362,7 @@ def test_the_answer_to_a_part_of_a_compound_question_brings_the_rest_of_its_shor
     vector = embedder().embed_query("Can I keep my place in the queue?")
     candidates = _candidates([document(1, "Holds", HOLDS, vector)], vector)
     keep = next(c for c in candidates if c.unit.display.startswith("You keep"))
-    chosen = _with_parts([], [(keep, 1.0)], threshold=0.5, max_units=3, candidates=candidates)
+    chosen = _with_parts([], [[(keep, 1.0)]], threshold=0.5, max_units=3, candidates=candidates)
     assert keep in chosen and any("90 days" in c.unit.display for c in chosen)
     assert chosen[-1] is keep  # in reading order
 
@@ -392,3 +393,14 @@ def test_how_many_is_answered_only_by_a_number_of_what_it_counts():
 )
 def test_a_count_is_a_number_near_what_it_counts(text, noun, counts):
     assert _counts(text, noun) is counts
+
+
+def test_a_part_whose_best_unit_answers_another_part_brings_its_next_best_if_close():
+    vector = embedder().embed_query("Where do reserved items wait?")
+    candidates = _candidates([document(1, "Holds", HOLDS, vector)], vector)
+    shelf = next(c for c in candidates if "hold shelf" in c.unit.display)
+    keep = next(c for c in candidates if c.unit.display.startswith("You keep"))
+    close = [[(shelf, 1.0)], [(shelf, 0.95), (keep, 0.9)]]
+    assert keep in _with_parts([], close, threshold=0.5, max_units=3, candidates=candidates)
+    far = [[(shelf, 1.0)], [(shelf, 0.95), (keep, 0.95 - PART_WITHIN - 0.01)]]
+    assert keep not in _with_parts([], far, threshold=0.5, max_units=3, candidates=candidates)
