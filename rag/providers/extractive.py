@@ -11,9 +11,14 @@ less a penalty when it says the opposite of a question about all or every ("only
 The best unit must reach ``MIN_SUPPORT``, raised for each content word no document uses, or the
 answer abstains. Other units join it only while their evidence stays close to the best one's (a
 unit of another document must be nearly as good on its own: no padding from a document that merely
-shares a word); the sentence after the best one joins it when it states the value asked for; each
-part of a compound question ("how do I prepare him, and what will it cost?") brings its own best
-unit. The chosen units are read in document order, each followed by its document's marker ``[n]``.
+shares a word); the sentence after the best one joins it when it states the value asked for; a
+best sentence of a short section brings the rest of that section (a paraphrase matches the sentence
+next to the fact as often as the fact); a question asking how to do something answered best by a
+sentence gets its document's numbered steps too; each part of a compound question ("how do I
+prepare him, and what will it cost?") brings its own best unit, or its next best when another part
+took that one. A wh-question for a value abstains when no chosen unit holds one, and "how many X"
+when none gives a number of X. The chosen units are read in document order, each followed by its
+document's marker ``[n]``.
 
 Deterministic and fast: no model run (the vectors come with the request), about a millisecond.
 """
@@ -58,7 +63,7 @@ PART_WITHIN = 0.2  # a part's next best unit answers it when this close to its b
 _PART_RANKING = 5
 OTHER_DOCUMENT_WITHIN = 0.06  # a unit of another document must be this close to the best
 MAX_UNITS = 3
-SHORT_SECTION_UNITS = 3  # a best sentence brings the rest of its section when it has fewer units than this
+SHORT_SECTION_UNITS = 3  # a best sentence brings the rest of its section when the section has at most this many
 MAX_ANSWER_CHARS = 900
 _SHORT_QUESTION_TERMS = 3  # below this many content words, the previous user turn helps
 _HISTORY_WEIGHT = 0.25
@@ -364,7 +369,7 @@ def _section_context(best: _Candidate, candidates: list[_Candidate]) -> list[_Ca
     section = [
         c for c in candidates if c is not best and c.chunk_id == best.chunk_id and c.unit.section == best.unit.section
     ]
-    if 0 < len(section) < SHORT_SECTION_UNITS and all(c.unit.kind == SENTENCE for c in section):
+    if 0 < len(section) < SHORT_SECTION_UNITS and all(c.unit.kind == SENTENCE for c in section):  # best + 1 or 2
         return section
     return []
 
