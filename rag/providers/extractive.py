@@ -67,6 +67,8 @@ SHORT_SECTION_UNITS = 3  # a best sentence brings the rest of its section when t
 MAX_ANSWER_CHARS = 900
 _SHORT_QUESTION_TERMS = 3  # below this many content words, the previous user turn helps
 _HISTORY_WEIGHT = 0.25
+PREVIOUS_ANSWER_BONUS = 0.1  # a short follow-up, for the units of the documents the previous answer quoted
+_MIN_QUOTED_CHARS = 20
 _CONTEXT_WEIGHT = 0.3  # the rest of a compound question, next to the words of the part being answered
 ANSWER_TYPE_BONUS = 0.15  # a unit with what the question asks for (a price for "how much" ...)
 STEPS_BONUS = 0.08  # numbered steps, for a question asking how to do something
@@ -236,6 +238,18 @@ def _value_kind(question: str) -> str:
     return next((kind for kind, words in _VALUE_WORDS if words.search(question)), "")
 
 
+def _previously_quoted(candidates: list[_Candidate], request: AnswerRequest) -> set[int]:
+    """The documents (markers) the previous answer quoted, for a short follow-up ("and for A3?"):
+    what it is about is most likely where the last answer came from. Found by the quotes themselves,
+    as the previous answer's markers numbered another retrieval's documents."""
+    if len(tokenize(request.question)) >= _SHORT_QUESTION_TERMS:
+        return set()
+    previous = next((t.content for t in reversed(request.history) if t.role == "assistant"), "")
+    if not previous:
+        return set()
+    return {c.number for c in candidates if len(c.unit.display) >= _MIN_QUOTED_CHARS and c.unit.display in previous}
+
+
 def _scores(candidates: list[_Candidate], request: AnswerRequest) -> list[float]:
     weights = _question_terms(request.searched or request.question, request.history)
     # Retrieval's spelling correction rewrites words the knowledge base never uses, real words
@@ -247,7 +261,9 @@ def _scores(candidates: list[_Candidate], request: AnswerRequest) -> list[float]
         weights.update(dict.fromkeys(used, 1.0))
     answer_type, procedural = _asks_for(request.question, request.history)
     universal = bool(_UNIVERSAL.search(request.question)) and not _RESTRICTIVE.search(request.question)
-    return _weighted_scores(candidates, weights, answer_type, procedural, universal)
+    scores = _weighted_scores(candidates, weights, answer_type, procedural, universal)
+    quoted = _previously_quoted(candidates, request)
+    return [score + PREVIOUS_ANSWER_BONUS * (c.number in quoted) for c, score in zip(candidates, scores, strict=True)]
 
 
 def _weighted_scores(
@@ -483,7 +499,9 @@ def extractive_result(request: AnswerRequest, *, max_units: int | None = None) -
     limit = max(1, max_units or MAX_UNITS)
     chosen = _select(candidates, scores, limit, answer_type, procedural) if max(scores) >= needed else []
     chosen = _with_parts(chosen, parts, needed, limit, candidates)
-    asks_value = answer_type is not None and not parts and not _YES_NO.match(request.question)
+    # Only a value the question itself asks for: a short follow-up inherits the previous question's
+    # kind for scoring, but "reset password?" after "how much is printing?" does not ask for a price.
+    asks_value = bool(_value_kind(request.question)) and not parts and not _YES_NO.match(request.question)
     if asks_value and answer_type is not None and not any(answer_type.search(c.unit.display) for c in chosen):
         # The question asks for a price, a duration, an address ...: evidence without one does not answer it.
         return ExtractiveResult(NO_INFORMATION_ANSWER, (), LOW_SUPPORT)

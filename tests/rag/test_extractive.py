@@ -404,3 +404,52 @@ def test_a_part_whose_best_unit_answers_another_part_brings_its_next_best_if_clo
     assert keep in _with_parts([], close, threshold=0.5, max_units=3, candidates=candidates)
     far = [[(shelf, 1.0)], [(shelf, 0.95), (keep, 0.95 - PART_WITHIN - 0.01)]]
     assert keep not in _with_parts([], far, threshold=0.5, max_units=3, candidates=candidates)
+
+
+LIBRARY_PRINTING = """# Printing at the library
+
+Black and white printing costs 0.10 EUR per A4 page. Colour printing costs 0.50 EUR per A4 page.
+An A3 page costs twice the A4 price.
+"""
+COPY_SHOP = """# Copy shop partners
+
+Our partner copy shop prints posters. An A3 page there costs 3 EUR, and A2 posters cost 8 EUR.
+"""
+PASSWORDS = """# Reset your password
+
+If you forgot your password, choose "Forgot password" on the login page and follow the link we email you.
+"""
+
+
+def ask_in_chat(question: str, previous_question: str, previous_answer: str, *docs: tuple[str, str]):
+    """As the chat asks: the history holds the previous question and the answer it got."""
+    vector = embedder().embed_query(question)
+    documents = [document(n, title, text, vector) for n, (title, text) in enumerate(docs, start=1)]
+    turns = [Turn(role="user", content=previous_question), Turn(role="assistant", content=previous_answer)]
+    return extractive_result(
+        AnswerRequest(question=question, documents=documents, history=turns, question_vector=vector)
+    )
+
+
+def test_a_short_follow_up_prefers_the_document_the_previous_answer_quoted():
+    previous = "Colour printing costs 0.50 EUR per A4 page. [1]"
+    result = ask_in_chat(
+        "and for A3?",
+        "How much is colour printing?",
+        previous,
+        ("Copy shop", COPY_SHOP),
+        ("Printing", LIBRARY_PRINTING),
+    )
+    assert "twice the A4 price" in result.text and {c.n for c in result.citations} == {2}
+
+
+def test_a_short_question_on_another_topic_is_not_held_to_the_previous_answer():
+    previous = "Colour printing costs 0.50 EUR per A4 page. [1]"
+    result = ask_in_chat(
+        "forgot my password",
+        "How much is colour printing?",
+        previous,
+        ("Printing", LIBRARY_PRINTING),
+        ("Passwords", PASSWORDS),
+    )
+    assert "Forgot password" in result.text and {c.n for c in result.citations} == {2}
