@@ -1,6 +1,6 @@
 """Sweep the extractive answerer's constants on the dev split of rag/eval/answers (never the test split).
 
-Usage: .venv/bin/python bench/tune_answers.py [--features | --once | --cost] [--split dev]
+Usage: .venv/bin/python bench/tune_answers.py [--features | --once | --cost | --chat] [--split dev]
 
 Runs on the evaluation's own knowledge base (``make eval-answers`` builds it in
 var/eval/answers-kb). Each question is retrieved once; the answerer then runs for every setting
@@ -11,6 +11,8 @@ per answer (median and slowest, on a machine that may be shared). ``--features``
 question's best score and what it is made of, to see where answerable and unanswerable overlap.
 ``--cost`` prints the CPU time of a warm ``answer_question`` (retrieval, the nearby chunks, the
 answer), best of 3 passes: CPU time, so that a machine shared with other work still measures it.
+``--chat`` asks the questions with a history as the chat does: each earlier question is answered
+first and its answer is part of the history (the set itself holds only the user's questions).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def main() -> None:
     parser.add_argument("--features", action="store_true")
     parser.add_argument("--once", action="store_true")
     parser.add_argument("--cost", action="store_true")
+    parser.add_argument("--chat", action="store_true")
     args = parser.parse_args()
     boot()
     from rag.eval.answers import by_kind, load_cases, score, select, summarise
@@ -63,6 +66,9 @@ def main() -> None:
     cases = select(load_cases(ROOT / "rag" / "eval" / "answers" / "questions.jsonl"), args.split)
     if args.cost:
         cost(cases)
+        return
+    if args.chat:
+        chat(cases, args.split)
         return
     prepared = []
     for case in cases:
@@ -120,6 +126,21 @@ def main() -> None:
         results.append((objective, dict(zip(grid, values, strict=True)), line))
     for objective, params, line in sorted(results, key=lambda r: -r[0])[:12]:
         print(f"{objective:.3f} {params} {line}")
+
+
+def chat(cases: list, split: str) -> None:
+    from rag.eval.answers import by_kind, score, summarise
+    from rag.services.answering import answer_question
+    from rag.types import Turn
+
+    outcomes = []
+    for case in (c for c in cases if c.history):
+        history: list[Turn] = []
+        for earlier in case.history:
+            answer = answer_question(question=earlier, history=history)
+            history += [Turn(role="user", content=earlier), Turn(role="assistant", content=answer.text)]
+        outcomes.append(score(case, answer_question(question=case.q, history=history), []))
+    print(f"{summarise(split, outcomes).line()}\n      {by_kind(outcomes)}")
 
 
 def cost(cases: list) -> None:

@@ -11,9 +11,14 @@ less a penalty when it says the opposite of a question about all or every ("only
 The best unit must reach ``MIN_SUPPORT``, raised for each content word no document uses, or the
 answer abstains. Other units join it only while their evidence stays close to the best one's (a
 unit of another document must be nearly as good on its own: no padding from a document that merely
-shares a word); the sentence after the best one joins it when it states the value asked for; each
-part of a compound question ("how do I prepare him, and what will it cost?") brings its own best
-unit. The chosen units are read in document order, each followed by its document's marker ``[n]``.
+shares a word); the sentence after the best one joins it when it states the value asked for; a
+best sentence of a short section brings the rest of that section (a paraphrase matches the sentence
+next to the fact as often as the fact); a question asking how to do something answered best by a
+sentence gets its document's numbered steps too; each part of a compound question ("how do I
+prepare him, and what will it cost?") brings its own best unit, or its next best when another part
+took that one. A wh-question for a value abstains when no chosen unit holds one, and "how many X"
+when none gives a number of X. The chosen units are read in document order, each followed by its
+document's marker ``[n]``.
 
 Deterministic and fast: no model run (the vectors come with the request), about a millisecond.
 """
@@ -54,14 +59,20 @@ LEXICAL_WEIGHT = 0.35  # weight of the lexical share (0-1) next to the cosine si
 MIN_SUPPORT = 0.69  # below this best score the evidence is too weak: abstain
 UNKNOWN_TERM_PENALTY = 0.03  # ... raised by this for each content word no document uses
 KEEP_WITHIN = 0.22  # further units of the best unit's document: at most this far below the best
+PART_WITHIN = 0.2  # a part's next best unit answers it when this close to its best (taken by another part)
+_PART_RANKING = 5
 OTHER_DOCUMENT_WITHIN = 0.06  # a unit of another document must be this close to the best
 MAX_UNITS = 3
+SHORT_SECTION_UNITS = 3  # a best sentence brings the rest of its section when the section has at most this many
 MAX_ANSWER_CHARS = 900
 _SHORT_QUESTION_TERMS = 3  # below this many content words, the previous user turn helps
 _HISTORY_WEIGHT = 0.25
+PREVIOUS_ANSWER_BONUS = 0.1  # a short follow-up, for the units of the documents the previous answer quoted
+_MIN_QUOTED_CHARS = 20
 _CONTEXT_WEIGHT = 0.3  # the rest of a compound question, next to the words of the part being answered
 ANSWER_TYPE_BONUS = 0.15  # a unit with what the question asks for (a price for "how much" ...)
 STEPS_BONUS = 0.08  # numbered steps, for a question asking how to do something
+STEPS_WITHIN = 0.5  # ... and they join a best sentence of their document if at most this far below it
 RESTRICTIVE_PENALTY = 0.25  # "only" or "not" in a passage, for a question about all or every
 _STREAM_WORDS = 6
 
@@ -96,7 +107,11 @@ _PART_BOUNDARY = re.compile(
 _UNIT_OF_TIME = r"(?:second|minute|hour|day|week|month|year|night)s?"
 _NUMBER_WORD = r"(?:\d+(?:[.,]\d+)?|one|two|three|four|five|six|seven|eight|nine|ten|twelve|fifteen|thirty|sixty)"
 _DURATION = rf"\b{_NUMBER_WORD}[\s-]+(?:\w+[\s-]+)?{_UNIT_OF_TIME}\b"
-_AMOUNT = r"[$\u20ac\u00a3]\s?\d|\b\d+(?:[.,]\d+)?\s?(?:%|percent|eur|euros?|usd|dollars?|gbp|pounds?)\b|\bfree\b"
+# "free" is a price ("reservations are free"), but not before what is available ("a free time slot").
+_AMOUNT = (
+    r"[$\u20ac\u00a3]\s?\d|\b\d+(?:[.,]\d+)?\s?(?:%|percent|eur|euros?|usd|dollars?|gbp|pounds?)\b"
+    r"|\bfree\b(?!\s+(?:time|slots?|places?|spaces?|seats?)\b)"
+)
 _DATE_OR_TIME = (
     r"\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|weekdays?|weekends?|january|february|march"
     r"|april|may|june|july|august|september|october|november|december|\d{1,2}:\d{2}|\d{1,2}\s?(?:am|pm))\b"
@@ -117,6 +132,15 @@ _ANSWER_TYPES = {
     "phone": re.compile(r"\+?\d[\d ()-]{6,}\d"),
     "old": re.compile(r"\b\d+\b|\b(?:age|aged|adults?|children|under|over)\b", re.IGNORECASE),
 }
+# What "how many" counts: the word after it ("how many holds can I have" counts holds).
+_COUNTED = re.compile(r"\bhow\s+many\s+([^\W\d_]{3,})", re.IGNORECASE)
+_COUNT_WORD = re.compile(r"[^\W_]+")
+_NUMBER = re.compile(rf"\d+|{_NUMBER_WORD}|twenty|hundred", re.IGNORECASE)
+_COUNT_DISTANCE = 3  # words between a number and what it counts ("up to 15 active holds")
+# "Will I pay anything if ...?" asks whether, not how much: "No." answers it without a price.
+_YES_NO = re.compile(
+    r"^\W*(?:will|would|do|does|did|is|are|was|were|can|could|should|shall|may|must|have|has)\b", re.IGNORECASE
+)
 _WORD_GROUP = re.compile(rf"(?:\S+\s*){{1,{_STREAM_WORDS}}}")
 # A unit carrying its own citation ("... [2].", "[Source: Official Policy]") would read as if we had
 # cited it: a document could attribute its claims to another document or to an authority. Such
@@ -214,11 +238,32 @@ def _value_kind(question: str) -> str:
     return next((kind for kind, words in _VALUE_WORDS if words.search(question)), "")
 
 
+def _previously_quoted(candidates: list[_Candidate], request: AnswerRequest) -> set[int]:
+    """The documents (markers) the previous answer quoted, for a short follow-up ("and for A3?"):
+    what it is about is most likely where the last answer came from. Found by the quotes themselves,
+    as the previous answer's markers numbered another retrieval's documents."""
+    if len(tokenize(request.question)) >= _SHORT_QUESTION_TERMS:
+        return set()
+    previous = next((t.content for t in reversed(request.history) if t.role == "assistant"), "")
+    if not previous:
+        return set()
+    return {c.number for c in candidates if len(c.unit.display) >= _MIN_QUOTED_CHARS and c.unit.display in previous}
+
+
 def _scores(candidates: list[_Candidate], request: AnswerRequest) -> list[float]:
     weights = _question_terms(request.searched or request.question, request.history)
+    # Retrieval's spelling correction rewrites words the knowledge base never uses, real words
+    # too ("older" became "holder"): the question's own words that a passage uses count as well
+    # (a misspelt one is in no passage, and would only lower every passage's share).
+    own = set(tokenize(_QUESTION_TYPE.sub(" ", request.question))) - weights.keys()
+    if own:
+        used = {term for c in candidates for term in (c.terms | c.section_terms) & own}
+        weights.update(dict.fromkeys(used, 1.0))
     answer_type, procedural = _asks_for(request.question, request.history)
     universal = bool(_UNIVERSAL.search(request.question)) and not _RESTRICTIVE.search(request.question)
-    return _weighted_scores(candidates, weights, answer_type, procedural, universal)
+    scores = _weighted_scores(candidates, weights, answer_type, procedural, universal)
+    quoted = _previously_quoted(candidates, request)
+    return [score + PREVIOUS_ANSWER_BONUS * (c.number in quoted) for c, score in zip(candidates, scores, strict=True)]
 
 
 def _weighted_scores(
@@ -263,9 +308,9 @@ def question_parts(question: str) -> list[str]:
     return parts if len(parts) > 1 else [question]
 
 
-def _part_answers(candidates: list[_Candidate], request: AnswerRequest) -> list[tuple[_Candidate, float]]:
-    """For a compound question, the best unit for each of its parts and its score, from whichever
-    retrieved document answers that part best; nothing for a simple question."""
+def _part_answers(candidates: list[_Candidate], request: AnswerRequest) -> list[list[tuple[_Candidate, float]]]:
+    """For a compound question, each of its parts' best units with their scores, best first, from
+    whichever retrieved documents answer that part best; nothing for a simple question."""
     parts = question_parts(request.question)
     if len(parts) == 1:
         return []
@@ -276,22 +321,36 @@ def _part_answers(candidates: list[_Candidate], request: AnswerRequest) -> list[
         weights = {**dict.fromkeys(context, _CONTEXT_WEIGHT), **dict.fromkeys(tokenize(part), 1.0)}
         answer_type, procedural = _asks_for(part, ())
         scores = _weighted_scores(candidates, weights, answer_type, procedural)
-        best = max(range(len(candidates)), key=lambda i: (scores[i], -candidates[i].rank))
-        found.append((candidates[best], scores[best]))
+        order = sorted(range(len(candidates)), key=lambda i: (-scores[i], candidates[i].rank))
+        found.append([(candidates[i], scores[i]) for i in order[:_PART_RANKING]])
     return found
 
 
 def _with_parts(
-    chosen: list[_Candidate], parts: list[tuple[_Candidate, float]], threshold: float, max_units: int
+    chosen: list[_Candidate],
+    parts: list[list[tuple[_Candidate, float]]],
+    threshold: float,
+    max_units: int,
+    candidates: list[_Candidate],
 ) -> list[_Candidate]:
-    """``chosen`` completed with the answer to each part of a compound question it lacks."""
+    """``chosen`` completed with the answer to each part of a compound question. A part's best unit
+    may already be there as another part's answer: every part shares the whole question's
+    similarity, so the unit closest to the whole question tops them all ("How often does my pet
+    need a scale and polish?" for "how do I prepare him" and "what will it cost"). The part then
+    brings its next best unit of its own if that is close to its best."""
     result = list(chosen)
-    for candidate, score in parts:
-        if score < threshold or any(c is candidate or _overlaps(candidate, c) for c in result):
-            continue
-        if len(result) >= max_units + len(parts) - 1:
+    for ranking in parts:
+        best_score = ranking[0][1]
+        for candidate, score in ranking:
+            if score < threshold or score < best_score - PART_WITHIN:
+                break
+            if any(c is candidate or _overlaps(candidate, c) for c in result):
+                continue
+            if len(result) >= max_units + len(parts) - 1:
+                break
+            result.append(candidate)
+            result.extend(c for c in _section_context(candidate, candidates) if c not in result)
             break
-        result.append(candidate)
     documents = list(dict.fromkeys(c.number for c in result))
     return sorted(result, key=lambda c: (documents.index(c.number), c.chunk_order, c.unit.position))
 
@@ -317,8 +376,45 @@ def _next_in_section(best: _Candidate, candidates: list[_Candidate]) -> _Candida
     )
 
 
+def _section_context(best: _Candidate, candidates: list[_Candidate]) -> list[_Candidate]:
+    """The other sentences of ``best``'s section when it is a sentence of a short section: "Suspend
+    your holds for up to 90 days." then "You keep your place in the queue ...": the sentence that
+    matches a paraphrase best is often not the one that states the fact."""
+    if best.unit.kind != SENTENCE:
+        return []
+    section = [
+        c for c in candidates if c is not best and c.chunk_id == best.chunk_id and c.unit.section == best.unit.section
+    ]
+    if 0 < len(section) < SHORT_SECTION_UNITS and all(c.unit.kind == SENTENCE for c in section):  # best + 1 or 2
+        return section
+    return []
+
+
+def _steps_of(
+    best: _Candidate, candidates: list[_Candidate], scores: list[float], best_score: float
+) -> _Candidate | None:
+    """For a question asking how to do something answered best by a sentence ("You can unlock bikes
+    for other people from your own account."), the best numbered steps of the same document, if
+    they are not far below: the sentence says it can be done, the steps say how."""
+    if best.unit.kind == STEPS:
+        return None
+    steps = [
+        (score, c)
+        for c, score in zip(candidates, scores, strict=True)
+        if c.unit.kind == STEPS and c.number == best.number
+    ]
+    if not steps:
+        return None
+    score, candidate = max(steps, key=lambda pair: pair[0])
+    return candidate if score >= best_score - STEPS_WITHIN else None
+
+
 def _select(
-    candidates: list[_Candidate], scores: list[float], max_units: int, answer_type: re.Pattern[str] | None = None
+    candidates: list[_Candidate],
+    scores: list[float],
+    max_units: int,
+    answer_type: re.Pattern[str] | None = None,
+    procedural: bool = False,
 ) -> list[_Candidate]:
     order = sorted(range(len(candidates)), key=lambda i: (-scores[i], candidates[i].rank, candidates[i].chunk_order))
     best_index = order[0]
@@ -331,6 +427,16 @@ def _select(
         # often stated (again, or for the other case) right after the sentence that matches best.
         chosen.append(following)
         length += len(following.unit.display)
+    for candidate in _section_context(best, candidates):
+        if candidate not in chosen and length + len(candidate.unit.display) <= MAX_ANSWER_CHARS:
+            chosen.append(candidate)
+            length += len(candidate.unit.display)
+            max_units += 1  # context of the best unit, not another answer
+    steps = _steps_of(best, candidates, scores, best_score) if procedural else None
+    if steps is not None and length + len(steps.unit.display) <= MAX_ANSWER_CHARS:
+        chosen.append(steps)
+        length += len(steps.unit.display)
+        max_units += 1
     for index in order[1:]:
         candidate, score = candidates[index], scores[index]
         margin = KEEP_WITHIN if candidate.number == best.number else OTHER_DOCUMENT_WITHIN
@@ -358,6 +464,17 @@ def _render(chosen: list[_Candidate]) -> str:
     return "".join(parts)
 
 
+def _counts(text: str, noun: str) -> bool:
+    """Whether ``text`` gives a number of ``noun``: a number within a few words of it ("up to 15
+    active holds", "holds: 15")."""
+    target = tokenize(noun)
+    words = _COUNT_WORD.findall(text)
+    numbers = [i for i, word in enumerate(words) if _NUMBER.fullmatch(word)]
+    return any(
+        tokenize(word) == target and any(abs(i - n) <= _COUNT_DISTANCE for n in numbers) for i, word in enumerate(words)
+    )
+
+
 def _support_needed(unknown: Sequence[str]) -> float:
     """The best score an answer needs: higher for each of the question's content words that no
     document of the knowledge base uses (the question is about something it never mentions)."""
@@ -376,12 +493,22 @@ def extractive_result(request: AnswerRequest, *, max_units: int | None = None) -
     parts = _part_answers(candidates, request)
     needed = _support_needed(request.unknown_terms)
     # A compound question is answered when one of its parts is, with the parts that are.
-    if max([*scores, *(score for _, score in parts)]) < needed:
+    if max([*scores, *(ranking[0][1] for ranking in parts)]) < needed:
         return ExtractiveResult(NO_INFORMATION_ANSWER, (), LOW_SUPPORT)
-    answer_type, _ = _asks_for(request.question, request.history)
+    answer_type, procedural = _asks_for(request.question, request.history)
     limit = max(1, max_units or MAX_UNITS)
-    chosen = _select(candidates, scores, limit, answer_type) if max(scores) >= needed else []
-    chosen = _with_parts(chosen, parts, needed, limit)
+    chosen = _select(candidates, scores, limit, answer_type, procedural) if max(scores) >= needed else []
+    chosen = _with_parts(chosen, parts, needed, limit, candidates)
+    # Only a value the question itself asks for: a short follow-up inherits the previous question's
+    # kind for scoring, but "reset password?" after "how much is printing?" does not ask for a price.
+    asks_value = bool(_value_kind(request.question)) and not parts and not _YES_NO.match(request.question)
+    if asks_value and answer_type is not None and not any(answer_type.search(c.unit.display) for c in chosen):
+        # The question asks for a price, a duration, an address ...: evidence without one does not answer it.
+        return ExtractiveResult(NO_INFORMATION_ANSWER, (), LOW_SUPPORT)
+    counted = _COUNTED.search(request.question)
+    if counted and not parts and not any(_counts(c.unit.display, counted.group(1)) for c in chosen):
+        # "How many books does the library hold?" is not answered by "6 branches" and "7 days".
+        return ExtractiveResult(NO_INFORMATION_ANSWER, (), LOW_SUPPORT)
     citations = tuple(Citation(c.number, c.chunk_id, c.unit.quote) for c in chosen)
     return ExtractiveResult(_render(chosen), citations, None)
 

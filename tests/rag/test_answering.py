@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 
 import pytest
 
 from rag.providers.extractive import NO_INFORMATION_ANSWER, ExtractiveGenerator
-from rag.providers.factory import reset_providers
+from rag.providers.factory import get_passage_embedder, reset_providers
 from rag.services.answering import answer_question, answer_stream
 
 pytestmark = pytest.mark.django_db
@@ -148,5 +149,16 @@ def test_the_extractive_answerer_reads_nearby_chunks_and_its_citations_are_verif
     assert all(p.unit_vectors is not None for p in widened.documents[0].passages[1:])
     generation = _EXTRACTIVE_GENERATOR.generate(widened)
     answer = _contract(Answer(generation.text, [], "extractive", "x"), generation, retrieval, widened)
+    # The price is further than the nearby chunks reach: passages without a price do not answer
+    # "how much", so the answerer declines rather than quote them.
+    assert answer.answer_status == "abstained" and not answer.citations
+    # A question the widened chunks do answer is cited from them, its citations verified.
+    question = "Which area does topic 2 sentence 4 explain a detail of?"
+    vector = get_passage_embedder().embed_query(question)
+    asked = replace(widened, question=question, searched=question, question_vector=vector)
+    generation = _EXTRACTIVE_GENERATOR.generate(asked)
+    answer = _contract(Answer(generation.text, [], "extractive", "x"), generation, retrieval, asked)
     assert answer.answer_status == "answered"
-    assert {c["chunk_id"] for c in answer.citations} <= {p.chunk_id for p in widened.documents[0].passages}
+    cited = {c["chunk_id"] for c in answer.citations}
+    assert cited <= {p.chunk_id for p in widened.documents[0].passages}
+    assert cited & {p.chunk_id for p in widened.documents[0].passages[1:]}  # from a nearby chunk

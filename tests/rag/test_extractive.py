@@ -11,7 +11,16 @@ import pytest
 
 from rag.ingestion.chunking import split_into_chunks
 from rag.ingestion.units import chunk_units
-from rag.providers.extractive import _ANSWER_TYPES, ExtractiveGenerator, extractive_result, question_parts
+from rag.providers.extractive import (
+    _ANSWER_TYPES,
+    PART_WITHIN,
+    ExtractiveGenerator,
+    _candidates,
+    _counts,
+    _with_parts,
+    extractive_result,
+    question_parts,
+)
 from rag.providers.local_embedder import LocalEmbedder, count_tokens
 from rag.services.retrieval import combine_with_previous
 from rag.types import LOW_SUPPORT, NO_INFORMATION_ANSWER, NO_MATCH, AnswerRequest, ContextDocument, ContextPassage, Turn
@@ -281,3 +290,166 @@ def test_a_follow_up_asking_for_the_export_formats_lists_them():
 )  # fmt: skip
 def test_how_many_is_answered_by_a_count_not_by_a_time_or_a_price(text, counts):
     assert bool(_ANSWER_TYPES["many"].search(text)) is counts
+
+
+@pytest.mark.parametrize(
+    ("text", "price"),
+    [("Reservations are free.", True), ("It costs €55.", True), ("free for residents", True),
+     ("8 free parking spaces", True), ("Pick a free time slot and confirm.", False),
+     ("Choose any free seat.", False)],
+)  # fmt: skip
+def test_free_is_a_price_but_a_free_slot_is_not(text, price):
+    assert bool(_ANSWER_TYPES["much"].search(text)) is price
+
+
+HOLDS = """# Reserve an item
+
+## Suspend your holds
+
+Going away for a while? Suspend your holds for up to 90 days in your account settings. You keep your
+place in the queue, but items go to the next reader until you are back.
+
+## Collect an item
+
+Reserved items wait on the hold shelf for 7 days at the branch you chose.
+"""
+
+
+def test_a_best_sentence_brings_the_rest_of_its_short_section():
+    # The paraphrase matches "You keep your place in the queue"; the fact is the sentence before.
+    result, documents = ask("Can I keep my place in the reservation queue while I'm travelling?", ("Holds", HOLDS))
+    assert "90 days" in result.text and "keep your" in result.text
+    assert "hold shelf" not in result.text  # another section is not context
+    quotes_are_in_their_chunks(result, documents)
+
+
+def test_a_question_for_a_price_abstains_when_no_passage_states_one():
+    result, _ = ask("How much does the Garden Pro membership cost?", ("Community garden", GARDEN_NO_PRICE))
+    assert result.abstain_reason == LOW_SUPPORT and not result.citations
+
+
+def test_a_yes_no_question_about_paying_is_answered_without_a_price():
+    result, _ = ask("Do I have to pay to use the garden tools?", ("Community garden", GARDEN_NO_PRICE))
+    assert result.abstain_reason is None and "shed" in result.text
+
+
+GARDEN_NO_PRICE = """# Community garden
+
+Garden Pro members can use the tools in the shed whenever the garden is open; there is nothing to pay for
+using them. The cost of a Garden Pro membership is decided each spring by the members' assembly.
+"""
+
+
+GUESTS = """# Ride with friends
+
+You can unlock bikes for other people from your own account, for example when friends visit the city.
+
+## Steps
+
+1. Unlock your own bike first.
+2. Tap Add a guest bike and scan the second bike's code.
+3. Repeat for each guest, up to 3 guests.
+"""
+
+
+def test_a_how_to_question_answered_by_a_sentence_gets_the_steps_of_its_document():
+    result, documents = ask("How can I unlock bikes for my friends on my account?", ("Ride with friends", GUESTS))
+    assert "Add a guest bike" in result.text
+    quotes_are_in_their_chunks(result, documents)
+
+
+def test_the_answer_to_a_part_of_a_compound_question_brings_the_rest_of_its_short_section():
+    vector = embedder().embed_query("Can I keep my place in the queue?")
+    candidates = _candidates([document(1, "Holds", HOLDS, vector)], vector)
+    keep = next(c for c in candidates if c.unit.display.startswith("You keep"))
+    chosen = _with_parts([], [[(keep, 1.0)]], threshold=0.5, max_units=3, candidates=candidates)
+    assert keep in chosen and any("90 days" in c.unit.display for c in chosen)
+    assert chosen[-1] is keep  # in reading order
+
+
+BRANCHES = """# Branches
+
+Northbrook Public Library has 6 branches. The Central Library is the largest and is open 7 days a week.
+You can have up to 15 active holds at a time.
+"""
+
+
+def test_how_many_is_answered_only_by_a_number_of_what_it_counts():
+    answered, _ = ask("How many holds can I have at once?", ("Branches", BRANCHES))
+    assert "15 active holds" in answered.text
+    refused, _ = ask("How many books does the Central Library hold?", ("Branches", BRANCHES))
+    assert refused.abstain_reason == LOW_SUPPORT and not refused.citations
+
+
+@pytest.mark.parametrize(
+    ("text", "noun", "counts"),
+    [
+        ("You can have up to 15 active holds at a time.", "holds", True),
+        ("card: adult; holds: 15", "holds", True),
+        ("Each guest gets two bikes.", "bikes", True),
+        ("Northbrook Public Library has 6 branches.", "books", False),
+        ("Open 7 days a week; books can be returned at any branch.", "books", False),
+    ],
+)
+def test_a_count_is_a_number_near_what_it_counts(text, noun, counts):
+    assert _counts(text, noun) is counts
+
+
+def test_a_part_whose_best_unit_answers_another_part_brings_its_next_best_if_close():
+    vector = embedder().embed_query("Where do reserved items wait?")
+    candidates = _candidates([document(1, "Holds", HOLDS, vector)], vector)
+    shelf = next(c for c in candidates if "hold shelf" in c.unit.display)
+    keep = next(c for c in candidates if c.unit.display.startswith("You keep"))
+    close = [[(shelf, 1.0)], [(shelf, 0.95), (keep, 0.9)]]
+    assert keep in _with_parts([], close, threshold=0.5, max_units=3, candidates=candidates)
+    far = [[(shelf, 1.0)], [(shelf, 0.95), (keep, 0.95 - PART_WITHIN - 0.01)]]
+    assert keep not in _with_parts([], far, threshold=0.5, max_units=3, candidates=candidates)
+
+
+LIBRARY_PRINTING = """# Printing at the library
+
+Black and white printing costs 0.10 EUR per A4 page. Colour printing costs 0.50 EUR per A4 page.
+An A3 page costs twice the A4 price.
+"""
+COPY_SHOP = """# Copy shop partners
+
+Our partner copy shop prints posters. An A3 page there costs 3 EUR, and A2 posters cost 8 EUR.
+"""
+PASSWORDS = """# Reset your password
+
+If you forgot your password, choose "Forgot password" on the login page and follow the link we email you.
+"""
+
+
+def ask_in_chat(question: str, previous_question: str, previous_answer: str, *docs: tuple[str, str]):
+    """As the chat asks: the history holds the previous question and the answer it got."""
+    vector = embedder().embed_query(question)
+    documents = [document(n, title, text, vector) for n, (title, text) in enumerate(docs, start=1)]
+    turns = [Turn(role="user", content=previous_question), Turn(role="assistant", content=previous_answer)]
+    return extractive_result(
+        AnswerRequest(question=question, documents=documents, history=turns, question_vector=vector)
+    )
+
+
+def test_a_short_follow_up_prefers_the_document_the_previous_answer_quoted():
+    previous = "Colour printing costs 0.50 EUR per A4 page. [1]"
+    result = ask_in_chat(
+        "and for A3?",
+        "How much is colour printing?",
+        previous,
+        ("Copy shop", COPY_SHOP),
+        ("Printing", LIBRARY_PRINTING),
+    )
+    assert "twice the A4 price" in result.text and {c.n for c in result.citations} == {2}
+
+
+def test_a_short_question_on_another_topic_is_not_held_to_the_previous_answer():
+    previous = "Colour printing costs 0.50 EUR per A4 page. [1]"
+    result = ask_in_chat(
+        "forgot my password",
+        "How much is colour printing?",
+        previous,
+        ("Printing", LIBRARY_PRINTING),
+        ("Passwords", PASSWORDS),
+    )
+    assert "Forgot password" in result.text and {c.n for c in result.citations} == {2}
