@@ -461,3 +461,20 @@ def test_the_schema_offers_the_key_scheme_only_where_keys_work(anon_client):
     assert "apiKeyAuth" not in schemes("/api/auth/profile/", "get")
     assert "apiKeyAuth" not in schemes("/api/workspaces/{workspace_id}/api-keys/", "post")
     assert "jwtAuth" in schemes("/api/workspaces/{workspace_id}/api-keys/", "post")
+
+
+def test_a_staff_members_key_never_writes_the_shared_base(staff_user):
+    """Staff write the shared base with their own login only: their key, even with
+    documents:write, writes its workspace and nothing else."""
+    from rag.models import Document
+
+    client = key_client(make_key(staff_user, scopes=["documents:read", "documents:write"]))
+    doc = {"title": "Shared?", "content": "Written through a key."}
+    for response in (
+        client.post("/api/rag/documents/", {**doc, "workspace": "shared"}, format="json"),
+        client.post("/api/rag/index/", {"workspace": "shared", "documents": [doc]}, format="json"),
+    ):
+        assert response.status_code == 403, response.content
+    assert not Document.objects.exists()
+    mine = client.post("/api/rag/documents/", doc, format="json")
+    assert mine.status_code == 201 and mine.json()["workspace"] == workspace_personal_get(user=staff_user).pk
