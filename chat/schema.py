@@ -4,8 +4,6 @@ the examples they show (``chat.apis`` applies them as ``@schema.<view>_<method>`
 
 from __future__ import annotations
 
-from typing import Any
-
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 
@@ -21,7 +19,7 @@ from chat.serializers import (
     SessionRenameSerializer,
     SessionSerializer,
 )
-from utils.schema import error_responses
+from utils.schema import error_responses, response_example
 
 TAG = ["chat"]
 
@@ -101,15 +99,11 @@ _SSE_EVENT = {
 }
 
 
-def _example(name: str, value: Any, code: int = 200) -> OpenApiExample:
-    return OpenApiExample(name, value=value, response_only=True, status_codes=[str(code)])
-
-
 session_list_get = extend_schema(
     tags=TAG,
     summary="Your sessions, most recent activity first",
     responses={200: SessionSerializer(many=True), **error_responses(400, 401, 404)},
-    examples=[_example("Page", _SESSION)],  # the generator wraps it in the page envelope
+    examples=[response_example("Page", _SESSION)],  # the generator wraps it in the page envelope
 )
 
 
@@ -126,7 +120,7 @@ session_list_post = extend_schema(
     examples=[
         OpenApiExample("Titled", value={"title": "Password reset"}, request_only=True),
         OpenApiExample("In a team workspace", value={"title": "Onboarding", "workspace": 7}, request_only=True),
-        _example("Created", _SESSION | {"message_count": 0}, 201),
+        response_example("Created", _SESSION | {"message_count": 0}, 201),
     ],
 )
 
@@ -135,7 +129,7 @@ session_detail_get = extend_schema(
     tags=TAG,
     summary="One session",
     responses={200: SessionSerializer, **error_responses(401, 404)},
-    examples=[_example("Session", _SESSION)],
+    examples=[response_example("Session", _SESSION)],
 )
 
 
@@ -146,7 +140,7 @@ session_detail_patch = extend_schema(
     responses={200: SessionSerializer, **error_responses(400, 401, 404)},
     examples=[
         OpenApiExample("Rename", value={"title": "Resetting my password"}, request_only=True),
-        _example("Renamed", _SESSION | {"title": "Resetting my password"}),
+        response_example("Renamed", _SESSION | {"title": "Resetting my password"}),
     ],
 )
 
@@ -165,7 +159,9 @@ session_messages_get = extend_schema(
     ),
     parameters=[MessageListQuerySerializer],
     responses={200: MessagePageSerializer, **error_responses(400, 401, 404)},
-    examples=[_example("Page", {"count": 2, "next": None, "previous": None, "results": [_USER_MESSAGE, _BOT_MESSAGE]})],
+    examples=[
+        response_example("Page", {"count": 2, "next": None, "previous": None, "results": [_USER_MESSAGE, _BOT_MESSAGE]})
+    ],
 )
 
 
@@ -200,7 +196,7 @@ session_messages_post = extend_schema(
     },
     examples=[
         OpenApiExample("Question", value={"content": "How do I reset my password?"}, request_only=True),
-        _example("Answered", {"user_message": _USER_MESSAGE, "bot_message": _BOT_MESSAGE}, 201),
+        response_example("Answered", {"user_message": _USER_MESSAGE, "bot_message": _BOT_MESSAGE}, 201),
     ],
 )
 
@@ -211,7 +207,7 @@ history_get = extend_schema(
     description="The 20 most recently active sessions and the 20 most recent messages across them.",
     responses={200: HistorySerializer, **error_responses(401)},
     examples=[
-        _example(
+        response_example(
             "History",
             {
                 "sessions": [_SESSION],
@@ -232,7 +228,7 @@ feedback_post = extend_schema(
     responses={200: MessageSerializer, **error_responses(400, 401, 404)},
     examples=[
         OpenApiExample("Helpful", value={"rating": 1, "comment": "Exactly what I needed."}, request_only=True),
-        _example(
+        response_example(
             "Rated",
             _BOT_MESSAGE
             | {"feedback": {"rating": 1, "comment": "Exactly what I needed.", "updated_at": "2026-11-21T09:32:00Z"}},
@@ -251,7 +247,7 @@ export_get = extend_schema(
         **error_responses(401, 404),
     },
     examples=[
-        _example(
+        response_example(
             "JSON",
             {"session": _SESSION, "messages": [_USER_MESSAGE, _BOT_MESSAGE], "exported_at": "2026-11-21T10:00:00Z"},
         )

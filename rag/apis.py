@@ -41,7 +41,7 @@ from users.selectors import request_user
 from utils.exceptions import NotFound, PermissionDeniedError, ValidationFailed
 from utils.pagination import StandardPagination
 from utils.parsers import JSONParser
-from utils.schema import error_responses
+from utils.schema import error_responses, response_example
 from utils.throttling import ScopedThrottle
 from workspaces.access import api_key_of, membership_require, retrieval_scope, workspace_resolve
 from workspaces.models import Workspace
@@ -68,10 +68,6 @@ _DOCUMENT = {
     "updated_at": "2026-11-21T09:30:00Z",
 }
 _NEW_DOCUMENT = {"title": "Office hours", "content": "Support answers weekdays 9–17 UTC.", "category": "FAQ"}
-
-
-def _response_example(name: str, value: Any, code: int = 200) -> OpenApiExample:
-    return OpenApiExample(name, value=value, response_only=True, status_codes=[str(code)])
 
 
 def _knowledge_base(request: Request, ref: int | str | None, *, manage: bool = False) -> Workspace | None:
@@ -124,7 +120,7 @@ class SearchApi(APIView):
         parameters=[SearchQuerySerializer],
         responses={200: SearchResultSerializer, **error_responses(400, 401, 404, 429, 503)},
         examples=[
-            _response_example("Results", {"query": "how do I reset my password", "results": [_SOURCE], "took_ms": 9.4})
+            response_example("Results", {"query": "how do I reset my password", "results": [_SOURCE], "took_ms": 9.4})
         ],
     )
     def get(self, request: Request) -> Response:
@@ -178,7 +174,7 @@ class CategoryListApi(APIView):
         f"workspaces'; with an API key, its workspace's), with its number of documents, by name. "
         f"A category is any name of {categories.RULE}; it comes into use with its first document.",
         responses={200: CategorySerializer(many=True), **error_responses(400, 401, 404)},
-        examples=[_response_example("Page", {"name": "Guide", "document_count": 19})],
+        examples=[response_example("Page", {"name": "Guide", "document_count": 19})],
     )
     def get(self, request: Request) -> Response:
         paginator = StandardPagination()
@@ -200,7 +196,7 @@ class DocumentListApi(APIView):
         "`workspace=shared`, the shared base. A workspace you are not a member of is a 404.",
         parameters=[DocumentListQuerySerializer],
         responses={200: DocumentSerializer(many=True), **error_responses(400, 401, 404)},
-        examples=[_response_example("Page", _DOCUMENT)],  # the generator wraps it in the page envelope
+        examples=[response_example("Page", _DOCUMENT)],  # the generator wraps it in the page envelope
     )
     def get(self, request: Request) -> Response:
         query = DocumentListQuerySerializer(data=request.query_params)
@@ -231,7 +227,7 @@ class DocumentListApi(APIView):
         responses={201: DocumentDetailSerializer, **error_responses(400, 401, 403, 404, 413, 415, 422, 503)},
         examples=[
             OpenApiExample("JSON document", value=_NEW_DOCUMENT, request_only=True),
-            _response_example("Created", _DOCUMENT | {"content": "…"}, 201),
+            response_example("Created", _DOCUMENT | {"content": "…"}, 201),
         ],
     )
     def post(self, request: Request) -> Response:
@@ -259,7 +255,7 @@ class DocumentDetailApi(APIView):
         summary="One document with its content",
         description="A document of the shared base or of a workspace you are a member of; any other is a 404.",
         responses={200: DocumentDetailSerializer, **error_responses(401, 404)},
-        examples=[_response_example("Document", _DOCUMENT | {"content": "…"})],
+        examples=[response_example("Document", _DOCUMENT | {"content": "…"})],
     )
     def get(self, request: Request, document_id: int) -> Response:
         return Response(DocumentDetailSerializer(_document_or_404(request, document_id)).data)
@@ -273,7 +269,7 @@ class DocumentDetailApi(APIView):
         responses={200: DocumentDetailSerializer, **error_responses(400, 401, 403, 404, 413, 503)},
         examples=[
             OpenApiExample("Recategorise", value={"category": "Policy"}, request_only=True),
-            _response_example("Updated", _DOCUMENT | {"category": "Policy", "content": "…"}),
+            response_example("Updated", _DOCUMENT | {"category": "Policy", "content": "…"}),
         ],
     )
     def patch(self, request: Request, document_id: int) -> Response:
@@ -319,7 +315,7 @@ class IndexDocumentsApi(APIView):
         responses={201: IndexResultSerializer, **error_responses(400, 401, 403, 404, 413, 503)},
         examples=[
             OpenApiExample("Two documents", value={"documents": [_NEW_DOCUMENT, _NEW_DOCUMENT]}, request_only=True),
-            _response_example("Indexed", {"indexed_count": 2, "ids": [41, 42]}, 201),
+            response_example("Indexed", {"indexed_count": 2, "ids": [41, 42]}, 201),
         ],
     )
     def post(self, request: Request) -> Response:

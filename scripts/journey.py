@@ -15,18 +15,16 @@ Exits 1 at the first failed step.
 from __future__ import annotations
 
 import argparse
-import email
 import re
 import secrets
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from smoke import SmokeFailure, _texts, check, expect, verification_token
+from smoke import SmokeFailure, check, expect, mailed_token, verification_token
 
 _INVITATION = re.compile(r"/api/workspaces/invitations/accept/ :\s+([A-Za-z0-9_\-]{20,})")
 TEAM_DOC = (
@@ -56,20 +54,9 @@ print(f"{rows} {len(found)}")
 """
 
 
-def invitation_token(mail_dir: Path, address: str, *, timeout_s: float = 20.0) -> str:
+def invitation_token(mail_dir: Path, address: str) -> str:
     """The token of the newest workspace invitation mailed to ``address``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        tokens: list[str] = []
-        for path in sorted(mail_dir.glob("*.log"), key=lambda p: p.stat().st_mtime) if mail_dir.is_dir() else []:
-            for raw in path.read_bytes().split(b"\n" + b"-" * 79 + b"\n"):
-                message = email.message_from_bytes(raw.strip(b"\n"))
-                if address in str(message.get("To", "")):
-                    tokens += [t for text in _texts(message) for t in _INVITATION.findall(text)]
-        if tokens:
-            return tokens[-1]
-        time.sleep(0.2)
-    raise SmokeFailure(f"no invitation email to {address} in {mail_dir} after {timeout_s:.0f} s")
+    return mailed_token(mail_dir, address, _INVITATION, what="invitation")
 
 
 def person(client: httpx.Client, mail_dir: Path, name: str) -> dict[str, str]:

@@ -56,8 +56,8 @@ def _texts(message: Message) -> list[str]:
     return texts
 
 
-def verification_token(mail_dir: Path, address: str, *, timeout_s: float = 20.0) -> str:
-    """The token of the newest verification link mailed to ``address`` (the mail is sent after commit)."""
+def mailed_token(mail_dir: Path, address: str, pattern: re.Pattern[str], *, what: str, timeout_s: float = 20.0) -> str:
+    """The newest match of ``pattern``'s group in the mail sent to ``address`` (mail goes after commit)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         tokens = []
@@ -68,11 +68,16 @@ def verification_token(mail_dir: Path, address: str, *, timeout_s: float = 20.0)
                 if address not in str(message.get("To", "")):
                     continue
                 for text in _texts(message):
-                    tokens += _LINK.findall(text)
+                    tokens += pattern.findall(text)
         if tokens:
             return tokens[-1]
         time.sleep(0.2)
-    raise SmokeFailure(f"no verification email to {address} in {mail_dir} after {timeout_s:.0f} s")
+    raise SmokeFailure(f"no {what} email to {address} in {mail_dir} after {timeout_s:.0f} s")
+
+
+def verification_token(mail_dir: Path, address: str) -> str:
+    """The token of the newest verification link mailed to ``address``."""
+    return mailed_token(mail_dir, address, _LINK, what="verification")
 
 
 def check_static(client: httpx.Client, page: str) -> int:

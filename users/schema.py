@@ -8,7 +8,6 @@ from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
-    OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
     PolymorphicProxySerializer,
@@ -34,7 +33,7 @@ from users.serializers import (
     TokenPairSerializer,
     UserSerializer,
 )
-from utils.schema import error_responses
+from utils.schema import error_responses, request_example, response_example
 
 TAG = ["auth"]
 
@@ -53,12 +52,6 @@ _USER_EXAMPLE = {
 _TOKENS_EXAMPLE = {"access": "eyJhbGciOiJIUzI1NiIs...", "refresh": "eyJhbGciOiJIUzI1NiIs..."}
 
 
-def _example(name: str, value: dict[str, Any], *, request: bool = False, status_code: int = 200) -> OpenApiExample:
-    if request:
-        return OpenApiExample(name, value=value, request_only=True)
-    return OpenApiExample(name, value=value, response_only=True, status_codes=[str(status_code)])
-
-
 _NO_FORMAT_PARAMETER = OpenApiParameter("format", exclude=True)
 
 
@@ -75,7 +68,7 @@ _VERIFICATION_RESPONSES: dict[Any, Any] = {
 }
 
 
-ACCEPTED = _example("Accepted", {"detail": "If an account matches, an email is on its way."}, status_code=202)
+ACCEPTED = response_example("Accepted", {"detail": "If an account matches, an email is on its way."}, 202)
 
 
 register_post = extend_schema(
@@ -85,15 +78,14 @@ register_post = extend_schema(
     request=RegisterInputSerializer,
     responses={201: RegisteredUserSerializer, **error_responses(400, 429)},
     examples=[
-        _example(
+        request_example(
             "Register",
             {"username": "ada", "email": "ada@example.com", "password": "c0rrect-horse-battery"},
-            request=True,
         ),
-        _example(
+        response_example(
             "Created",
             {k: _USER_EXAMPLE[k] for k in ("id", "username", "email", "date_joined")} | {"is_verified": False},
-            status_code=201,
+            201,
         ),
     ],
 )
@@ -104,7 +96,7 @@ verify_email_post = extend_schema(
     summary="Verify an email address with the mailed token",
     request=TokenInputSerializer,
     responses={200: UserSerializer, **error_responses(400, 429)},
-    examples=[_example("Token", {"token": "q8Xk...Zs"}, request=True), _example("Verified", _USER_EXAMPLE)],
+    examples=[request_example("Token", {"token": "q8Xk...Zs"}), response_example("Verified", _USER_EXAMPLE)],
 )
 
 
@@ -119,7 +111,7 @@ verify_email_link_get = extend_schema(
     parameters=[_NO_FORMAT_PARAMETER],
     request=None,
     responses=_VERIFICATION_RESPONSES,
-    examples=[_example("Verified", _USER_EXAMPLE)],
+    examples=[response_example("Verified", _USER_EXAMPLE)],
 )
 
 
@@ -130,7 +122,7 @@ verify_email_link_post = extend_schema(
     parameters=[_NO_FORMAT_PARAMETER],
     request=None,
     responses=_VERIFICATION_RESPONSES,
-    examples=[_example("Verified", _USER_EXAMPLE)],
+    examples=[response_example("Verified", _USER_EXAMPLE)],
 )
 
 
@@ -140,7 +132,7 @@ resend_verification_post = extend_schema(
     description="Always 202, whether or not the address has an account (no account enumeration).",
     request=EmailInputSerializer,
     responses={202: DetailSerializer, **error_responses(400, 429)},
-    examples=[_example("Email", {"email": "ada@example.com"}, request=True), ACCEPTED],
+    examples=[request_example("Email", {"email": "ada@example.com"}), ACCEPTED],
 )
 
 
@@ -160,9 +152,9 @@ login_post = extend_schema(
         403: OpenApiResponse(DetailSerializer, description="Email not verified (`code: email_not_verified`)."),
     },
     examples=[
-        _example("By username", {"username": "ada", "password": "c0rrect-horse-battery"}, request=True),
-        _example("By email", {"email": "ada@example.com", "password": "c0rrect-horse-battery"}, request=True),
-        _example("Logged in", _TOKENS_EXAMPLE | {"user": _USER_EXAMPLE}),
+        request_example("By username", {"username": "ada", "password": "c0rrect-horse-battery"}),
+        request_example("By email", {"email": "ada@example.com", "password": "c0rrect-horse-battery"}),
+        response_example("Logged in", _TOKENS_EXAMPLE | {"user": _USER_EXAMPLE}),
     ],
 )
 
@@ -172,7 +164,7 @@ logout_post = extend_schema(
     summary="Revoke one refresh token",
     request=RefreshInputSerializer,
     responses={205: OpenApiResponse(description="Logged out."), **error_responses(400, 401)},
-    examples=[_example("Refresh", {"refresh": "eyJhbGciOiJIUzI1NiIs..."}, request=True)],
+    examples=[request_example("Refresh", {"refresh": "eyJhbGciOiJIUzI1NiIs..."})],
 )
 
 
@@ -189,7 +181,7 @@ profile_get = extend_schema(
     tags=TAG,
     summary="Your profile",
     responses={200: UserSerializer, **error_responses(401)},
-    examples=[_example("Profile", _USER_EXAMPLE)],
+    examples=[response_example("Profile", _USER_EXAMPLE)],
 )
 
 
@@ -200,8 +192,8 @@ profile_patch = extend_schema(
     request=ProfileUpdateSerializer,
     responses={200: UserSerializer, **error_responses(400, 401)},
     examples=[
-        _example("Rename", {"first_name": "Ada", "last_name": "King"}, request=True),
-        _example("Profile", _USER_EXAMPLE | {"last_name": "King"}),
+        request_example("Rename", {"first_name": "Ada", "last_name": "King"}),
+        response_example("Profile", _USER_EXAMPLE | {"last_name": "King"}),
     ],
 )
 
@@ -213,10 +205,8 @@ password_change_post = extend_schema(
     request=PasswordChangeInputSerializer,
     responses={200: PasswordChangeOutputSerializer, **error_responses(400, 401)},
     examples=[
-        _example(
-            "Change", {"old_password": "c0rrect-horse-battery", "new_password": "n3w-staple-lantern"}, request=True
-        ),
-        _example("Changed", {"detail": "Password changed."} | _TOKENS_EXAMPLE),
+        request_example("Change", {"old_password": "c0rrect-horse-battery", "new_password": "n3w-staple-lantern"}),
+        response_example("Changed", {"detail": "Password changed."} | _TOKENS_EXAMPLE),
     ],
 )
 
@@ -257,8 +247,8 @@ account_delete = extend_schema(
     request=AccountEraseInputSerializer,
     responses={200: AccountErasedSerializer, **error_responses(400, 401, 409, 429)},
     examples=[
-        _example("Erase", {"password": "c0rrect-horse-battery"}, request=True),
-        _example(
+        request_example("Erase", {"password": "c0rrect-horse-battery"}),
+        response_example(
             "Erased", {"detail": "Your account and everything it owned were erased.", "removed": _REMOVED_EXAMPLE}
         ),
     ],
@@ -276,7 +266,7 @@ account_export_get = extend_schema(
     ),
     responses={200: OpenApiTypes.OBJECT, **error_responses(401, 429)},
     examples=[
-        _example(
+        response_example(
             "Export",
             {
                 "format_version": 1,
@@ -317,7 +307,7 @@ password_reset_post = extend_schema(
     description="Always 202, whether or not the address has an account (no account enumeration).",
     request=EmailInputSerializer,
     responses={202: DetailSerializer, **error_responses(400, 429)},
-    examples=[_example("Email", {"email": "ada@example.com"}, request=True), ACCEPTED],
+    examples=[request_example("Email", {"email": "ada@example.com"}), ACCEPTED],
 )
 
 
@@ -328,8 +318,8 @@ password_reset_confirm_post = extend_schema(
     request=PasswordResetConfirmSerializer,
     responses={200: DetailSerializer, **error_responses(400, 429)},
     examples=[
-        _example("Confirm", {"token": "q8Xk...Zs", "new_password": "n3w-staple-lantern"}, request=True),
-        _example("Done", {"detail": "Password has been reset; log in with the new password."}),
+        request_example("Confirm", {"token": "q8Xk...Zs", "new_password": "n3w-staple-lantern"}),
+        response_example("Done", {"detail": "Password has been reset; log in with the new password."}),
     ],
 )
 
@@ -341,7 +331,7 @@ token_refresh = extend_schema(
     request=RefreshInputSerializer,
     responses={200: TokenPairSerializer, **error_responses(400, 401)},
     examples=[
-        _example("Refresh", {"refresh": "eyJhbGciOiJIUzI1NiIs..."}, request=True),
-        _example("Rotated", _TOKENS_EXAMPLE),
+        request_example("Refresh", {"refresh": "eyJhbGciOiJIUzI1NiIs..."}),
+        response_example("Rotated", _TOKENS_EXAMPLE),
     ],
 )

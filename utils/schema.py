@@ -26,6 +26,16 @@ class ErrorSerializer(serializers.Serializer[Any]):
     )
 
 
+def response_example(name: str, value: Any, code: int = 200) -> OpenApiExample:
+    """An example of the response with status ``code``."""
+    return OpenApiExample(name, value=value, response_only=True, status_codes=[str(code)])
+
+
+def request_example(name: str, value: Any) -> OpenApiExample:
+    """An example of a request body."""
+    return OpenApiExample(name, value=value, request_only=True)
+
+
 _EXAMPLES: dict[int, tuple[str, dict[str, Any]]] = {
     400: (
         "Validation error",

@@ -7,7 +7,7 @@ other keys.
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from users.selectors import request_user
 from utils.pagination import StandardPagination
-from utils.schema import error_responses
+from utils.schema import error_responses, request_example, response_example
 from workspaces.access import membership_require
 from workspaces.api_keys import api_key_create, api_key_get, api_key_revoke, api_keys_of
 from workspaces.serializers_keys import ApiKeyCreatedSerializer, ApiKeyCreateSerializer, ApiKeySerializer
@@ -45,7 +45,7 @@ class ApiKeyListApi(APIView):
         summary="List a workspace's API keys",
         description="Owners and admins only. Revoked and expired keys are listed too; the keys themselves never are.",
         responses={200: ApiKeySerializer(many=True), **error_responses(401, 403, 404)},
-        examples=[OpenApiExample("Page", value=_KEY, response_only=True, status_codes=["200"])],
+        examples=[response_example("Page", _KEY)],
     )
     def get(self, request: Request, workspace_id: int) -> Response:
         membership = membership_require(user=request_user(request), workspace_id=workspace_id, manage=True)
@@ -63,17 +63,11 @@ class ApiKeyListApi(APIView):
         request=ApiKeyCreateSerializer,
         responses={201: ApiKeyCreatedSerializer, **error_responses(400, 401, 403, 404, 409)},
         examples=[
-            OpenApiExample(
+            request_example(
                 "Chat and read documents for 90 days",
-                value={"name": "Helpdesk integration", "scopes": ["chat", "documents:read"], "expires_in_days": 90},
-                request_only=True,
+                {"name": "Helpdesk integration", "scopes": ["chat", "documents:read"], "expires_in_days": 90},
             ),
-            OpenApiExample(
-                "Created",
-                value=_KEY | {"key": _RAW_KEY, "last_used_at": None},
-                response_only=True,
-                status_codes=["201"],
-            ),
+            response_example("Created", _KEY | {"key": _RAW_KEY, "last_used_at": None}, 201),
         ],
     )
     def post(self, request: Request, workspace_id: int) -> Response:

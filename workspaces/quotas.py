@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime, time, timedelta
 
 from django.db import transaction
-from django.db.models import BigIntegerField, Case, Count, F, Func, OuterRef, Q, Subquery, Sum, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models import Case, F, OuterRef, Q, Subquery, Value, When
 from django.utils import timezone
 
 from chat.models import ChatMessage, WorkspaceDailyMessageCount
@@ -23,6 +22,7 @@ from rag.models import Document
 from rag.services.ingestion import DocumentInput, IngestResult, document_ingest, documents_ingest
 from utils.exceptions import PermissionDeniedError, Throttled
 from workspaces.models import Workspace
+from workspaces.usage import workspaces_documents
 
 
 class DocumentQuotaExceeded(PermissionDeniedError):
@@ -37,16 +37,6 @@ class StorageQuotaExceeded(PermissionDeniedError):
     default_detail = "The workspace has reached its storage for documents."
 
 
-class OctetLength(Func):
-    """The size of a text column in bytes (UTF-8): what ``max_bytes`` limits."""
-
-    function = "OCTET_LENGTH"
-    output_field = BigIntegerField()
-
-    def as_sqlite(self, compiler, connection, **extra_context):  # type: ignore[no-untyped-def]
-        return self.as_sql(compiler, connection, template="LENGTH(CAST(%(expressions)s AS BLOB))", **extra_context)
-
-
 def text_bytes(content: str) -> int:
     """The bytes ``content`` will take once stored (ingestion strips markup first)."""
     return len(strip_markup(content).encode())
@@ -54,10 +44,8 @@ def text_bytes(content: str) -> int:
 
 def _usage(workspace_id: int) -> tuple[int, int]:
     """The workspace's number of documents and total bytes of their text."""
-    row = Document.objects.filter(workspace_id=workspace_id).aggregate(
-        count=Count("id"), size=Coalesce(Sum(OctetLength("content")), 0)
-    )
-    return int(row["count"]), int(row["size"])
+    row = workspaces_documents(workspace_ids=[workspace_id]).get(workspace_id, {"documents": 0, "bytes": 0})
+    return row["documents"], row["bytes"]
 
 
 def _existing(item: DocumentInput, document: Document | None) -> Document | None:

@@ -3,12 +3,10 @@ and the examples they show (``workspaces.apis`` applies them as ``@schema.<view>
 
 from __future__ import annotations
 
-from typing import Any
-
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 
-from utils.schema import error_responses
+from utils.schema import error_responses, request_example, response_example
 from workspaces.serializers import (
     InvitationAcceptSerializer,
     InvitationCreateSerializer,
@@ -64,14 +62,6 @@ _DELETED = {
 }
 
 
-def _request(name: str, value: dict[str, Any]) -> OpenApiExample:
-    return OpenApiExample(name, value=value, request_only=True)
-
-
-def _response(name: str, value: Any, code: int = 200) -> OpenApiExample:
-    return OpenApiExample(name, value=value, response_only=True, status_codes=[str(code)])
-
-
 def _conflict(name: str, detail: str, code: str) -> OpenApiExample:
     return OpenApiExample(name, value={"detail": detail, "code": code}, response_only=True, status_codes=["409"])
 
@@ -83,7 +73,7 @@ workspace_list_get = extend_schema(
     summary="My workspaces",
     description="Every workspace the caller is a member of, with their role, the personal one first.",
     responses={200: WorkspaceSerializer(many=True), **error_responses(400, 401, 404)},
-    examples=[_response("Page", _WORKSPACE)],
+    examples=[response_example("Page", _WORKSPACE)],
 )
 
 workspace_list_post = extend_schema(
@@ -94,8 +84,8 @@ workspace_list_post = extend_schema(
     request=WorkspaceCreateSerializer,
     responses={201: WorkspaceSerializer, **error_responses(400, 401, 409, 429)},
     examples=[
-        _request("Create", {"name": "Acme support", "include_shared": True}),
-        _response("Created", _WORKSPACE | {"member_count": 1}, 201),
+        request_example("Create", {"name": "Acme support", "include_shared": True}),
+        response_example("Created", _WORKSPACE | {"member_count": 1}, 201),
     ],
 )
 
@@ -104,7 +94,7 @@ workspace_detail_get = extend_schema(
     summary="One of my workspaces",
     description=_NOT_A_MEMBER,
     responses={200: WorkspaceSerializer, **error_responses(401, 404)},
-    examples=[_response("Workspace", _WORKSPACE)],
+    examples=[response_example("Workspace", _WORKSPACE)],
 )
 
 workspace_detail_patch = extend_schema(
@@ -113,9 +103,9 @@ workspace_detail_patch = extend_schema(
     request=WorkspaceUpdateSerializer,
     responses={200: WorkspaceSerializer, **error_responses(400, 401, 403, 404)},
     examples=[
-        _request("Rename", {"name": "Acme help desk"}),
-        _request("Own documents only", {"include_shared": False}),
-        _response("Updated", _WORKSPACE | {"name": "Acme help desk"}),
+        request_example("Rename", {"name": "Acme help desk"}),
+        request_example("Own documents only", {"include_shared": False}),
+        response_example("Updated", _WORKSPACE | {"name": "Acme help desk"}),
     ],
 )
 
@@ -132,7 +122,7 @@ workspace_detail_delete = extend_schema(
     request=None,
     responses={200: WorkspaceDeletedSerializer, **error_responses(400, 401, 403, 404, 409, 503)},
     examples=[
-        _response("Deleted", _DELETED),
+        response_example("Deleted", _DELETED),
         _conflict(
             "Personal workspace", "A personal workspace is deleted with its account, not alone.", "personal_workspace"
         ),
@@ -144,7 +134,7 @@ member_list_get = extend_schema(
     summary="Members of a workspace",
     description=f"Any member may list them, owners first. {_NOT_A_MEMBER}",
     responses={200: MemberSerializer(many=True), **error_responses(400, 401, 404)},
-    examples=[_response("Page", _MEMBER)],
+    examples=[response_example("Page", _MEMBER)],
 )
 
 member_detail_patch = extend_schema(
@@ -155,8 +145,8 @@ member_detail_patch = extend_schema(
     request=MemberRoleSerializer,
     responses={200: MemberSerializer, **error_responses(400, 401, 403, 404, 409)},
     examples=[
-        _request("Make admin", {"role": "admin"}),
-        _response(
+        request_example("Make admin", {"role": "admin"}),
+        response_example(
             "Updated", _MEMBER | {"user_id": 9, "username": "grace", "email": "grace@example.com", "role": "admin"}
         ),
         _conflict(
@@ -195,7 +185,7 @@ invitation_list_get = extend_schema(
     tags=TAG,
     summary="Pending invitations (owner or admin)",
     responses={200: InvitationSerializer(many=True), **error_responses(400, 401, 403, 404)},
-    examples=[_response("Page", _INVITATION)],
+    examples=[response_example("Page", _INVITATION)],
 )
 
 invitation_list_post = extend_schema(
@@ -208,8 +198,8 @@ invitation_list_post = extend_schema(
     request=InvitationCreateSerializer,
     responses={201: InvitationSerializer, **error_responses(400, 401, 403, 404, 409, 429)},
     examples=[
-        _request("Invite", {"email": "grace@example.com", "role": "member"}),
-        _response("Invited", _INVITATION, 201),
+        request_example("Invite", {"email": "grace@example.com", "role": "member"}),
+        response_example("Invited", _INVITATION, 201),
     ],
 )
 
@@ -228,8 +218,8 @@ invitation_accept_post = extend_schema(
     request=InvitationAcceptSerializer,
     responses={201: WorkspaceSerializer, **error_responses(400, 401, 403, 409, 429)},
     examples=[
-        _request("Token", {"token": "q8Xk...Zs"}),
-        _response("Joined", _WORKSPACE | {"role": "member"}, 201),
+        request_example("Token", {"token": "q8Xk...Zs"}),
+        response_example("Joined", _WORKSPACE | {"role": "member"}, 201),
         OpenApiExample(
             "Invalid invitation",
             value={
