@@ -1,5 +1,6 @@
 """The local ONNX embedder: shape, normalisation, order restored after length sorting, truncation,
-agreement with the reference pipeline, one model per process."""
+agreement with the reference pipeline, the int8-arithmetic model, passages pooled from their text's
+run, one model per process."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rag.providers import local_embedder
 from rag.providers.local_embedder import DIMENSION, TOKENIZER_FILE, LocalEmbedder, load_runtime
 
 # The shipped tokenizer.json (from sentence-transformers/all-MiniLM-L6-v2, see NOTICE).
@@ -35,7 +37,7 @@ TEXTS = [
 
 
 def test_identity(embedder):
-    assert embedder.name == "local:all-MiniLM-L6-v2-int8"
+    assert embedder.name == "local:all-MiniLM-L6-v2-int8-dynamic"
     assert embedder.dimension == DIMENSION == 384
 
 
@@ -69,11 +71,45 @@ def test_shipped_tokenizer_is_the_models_own():
     assert hashlib.sha256(TOKENIZER_FILE.read_bytes()).hexdigest() == TOKENIZER_SHA256
 
 
-def test_matches_the_reference_pipeline(embedder):
+@pytest.fixture
+def float32_model(monkeypatch):
+    """The embedder on the shipped model as it is (int8 weights, float32 arithmetic)."""
+    monkeypatch.setattr(local_embedder, "_model_file", local_embedder.shipped_model_file)
+    monkeypatch.setattr(local_embedder, "_RUNTIMES", {})
+    return LocalEmbedder(threads=1)
+
+
+def test_the_pipeline_matches_the_reference_on_the_shipped_model(float32_model):
     reference = json.loads(REFERENCE.read_text())["vectors"]
-    ours = embedder.embed_documents([item["text"] for item in reference])
+    ours = float32_model.embed_documents([item["text"] for item in reference])
     for item, row in zip(reference, ours, strict=True):
         assert float(np.dot(np.asarray(item["vector"], dtype=np.float32), row)) > 0.9999
+
+
+def test_int8_arithmetic_stays_close_to_the_reference(embedder):
+    reference = json.loads(REFERENCE.read_text())["vectors"]
+    ours = embedder.embed_documents([item["text"] for item in reference])
+    cosines = [
+        float(np.dot(np.asarray(item["vector"], dtype=np.float32), row))
+        for item, row in zip(reference, ours, strict=True)
+    ]
+    assert min(cosines) > 0.97 and float(np.mean(cosines)) > 0.985
+    assert max(cosines) < 0.9999  # really the quantized model, not the float32 one
+
+
+def test_the_model_run_computes_in_int8():
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(local_embedder._model_file())).graph.node}
+    assert "MatMulInteger" in ops and "DynamicQuantizeLinear" in ops
+
+
+def test_a_vector_does_not_depend_on_the_texts_embedded_with_it(embedder):
+    # The int8 model scales activations per run: each text runs alone, so its batch-mates (and
+    # their padding) cannot move its vector.
+    alone = embedder.embed_documents([TEXTS[2]])[0]
+    together = embedder.embed_documents([TEXTS[0], TEXTS[2], TEXTS[1]])[1]
+    np.testing.assert_array_equal(alone, together)
 
 
 def test_long_texts_are_truncated_at_256_tokens(embedder):
