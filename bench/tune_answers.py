@@ -26,6 +26,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
 KB = ROOT / "var" / "eval" / "answers-kb"
@@ -140,7 +141,7 @@ def _roc_auc(answerable: list[float], unanswerable: list[float]) -> float:
     return sum(pairs) / len(pairs) if pairs else float("nan")
 
 
-def auc(prepared: list, extractive: object) -> None:
+def auc(prepared: list, extractive: ModuleType) -> None:
     """ROC AUC of each abstention signal: the answerer's best score (what abstains today), the
     best unit's cosine and lexical part, the unknown-term count, and retrieval's best chunk cosine."""
     rows = []
