@@ -147,7 +147,8 @@ def _scope_contents(scope: RetrievalScope) -> Contents:
     found = Chunk.objects.filter(readable_in(scope, via="document__")).aggregate(
         count=Count("id"), largest=Max("id"), total=Sum("id")
     )
-    return found["count"] or 0, found["largest"] or 0, found["total"] or 0
+    # int(): PostgreSQL sums a bigint column as numeric (a Decimal here).
+    return int(found["count"] or 0), int(found["largest"] or 0), int(found["total"] or 0)
 
 
 class _LexicalHolder:
