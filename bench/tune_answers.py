@@ -8,7 +8,9 @@ of the grid, and the script prints the summary line of each, best first (by a sc
 fact recall, abstention and false refusals as the targets do), with fact recall per kind of
 question under it. ``--once`` runs the current constants only and adds the answerer's own time
 per answer (median and slowest, on a machine that may be shared). ``--features`` prints each
-question's best score and what it is made of, to see where answerable and unanswerable overlap.
+question's best score and what it is made of, to see where answerable and unanswerable overlap;
+``--auc`` how well each of those signals (and retrieval's best cosine) tells answerable questions
+from unanswerable ones (ROC AUC: 0.5 is chance, 1.0 a perfect abstention threshold).
 ``--cost`` prints the CPU time of a warm ``answer_question`` (retrieval, the nearby chunks, the
 answer), best of 3 passes: CPU time, so that a machine shared with other work still measures it.
 ``--chat`` asks the questions with a history as the chat does: each earlier question is answered
@@ -24,6 +26,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
 KB = ROOT / "var" / "eval" / "answers-kb"
@@ -52,6 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--split", default="dev")
     parser.add_argument("--features", action="store_true")
+    parser.add_argument("--auc", action="store_true")
     parser.add_argument("--once", action="store_true")
     parser.add_argument("--cost", action="store_true")
     parser.add_argument("--chat", action="store_true")
@@ -77,6 +81,9 @@ def main() -> None:
         request = _for_extractive(_request(case.q, retrieval, history))
         prepared.append((case, retrieval, request))
 
+    if args.auc:
+        auc(prepared, extractive)
+        return
     if args.features:
         for case, _, request in prepared:
             candidates = extractive._candidates(request.documents, request.question_vector)
@@ -126,6 +133,39 @@ def main() -> None:
         results.append((objective, dict(zip(grid, values, strict=True)), line))
     for objective, params, line in sorted(results, key=lambda r: -r[0])[:12]:
         print(f"{objective:.3f} {params} {line}")
+
+
+def _roc_auc(answerable: list[float], unanswerable: list[float]) -> float:
+    """The chance that an answerable question scores above an unanswerable one (ties count half)."""
+    pairs = [(a > u) + 0.5 * (a == u) for a in answerable for u in unanswerable]
+    return sum(pairs) / len(pairs) if pairs else float("nan")
+
+
+def auc(prepared: list, extractive: ModuleType) -> None:
+    """ROC AUC of each abstention signal: the answerer's best score (what abstains today), the
+    best unit's cosine and lexical part, the unknown-term count, and retrieval's best chunk cosine."""
+    rows = []
+    for case, retrieval, request in prepared:
+        candidates = extractive._candidates(request.documents, request.question_vector)
+        scores = extractive._scores(candidates, request) if candidates else []
+        best = max(range(len(scores)), key=scores.__getitem__) if scores else None
+        similarity = candidates[best].similarity if best is not None else 0.0
+        rows.append(
+            (
+                case.answerable,
+                {
+                    "best score": scores[best] if best is not None else 0.0,
+                    "unit cosine": similarity,
+                    "unit lexical": scores[best] - similarity if best is not None else 0.0,
+                    "fewer unknown terms": -len(request.unknown_terms),
+                    "retrieval cosine": retrieval.documents[0].similarity if retrieval.documents else 0.0,
+                },
+            )
+        )
+    for name in rows[0][1]:
+        answerable = [features[name] for ok, features in rows if ok]
+        unanswerable = [features[name] for ok, features in rows if not ok]
+        print(f"{name:22} AUC {_roc_auc(answerable, unanswerable):.3f}")
 
 
 def chat(cases: list, split: str) -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache
+from django.db.models import Count, Max, Sum
 from redis.exceptions import RedisError
 
 from rag.lexical import LexicalIndex, reciprocal_rank_fusion
@@ -123,52 +124,87 @@ def embed_queries(texts: Sequence[str], *, use_cache: bool = True) -> list[Vecto
     return [vectors[i] for i in range(len(texts))]
 
 
-_NOT_BUILT = object()
+Contents = tuple[int, int, int]  # a scope's chunks: (count, largest id, sum of ids)
+
+
+@dataclass(frozen=True)
+class _Built:
+    """A scope's lexical index, what it was built from, and the version it was last known current at."""
+
+    index: LexicalIndex | None
+    contents: Contents
+    version: object
+
+
+def _contents_of(ids: Sequence[int]) -> Contents:
+    return len(ids), max(ids, default=0), sum(ids)
+
+
+def _scope_contents(scope: RetrievalScope) -> Contents:
+    """What ``scope`` reads now, told by its chunk ids. Chunks are never edited in place (a changed
+    document gets new chunks) and ids are never reused, so any write to the scope's documents
+    changes the count, the largest id or the sum, and a write elsewhere changes none of them."""
+    found = Chunk.objects.filter(readable_in(scope, via="document__")).aggregate(
+        count=Count("id"), largest=Max("id"), total=Sum("id")
+    )
+    # int(): PostgreSQL sums a bigint column as numeric (a Decimal here).
+    return int(found["count"] or 0), int(found["largest"] or 0), int(found["total"] or 0)
 
 
 class _LexicalHolder:
-    """This process's lexical indexes, one per scope, rebuilt from the database when the shared
-    version moves.
+    """This process's lexical indexes, one per scope, kept while the chunks their scope reads stay
+    the same.
 
     One index per scope rather than one filtered index: BM25's term statistics, the vocabulary
     that tells unknown terms (and so abstentions) and the spelling corrector's words all come from
     text the scope may read, so nothing of another workspace shapes a ranking, a correction or an
     answer. The most recently used ``MAX_SCOPES`` are kept.
+
+    When the shared version moves (any write to the knowledge base, by any process), a scope's
+    next search compares what the scope reads now with what its index was built from (one
+    aggregate query) and rebuilds only if that changed: a document uploaded to one workspace does
+    not make every worker rebuild the shared base's index, or any other workspace's (about 0.9 s
+    of CPU each at 10k chunks).
     """
 
     MAX_SCOPES = 64
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._indexes: OrderedDict[RetrievalScope, LexicalIndex | None] = OrderedDict()
-        self._version: object = _NOT_BUILT
+        self._indexes: OrderedDict[RetrievalScope, _Built] = OrderedDict()
 
     def get(self, scope: RetrievalScope = RetrievalScope()) -> LexicalIndex | None:
         scope = _effective_scope(scope)
         version = KNOWLEDGE_BASE_VERSION.get()
         with self._lock:
-            if version != self._version:
-                self._indexes.clear()
-                self._version = version
-            if scope in self._indexes:
+            built = self._indexes.get(scope)
+            if built is not None:
                 self._indexes.move_to_end(scope)
-                return self._indexes[scope]
+                if built.version == version:
+                    return built.index
+        if built is not None and _scope_contents(scope) == built.contents:
+            self._keep(scope, replace(built, version=version))
+            return built.index
         # Built outside the lock, so that searches in other scopes do not wait for this build
-        # (tens of ms with the shipped shared base). Kept only if no write moved the version
-        # meanwhile; two threads may both build one scope once, which costs time, not correctness.
+        # (tens of ms with the shipped shared base). Tagged with the ids it was built from, so a
+        # write landing meanwhile is seen at the next look; two threads may both build one scope
+        # once, which costs time, not correctness.
         rows = list(Chunk.objects.filter(readable_in(scope, via="document__")).values_list("id", "text"))
-        index = LexicalIndex.build([r[0] for r in rows], [r[1] for r in rows]) if rows else None
-        with self._lock:
-            if self._version == version:
-                self._indexes[scope] = index
-                if len(self._indexes) > self.MAX_SCOPES:
-                    self._indexes.popitem(last=False)
+        ids = [row[0] for row in rows]
+        index = LexicalIndex.build(ids, [row[1] for row in rows]) if rows else None
+        self._keep(scope, _Built(index, _contents_of(ids), version))
         return index
+
+    def _keep(self, scope: RetrievalScope, built: _Built) -> None:
+        with self._lock:
+            self._indexes[scope] = built
+            self._indexes.move_to_end(scope)
+            if len(self._indexes) > self.MAX_SCOPES:
+                self._indexes.popitem(last=False)
 
     def reset(self) -> None:
         with self._lock:
             self._indexes.clear()
-            self._version = _NOT_BUILT
 
 
 def _effective_scope(scope: RetrievalScope) -> RetrievalScope:

@@ -275,12 +275,25 @@ def test_a_streamed_answer_cites_nothing_of_another_workspace(corpus: dict[str, 
     assert "Acme" not in "".join(e.data for e in events if e.kind == "delta")
 
 
-def test_a_write_renews_every_scopes_lexical_index_and_stays_in_its_own(corpus: dict[str, Any]) -> None:
+def test_a_write_renews_only_the_lexical_indexes_of_the_scopes_that_read_it(corpus: dict[str, Any]) -> None:
+    """A workspace's upload rebuilds that workspace's index, in its own scope only; the other
+    workspace keeps its index (no rebuild over the shared base). A shared-base write renews both,
+    and so does a deletion in the scope."""
     acme, zenith = RetrievalScope(corpus["acme"].pk), RetrievalScope(corpus["zenith"].pk)
     before = lexical_index.get(acme), lexical_index.get(zenith)
-    ingest([("Parking", "handbook/parking.md", "Acme staff park in the underground garage.")], corpus["acme"])
+    parking = ingest([("Parking", "handbook/parking.md", "Acme staff park in the underground garage.")], corpus["acme"])
 
     after = lexical_index.get(acme), lexical_index.get(zenith)
-    assert after[0] is not before[0] and after[1] is not before[1]
+    assert after[0] is not before[0] and after[1] is before[1]
     assert after[0] is not None and after[1] is not None
     assert after[0].unknown_terms("garage") == [] and after[1].unknown_terms("garage") == ["garag"]
+
+    ingest([("Bikes", "shared/bikes.md", "Bike racks stand by the main entrance.")], None)
+    shared_write = lexical_index.get(acme), lexical_index.get(zenith)
+    assert shared_write[0] is not after[0] and shared_write[1] is not after[1]
+    assert all(index is not None and index.unknown_terms("racks") == [] for index in shared_write)
+
+    documents_delete(documents=Document.objects.filter(pk=parking[0].pk))
+    deleted = lexical_index.get(acme), lexical_index.get(zenith)
+    assert deleted[0] is not shared_write[0] and deleted[1] is shared_write[1]
+    assert deleted[0] is not None and deleted[0].unknown_terms("garage") == ["garag"]
