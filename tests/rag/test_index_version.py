@@ -183,11 +183,12 @@ def test_an_index_built_by_another_embedder_is_refused_by_searches(staff_client)
 
 
 @pytest.mark.django_db
-def test_an_index_built_by_the_float32_local_model_is_refused_until_reindex(staff_client):
-    # Indexes built before the local model ran in int8 arithmetic carry the old name: their vectors
-    # differ a little from today's, so they are refused rather than searched with mixed vectors.
+def test_switching_the_local_embedder_to_the_fast_variant_needs_a_reindex(staff_client, settings):
+    # The int8-arithmetic variant's vectors differ a little from the default's: an index built by
+    # one is refused by the other rather than searched with mixed vectors, until ``reindex``.
     _chunk_in_db(*KAYAK)
     _foreign_index(database=database_fingerprint(), embedder_name="local:all-MiniLM-L6-v2-int8")
+    settings.RAG_EMBEDDER = "local-fast"
     assert get_embedder().name == "local:all-MiniLM-L6-v2-int8-dynamic"
     response = staff_client.get(SEARCH, {"q": "kayak rentals"})
     assert response.status_code == 503
