@@ -16,11 +16,13 @@ PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --g
 .PHONY: eval-retrieval eval-answers
 
 # Re-install only when a requirements file or a lock changed since the last install. Installs the
-# lock (exact versions, hashes checked), never a fresh resolution of requirements*.txt.
+# lock (exact versions, hashes checked), never a fresh resolution of requirements*.txt; then builds
+# the local model's int8-arithmetic copy beside the venv from the installed wheel (no download).
 $(STAMP): requirements.txt requirements-dev.txt $(LOCKS)
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m rag.providers.quantized_model
 	@touch $(STAMP)
 
 setup: $(STAMP)

@@ -71,7 +71,7 @@ class NaiveEmbedder:
     """The baseline: default session options, padded batches of 32 in input order."""
 
     def __init__(self) -> None:
-        self.session = ort.InferenceSession(str(_model_file()), providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(_model_file(fast=False)), providers=["CPUExecutionProvider"])
         self.tokenizer = Tokenizer.from_file(str(_tokenizer_file()))
         self.tokenizer.enable_truncation(max_length=256)
         self.tokenizer.enable_padding()  # to the longest text of each batch

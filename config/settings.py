@@ -350,7 +350,7 @@ if RAG_VECTOR_STORE == "auto":
 if RAG_GENERATOR == "auto":
     RAG_GENERATOR = "mistral" if MISTRAL_API_KEY else "openai" if OPENAI_BASE_URL else "extractive"
 _RAG_CHOICES = {
-    "RAG_EMBEDDER": (RAG_EMBEDDER, {"local", "mistral"}),
+    "RAG_EMBEDDER": (RAG_EMBEDDER, {"local", "local-fast", "mistral"}),
     "RAG_VECTOR_STORE": (RAG_VECTOR_STORE, {"faiss", "pinecone"}),
     "RAG_GENERATOR": (RAG_GENERATOR, {"extractive", "mistral", "openai"}),
 }

@@ -24,6 +24,7 @@ from rag.providers.instrumented import (
 from rag.versioning import KNOWLEDGE_BASE_VERSION, database_fingerprint
 
 _lock = threading.Lock()
+LOCAL_EMBEDDERS = ("local", "local-fast")
 
 
 @lru_cache(maxsize=1)
@@ -42,7 +43,7 @@ def _embedder() -> Embedder:
         )
     from rag.providers.local_embedder import LocalEmbedder
 
-    return LocalEmbedder(threads=settings.LOCAL_EMBEDDER_THREADS or None)
+    return LocalEmbedder(threads=settings.LOCAL_EMBEDDER_THREADS or None, fast=settings.RAG_EMBEDDER == "local-fast")
 
 
 @lru_cache(maxsize=1)
@@ -123,7 +124,7 @@ def _passage_embedder() -> Embedder:
 def get_passage_embedder() -> Embedder:
     """The local model, whichever embedder retrieval uses: the extractive answerer compares the
     question with each quotable passage on it (their vectors are stored at ingestion), offline."""
-    if settings.RAG_EMBEDDER == "local":
+    if settings.RAG_EMBEDDER in LOCAL_EMBEDDERS:
         return get_embedder()
     with _lock:
         return _passage_embedder()
@@ -145,7 +146,7 @@ def warm_up() -> None:
     request does not pay a second of loading while others queue behind it."""
     embedder, store = get_embedder(), get_vector_store()
     get_generator()
-    if settings.RAG_EMBEDDER == "local":
+    if settings.RAG_EMBEDDER in LOCAL_EMBEDDERS:
         vector = embedder.embed_query("warm up")
         if settings.RAG_VECTOR_STORE == "faiss":
             store.query(vector, top_k=1)

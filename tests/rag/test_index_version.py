@@ -183,6 +183,22 @@ def test_an_index_built_by_another_embedder_is_refused_by_searches(staff_client)
 
 
 @pytest.mark.django_db
+def test_switching_the_local_embedder_to_the_fast_variant_needs_a_reindex(staff_client, settings):
+    # The int8-arithmetic variant's vectors differ a little from the default's: an index built by
+    # one is refused by the other rather than searched with mixed vectors, until ``reindex``.
+    _chunk_in_db(*KAYAK)
+    _foreign_index(database=database_fingerprint(), embedder_name="local:all-MiniLM-L6-v2-int8")
+    settings.RAG_EMBEDDER = "local-fast"
+    assert get_embedder().name == "local:all-MiniLM-L6-v2-int8-dynamic"
+    response = staff_client.get(SEARCH, {"q": "kayak rentals"})
+    assert response.status_code == 503
+    assert "local:all-MiniLM-L6-v2-int8" in response.json()["detail"] and "reindex" in response.json()["detail"]
+    call_command("reindex")
+    results = staff_client.get(SEARCH, {"q": "kayak rentals"}).json()["results"]
+    assert [r["title"] for r in results] == ["Kayak rentals"]
+
+
+@pytest.mark.django_db
 def test_a_fresh_store_adopts_this_database():
     document_ingest(item=DocumentInput(title=KAYAK[0], content=KAYAK[1]))
     meta = json.loads((Path(settings.VECTOR_INDEX_DIR) / "meta.json").read_text())

@@ -1,5 +1,6 @@
-"""The local ONNX embedder: shape, normalisation, order restored after length sorting, truncation,
-agreement with the reference pipeline, one model per process."""
+"""The local ONNX embedder, both variants (``local`` and ``local-fast``): shape, normalisation, order
+restored after length sorting, truncation, agreement with the reference pipeline, the int8-arithmetic
+model, one model per process and variant."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rag.providers import local_embedder
 from rag.providers.local_embedder import DIMENSION, TOKENIZER_FILE, LocalEmbedder, load_runtime
 
 # The shipped tokenizer.json (from sentence-transformers/all-MiniLM-L6-v2, see NOTICE).
@@ -20,9 +22,14 @@ TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f41157
 REFERENCE = Path(__file__).parent / "data" / "minilm_reference.json"
 
 
+@pytest.fixture(scope="module", params=[False, True], ids=["local", "local-fast"])
+def embedder(request: pytest.FixtureRequest) -> LocalEmbedder:
+    return LocalEmbedder(threads=2, fast=request.param)
+
+
 @pytest.fixture(scope="module")
-def embedder() -> LocalEmbedder:
-    return LocalEmbedder(threads=2)
+def fast() -> LocalEmbedder:
+    return LocalEmbedder(threads=2, fast=True)
 
 
 TEXTS = [
@@ -34,9 +41,11 @@ TEXTS = [
 ]
 
 
-def test_identity(embedder):
-    assert embedder.name == "local:all-MiniLM-L6-v2-int8"
-    assert embedder.dimension == DIMENSION == 384
+def test_identity():
+    assert LocalEmbedder().name == "local:all-MiniLM-L6-v2-int8"
+    # The variants' vectors differ a little: an index built by one is refused by the other.
+    assert LocalEmbedder(fast=True).name == "local:all-MiniLM-L6-v2-int8-dynamic"
+    assert LocalEmbedder().dimension == LocalEmbedder(fast=True).dimension == DIMENSION == 384
 
 
 def test_documents_are_normalised_float32_rows_in_input_order(embedder):
@@ -69,11 +78,38 @@ def test_shipped_tokenizer_is_the_models_own():
     assert hashlib.sha256(TOKENIZER_FILE.read_bytes()).hexdigest() == TOKENIZER_SHA256
 
 
-def test_matches_the_reference_pipeline(embedder):
+def test_the_default_variant_matches_the_reference_pipeline():
     reference = json.loads(REFERENCE.read_text())["vectors"]
-    ours = embedder.embed_documents([item["text"] for item in reference])
+    ours = LocalEmbedder(threads=1).embed_documents([item["text"] for item in reference])
     for item, row in zip(reference, ours, strict=True):
         assert float(np.dot(np.asarray(item["vector"], dtype=np.float32), row)) > 0.9999
+
+
+def test_int8_arithmetic_stays_close_to_the_reference(fast):
+    reference = json.loads(REFERENCE.read_text())["vectors"]
+    ours = fast.embed_documents([item["text"] for item in reference])
+    cosines = [
+        float(np.dot(np.asarray(item["vector"], dtype=np.float32), row))
+        for item, row in zip(reference, ours, strict=True)
+    ]
+    assert min(cosines) > 0.97 and float(np.mean(cosines)) > 0.985
+    assert max(cosines) < 0.9999  # really the quantized model, not the float32 one
+
+
+def test_the_model_run_computes_in_int8():
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(local_embedder._model_file(fast=True))).graph.node}
+    assert "MatMulInteger" in ops and "DynamicQuantizeLinear" in ops
+    assert "IsNaN" not in ops  # the attention's NaN guards, never needed here, are gone
+
+
+def test_a_fast_vector_does_not_depend_on_the_texts_embedded_with_it(fast):
+    # The int8 model scales activations per run: each text runs alone, so its batch-mates (and
+    # their padding) cannot move its vector.
+    alone = fast.embed_documents([TEXTS[2]])[0]
+    together = fast.embed_documents([TEXTS[0], TEXTS[2], TEXTS[1]])[1]
+    np.testing.assert_array_equal(alone, together)
 
 
 def test_long_texts_are_truncated_at_256_tokens(embedder):
@@ -84,19 +120,21 @@ def test_long_texts_are_truncated_at_256_tokens(embedder):
     assert float(short_a @ short_b) < 0.9
 
 
-def test_runtime_is_loaded_once_per_process_and_thread_count(embedder):
+def test_runtime_is_loaded_once_per_process_thread_count_and_variant(embedder):
     assert load_runtime(1) is load_runtime(1)
     assert load_runtime(2) is not load_runtime(1)
+    assert load_runtime(1, True) is load_runtime(1, True) and load_runtime(1, True) is not load_runtime(1)
     embedder.warm_up()
     assert len({id(load_runtime(1)) for _ in range(3)}) == 1
 
 
-def test_parallel_batches_keep_input_order():
+@pytest.mark.parametrize("variant", [False, True], ids=["local", "local-fast"])
+def test_parallel_batches_keep_input_order(variant):
     texts = [f"Chunk {i}: " + "refunds and deliveries " * (i % 9 + 1) for i in range(60)]
-    parallel = LocalEmbedder(threads=2).embed_documents(texts)
-    sequential = LocalEmbedder(threads=1).embed_documents(texts)
+    parallel = LocalEmbedder(threads=2, fast=variant).embed_documents(texts)
+    sequential = LocalEmbedder(threads=1, fast=variant).embed_documents(texts)
     np.testing.assert_allclose(parallel, sequential, atol=1e-6)
-    np.testing.assert_allclose(parallel[17], LocalEmbedder().embed_query(texts[17]), atol=1e-5)
+    np.testing.assert_allclose(parallel[17], LocalEmbedder(fast=variant).embed_query(texts[17]), atol=1e-5)
 
 
 def test_concurrent_queries_agree(embedder):
