@@ -74,10 +74,15 @@ def test_the_shipped_set_has_enough_questions_of_every_kind_split_evenly(shipped
     assert all(len(c.expect_docs) >= 2 for c in shipped if c.kind == "multi-document")
 
 
-def test_every_expected_document_exists_and_states_the_facts(shipped):
-    corpus = EVAL_DIR / "corpus"
-    assert missing_documents(shipped, corpus) == []
-    for c in shipped:
+@pytest.mark.parametrize(
+    ("questions", "corpus"),
+    [("questions.jsonl", "corpus"), ("fresh/questions.jsonl", "fresh/corpus")],
+    ids=["shipped", "fresh"],
+)
+def test_every_expected_document_exists_and_states_the_facts(questions, corpus):
+    cases, corpus = load_cases(EVAL_DIR / questions), EVAL_DIR / corpus
+    assert cases and missing_documents(cases, corpus) == []
+    for c in cases:
         text = normalise(" ".join((corpus / source).read_text(encoding="utf-8") for source in c.expect_docs))
         assert matched_facts(text, c.facts) == c.facts, (c.line, c.q)
 
