@@ -7,8 +7,9 @@ mean pooling over the attention mask, L2 normalisation.
 
 Two variants (``RAG_EMBEDDER``): ``local`` (the default) runs the shipped file, whose int8 weights
 onnxruntime computes with in float32; ``local-fast`` runs a copy quantized dynamically once per
-installation (``rag.providers.quantized_model``: int8 arithmetic), about 1.7-2x the chunks per
-second with slightly weaker retrieval and answers (README "Choosing the local embedder").
+installation (``rag.providers.quantized_model``: int8 arithmetic), about twice the chunks per
+second with slightly weaker retrieval (README "Choosing the local embedder"). ``embed_with_spans``
+also pools passages (the answerer's units) out of a text's run ("late chunking").
 """
 
 from __future__ import annotations
