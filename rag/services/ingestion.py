@@ -28,7 +28,7 @@ from rag.ingestion.sanitize import strip_markup, strip_markup_line
 from rag.ingestion.units import chunk_units
 from rag.models import Chunk, Document
 from rag.providers.factory import get_embedder, get_passage_embedder, get_vector_store
-from rag.providers.local_embedder import count_tokens
+from rag.providers.local_embedder import Span, count_tokens
 from rag.services.retrieval import knowledge_base_changed
 from utils.exceptions import NotFound
 
@@ -132,26 +132,49 @@ def _plan(item: DocumentInput, document: Document | None, *, force: bool = False
     return _Planned(item, existing, digest, texts)
 
 
-def _unit_texts(texts: Sequence[str]) -> list[list[str]]:
-    return [[unit.embed_text for unit in chunk_units(text)] for text in texts]
+def _unit_spans(text: str) -> tuple[list[list[Span]], list[str]]:
+    """Where each quotable unit of a chunk stands in its text (its section's name in the heading
+    line, then the unit), and the text to embed it from when it lies beyond the model's window."""
+    spans: list[list[Span]] = []
+    fallbacks: list[str] = []
+    heading_end = max(text.find("\n"), 0)
+    previous: list[Span] = []
+    for unit in chunk_units(text):
+        # Units come in reading order, but a table's rows lie inside the table unit before them:
+        # search from the previous unit's start, past any unit already placed there.
+        start = text.find(unit.quote, previous[0][0] if previous else heading_end)
+        while start >= 0 and (start, start + len(unit.quote)) in previous:
+            start = text.find(unit.quote, start + 1)
+        quote = (start, start + len(unit.quote)) if start >= 0 else (0, 0)  # (0, 0): no tokens, the fallback
+        # Its section's name too, as a unit embedded alone reads "{section}: {unit}".
+        section = text.rfind(unit.section, 0, heading_end) if unit.section else -1
+        pieces = [(section, section + len(unit.section))] if section >= 0 else []
+        spans.append([*pieces, quote] if start >= 0 else [quote])
+        previous = [quote]
+        fallbacks.append(unit.embed_text)
+    return spans, fallbacks
 
 
-def _pack(units: list[list[str]], matrix: Any, start: int) -> list[bytes]:
-    """Rows of ``matrix`` from ``start`` on, split per chunk as float16 bytes."""
-    packed = []
-    for chunk in units:
-        packed.append(np.ascontiguousarray(matrix[start : start + len(chunk)], dtype=np.float16).tobytes())
-        start += len(chunk)
-    return packed
+def _pack(matrices: Sequence[Any]) -> list[bytes]:
+    """Each chunk's unit vectors as float16 bytes (``Chunk.unit_vectors``)."""
+    return [np.ascontiguousarray(matrix, dtype=np.float16).tobytes() for matrix in matrices]
+
+
+def _embed_with_units(embedder: Any, texts: Sequence[str]) -> tuple[Any, list[bytes]]:
+    """Chunk vectors and, from the same model run, each chunk's unit vectors (pooled over the unit's
+    tokens in the chunk: no second run over the units' text)."""
+    located = [_unit_spans(text) for text in texts]
+    vectors, units = embedder.embed_with_spans(
+        texts, [spans for spans, _ in located], [fallbacks for _, fallbacks in located]
+    )
+    return vectors, _pack(units)
 
 
 def unit_vectors(texts: Sequence[str]) -> list[bytes]:
     """For each chunk text, the float16 embeddings of its quotable units (the extractive answerer's)."""
-    units = _unit_texts(texts)
-    flat = [text for chunk in units for text in chunk]
-    if not flat:
-        return [b"" for _ in texts]
-    return _pack(units, get_passage_embedder().embed_documents(flat), 0)
+    if not texts:
+        return []
+    return _embed_with_units(get_passage_embedder(), texts)[1]
 
 
 def _embed(texts: list[str]) -> tuple[Any, list[bytes]]:
@@ -161,10 +184,7 @@ def _embed(texts: list[str]) -> tuple[Any, list[bytes]]:
         return None, []
     if get_passage_embedder() is not embedder:
         return embedder.embed_documents(texts), unit_vectors(texts)
-    # One model, one call: the length-sorted batches of chunks and units run together.
-    units = _unit_texts(texts)
-    matrix = embedder.embed_documents([*texts, *(text for chunk in units for text in chunk)])
-    return matrix[: len(texts)], _pack(units, matrix, len(texts))
+    return _embed_with_units(embedder, texts)
 
 
 def _write_batch(batch: list[_Planned]) -> list[IngestResult]:

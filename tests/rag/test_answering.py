@@ -118,6 +118,7 @@ def test_mistral_and_pinecone_end_to_end(settings, fake_mistral, fake_pinecone, 
 LONG_GUIDE = (
     "\n\n".join(
         f"## Section {n}\n\n"
+        + ("The spare key for the bike shed hangs in the blue cabinet at reception. " if n == 1 else "")
         + " ".join(f"Topic {n} sentence {k} explains one more detail of area {n}." for k in range(30))
         for n in range(8)
     )
@@ -153,7 +154,7 @@ def test_the_extractive_answerer_reads_nearby_chunks_and_its_citations_are_verif
     # "how much", so the answerer declines rather than quote them.
     assert answer.answer_status == "abstained" and not answer.citations
     # A question the widened chunks do answer is cited from them, its citations verified.
-    question = "Which area does topic 2 sentence 4 explain a detail of?"
+    question = "Where is the spare key for the bike shed kept?"
     vector = get_passage_embedder().embed_query(question)
     asked = replace(widened, question=question, searched=question, question_vector=vector)
     generation = _EXTRACTIVE_GENERATOR.generate(asked)
