@@ -177,9 +177,9 @@ class LocalEmbedder:
     """all-MiniLM-L6-v2 on onnxruntime: 384-d, normalised, float32 vectors.
 
     ``fast``: the int8-arithmetic copy of the model. ``threads`` model runs go at once for
-    documents, each on a single-threaded session (no thread team to
-    synchronise, so a CPU shared with other processes slows it down gracefully);
-    ``query_threads`` is the intra-op thread count of the session that embeds queries.
+    documents, each on a single-threaded session (no thread team to synchronise, so a CPU shared
+    with other processes slows it down gracefully); ``query_threads`` is the intra-op thread count
+    of the session that embeds queries.
     """
 
     dimension = DIMENSION
