@@ -58,6 +58,11 @@ class InstrumentedEmbedder(_Passthrough):
         with _observed(RETRIEVAL_DURATION, self._provider, "embed_query"):
             return self._inner.embed_query(text)
 
+    def embed_with_spans(self, texts: Sequence[str], spans: Any, fallbacks: Any) -> Any:
+        """The local model's chunks-with-units call (ingestion), timed as embedding documents."""
+        with _observed(RETRIEVAL_DURATION, self._provider, "embed_documents"):
+            return self._inner.embed_with_spans(texts, spans, fallbacks)
+
 
 class InstrumentedVectorStore(_Passthrough):
     def __init__(self, inner: VectorStore) -> None:

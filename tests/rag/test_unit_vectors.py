@@ -102,3 +102,20 @@ def test_the_chunk_vectors_are_unchanged_by_pooling_units(embedder):
     chunk_vector, units = embedder.embed_with_spans([CHUNK], [_unit_spans(CHUNK)[0]], [_unit_spans(CHUNK)[1]])
     np.testing.assert_array_equal(chunk_vector[0], embedder.embed_documents([CHUNK])[0])
     assert units[0].shape == (len(chunk_units(CHUNK)), 384)
+
+
+@pytest.mark.django_db
+def test_ingestion_with_unit_vectors_is_timed_as_embedding_documents():
+    """The local model's chunks-with-units call is the ingestion's embedding: the embedding
+    histogram counts it like any provider's embed_documents."""
+    from rag.providers.factory import get_embedder
+    from rag.services.ingestion import DocumentInput, document_ingest
+    from utils.metrics import RETRIEVAL_DURATION
+
+    def count() -> float:
+        return RETRIEVAL_DURATION.labels("local", "embed_documents")._sum.get()
+
+    get_embedder()
+    before = count()
+    document_ingest(item=DocumentInput(title="Lockers", content="Lockers by the entrance take a one-euro coin."))
+    assert count() > before
