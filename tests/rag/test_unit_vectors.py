@@ -110,10 +110,10 @@ def test_ingestion_with_unit_vectors_is_timed_as_embedding_documents():
     histogram counts it like any provider's embed_documents."""
     from rag.providers.factory import get_embedder
     from rag.services.ingestion import DocumentInput, document_ingest
-    from utils.metrics import RETRIEVAL_DURATION
+    from tests.observability.conftest import sample
 
     def count() -> float:
-        return RETRIEVAL_DURATION.labels("local", "embed_documents")._sum.get()
+        return sample("ragchat_retrieval_duration_seconds_count", provider="local", operation="embed_documents")
 
     get_embedder()
     before = count()
