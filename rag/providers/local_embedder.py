@@ -156,8 +156,9 @@ def _passage_tokens(encoding: Encoding, passages: Sequence[Sequence[Span]]) -> l
     """For each passage (character spans of the text), the positions of the tokens inside it, or
     None when it reaches past the truncated window or holds no token."""
     real = [k for k, special in enumerate(encoding.special_tokens_mask) if not special]  # not [CLS], [SEP]
-    starts = [encoding.offsets[k][0] for k in real]
-    ends = [encoding.offsets[k][1] for k in real]
+    offsets = encoding.offsets  # a property that builds a new list on every read: read it once
+    starts = [offsets[k][0] for k in real]
+    ends = [offsets[k][1] for k in real]
     window_end = ends[-1] if encoding.overflowing and ends else None
     found: list[IntArray | None] = []
     for spans in passages:
