@@ -76,8 +76,12 @@ def test_the_shipped_set_has_enough_questions_of_every_kind_split_evenly(shipped
 
 @pytest.mark.parametrize(
     ("questions", "corpus"),
-    [("questions.jsonl", "corpus"), ("fresh/questions.jsonl", "fresh/corpus")],
-    ids=["shipped", "fresh"],
+    [
+        ("questions.jsonl", "corpus"),
+        ("fresh/questions.jsonl", "fresh/corpus"),
+        ("fresh2/questions.jsonl", "fresh2/corpus"),
+    ],
+    ids=["shipped", "fresh", "fresh2"],
 )
 def test_every_expected_document_exists_and_states_the_facts(questions, corpus):
     cases, corpus = load_cases(EVAL_DIR / questions), EVAL_DIR / corpus
