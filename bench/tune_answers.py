@@ -1,9 +1,13 @@
 """Sweep the extractive answerer's constants on the dev split of rag/eval/answers (never the test split).
 
 Usage: .venv/bin/python bench/tune_answers.py [--features | --once | --cost | --chat] [--split dev]
+                                              [--set main|fresh2]
 
 Runs on the evaluation's own knowledge base (``make eval-answers`` builds it in
-var/eval/answers-kb). Each question is retrieved once; the answerer then runs for every setting
+var/eval/answers-kb). ``--set fresh2`` runs on the second blind set's dev split instead
+(``rag/eval/answers/fresh2``; its knowledge base is built by ``manage.py eval_answers --questions
+rag/eval/answers/fresh2/questions.jsonl --corpus rag/eval/answers/fresh2/corpus --kb-dir
+var/eval/answers-fresh2-kb``). Each question is retrieved once; the answerer then runs for every setting
 of the grid, and the script prints the summary line of each, best first (by a score that weighs
 fact recall, abstention and false refusals as the targets do), with fact recall per kind of
 question under it. ``--once`` runs the current constants only and adds the answerer's own time
@@ -29,15 +33,21 @@ from pathlib import Path
 from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
-KB = ROOT / "var" / "eval" / "answers-kb"
+SETS = {
+    "main": (ROOT / "rag" / "eval" / "answers" / "questions.jsonl", ROOT / "var" / "eval" / "answers-kb"),
+    "fresh2": (
+        ROOT / "rag" / "eval" / "answers" / "fresh2" / "questions.jsonl",
+        ROOT / "var" / "eval" / "answers-fresh2-kb",
+    ),
+}
 
 
-def boot() -> None:
+def boot(kb: Path) -> None:
     os.environ.update(
         {
-            "VAR_DIR": str(KB),
-            "DATABASE_URL": f"sqlite:///{KB / 'db.sqlite3'}",
-            "VECTOR_INDEX_DIR": str(KB / "index"),
+            "VAR_DIR": str(kb),
+            "DATABASE_URL": f"sqlite:///{kb / 'db.sqlite3'}",
+            "VECTOR_INDEX_DIR": str(kb / "index"),
             "RAG_VECTOR_STORE": "faiss",
             "USE_FAKE_REDIS": "true",
             "LOG_LEVEL": "WARNING",
@@ -59,15 +69,17 @@ def main() -> None:
     parser.add_argument("--once", action="store_true")
     parser.add_argument("--cost", action="store_true")
     parser.add_argument("--chat", action="store_true")
+    parser.add_argument("--set", choices=sorted(SETS), default="main")
     args = parser.parse_args()
-    boot()
+    questions, kb = SETS[args.set]
+    boot(kb)
     from rag.eval.answers import by_kind, load_cases, score, select, summarise
     from rag.providers import extractive
     from rag.services.answering import Answer, _contract, _for_extractive, _request
     from rag.services.retrieval import retrieve
     from rag.types import Turn
 
-    cases = select(load_cases(ROOT / "rag" / "eval" / "answers" / "questions.jsonl"), args.split)
+    cases = select(load_cases(questions), args.split)
     if args.cost:
         cost(cases)
         return
