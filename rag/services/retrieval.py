@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 SNIPPET_CHARS = 300
 CONTEXT_CHUNKS_PER_DOCUMENT = 2
-FOLLOW_UP_MAX_WORDS = 8
+FOLLOW_UP_MAX_WORDS = 12
 FUSION_MODES = ("hybrid", "dense", "lexical")
 
 

@@ -227,7 +227,7 @@ def test_only_a_short_question_that_matches_worse_than_the_previous_one_is_a_fol
 
     assert _leans_on_conversation("and for A3?", own_best=0.18, previous_best=0.64)
     assert not _leans_on_conversation("How do I unlock a bike?", own_best=0.68, previous_best=0.55)
-    long_question = "what happens to my data when I close the account for good?"
+    long_question = "what exactly happens to all of my data when I close the account for good?"
     assert not _leans_on_conversation(long_question, own_best=0.1, previous_best=0.9)
 
 
