@@ -101,11 +101,8 @@ def by_name(names: list[str] | None = None) -> list[Corpus]:
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 def download(corpus: Corpus, downloads: Path) -> Path:
