@@ -5,10 +5,11 @@ requirements); its tokenizer is in this repository (``assets/``, Apache-2.0, see
 is fetched at run time. Pipeline as sentence-transformers: WordPiece, truncation at 256 tokens,
 mean pooling over the attention mask, L2 normalisation.
 
-Two variants (``RAG_EMBEDDER``): ``local`` (the default) runs the shipped file, whose int8 weights
-onnxruntime computes with in float32; ``local-fast`` runs a copy quantized dynamically once per
-installation (``rag.providers.quantized_model``: int8 arithmetic), about twice the chunks per
-second with slightly weaker retrieval (README "Choosing the local embedder"). ``embed_with_spans``
+Two variants (``RAG_EMBEDDER``): ``local`` runs the shipped file, whose int8 weights onnxruntime
+computes with in float32; ``local-fast`` (the offline default, and the answerer's passage model with
+a remote embedder) runs a copy quantized dynamically once per installation
+(``rag.providers.quantized_model``: int8 arithmetic), about twice the chunks per second with
+slightly weaker retrieval (README "Choosing the local embedder"). ``embed_with_spans``
 also pools passages (the answerer's units) out of a text's run ("late chunking").
 """
 
