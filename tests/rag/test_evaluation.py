@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
-from rag.eval.corpora import CORPORA, QUESTIONS_DIR
+from rag.eval.corpora import CORPORA, DEFAULT_DEST, QUESTIONS_DIR, is_current
 from rag.evaluation import (
     KINDS,
     Outcome,
@@ -168,6 +168,22 @@ def test_shipped_sets_are_labelled_and_split(corpus):
     assert follow_ups and all(q.history for q in follow_ups)
     assert len({q.q.lower() for q in questions}) == len(questions)
     assert all(not source.startswith("/") and ".." not in source for q in questions for source in q.expect)
+
+
+@pytest.mark.parametrize("corpus", CORPORA, ids=[corpus.name for corpus in CORPORA])
+def test_shipped_labels_name_pages_the_fetcher_keeps(corpus):
+    """An expected file left out by the corpus's ``exclude`` patterns could never be retrieved."""
+    expected = {source for q in load_questions(QUESTIONS_DIR / f"{corpus.name}.jsonl") for source in q.expect}
+    assert [source for source in sorted(expected) if not corpus.wants(source)] == []
+
+
+@pytest.mark.parametrize("corpus", CORPORA, ids=[corpus.name for corpus in CORPORA])
+def test_shipped_labels_exist_in_the_fetched_corpus(corpus):
+    folder = DEFAULT_DEST / corpus.name
+    if not is_current(corpus, folder):
+        pytest.skip(f"{corpus.name} is not fetched (python -m rag.eval.corpora fetch {corpus.name})")
+    expected = {source for q in load_questions(QUESTIONS_DIR / f"{corpus.name}.jsonl") for source in q.expect}
+    assert [source for source in sorted(expected) if not (folder / source).is_file()] == []
 
 
 # --- the command ------------------------------------------------------------------------------
