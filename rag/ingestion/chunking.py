@@ -15,7 +15,7 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rag.ingestion.structure import CODE, LIST, PARAGRAPH, TABLE, Block, parse_structure
 
@@ -150,6 +150,14 @@ def _pieces(unit: _Unit, budget: int, count: TokenCounter) -> list[str]:
     header = unit.lines[:1] if unit.kind == TABLE else ()
     rows = list(unit.lines[len(header) :])
     fixed = count(_render(unit.kind, unit.lead, list(header)))  # code fences count too
+    if unit.lead and fixed > budget - _MIN_BODY_TOKENS:
+        # A lead too long to repeat before every piece ("... the default of 10 takes place. E.g.:"
+        # before a code block): its last sentence leads, the sentences before it are a paragraph of
+        # their own; a lead that is one long sentence is a paragraph, and the block goes on alone.
+        sentences = split_sentences(unit.lead)
+        rest, lead = (" ".join(sentences[:-1]), sentences[-1]) if len(sentences) > 1 else (unit.lead, "")
+        before = _Unit(PARAGRAPH, "", (rest,), unit.path)
+        return [*_pieces(before, budget, count), *_pieces(replace(unit, lead=lead), budget, count)]
     room = max(budget - fixed, _MIN_BODY_TOKENS)
     rows = [piece for row in rows for piece in (_split_words(row, room, count) if count(row) > room else [row])]
     return [_render(unit.kind, unit.lead, [*header, *group]) for group in _pack(rows, room, count)]

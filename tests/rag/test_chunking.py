@@ -99,6 +99,22 @@ def test_no_chunk_exceeds_the_embedders_window():
     assert max(count_tokens(c) + 2 for c in result) <= MAX_TOKENS
 
 
+def test_a_lead_paragraph_too_long_to_repeat_keeps_only_its_last_sentence_before_each_piece():
+    # SQLAlchemy's docs: a long paragraph ending "E.g.:" before a long code block. Repeated whole
+    # before each piece of the code, it left no room under the window (1.6% of that corpus's chunks).
+    paragraph = " ".join(f"Sentence {i} explains one more subtle detail about decimal conversion." for i in range(18))
+    code = "\n".join(f"    column_{i} = Column(Numeric(precision=10, scale={i}))" for i in range(40))
+    heading = "Changes in this release › New features › Floating point precision is configurable now"
+    result = chunks(f"# {heading}\n\n{paragraph} E.g.:\n\n```\n{code}\n```\n", heading)
+    assert max(count_tokens(c) + 2 for c in result) <= MAX_TOKENS
+    bodies = [chunk_body(c) for c in result]
+    code_pieces = [b for b in bodies if "```" in b]
+    assert len(code_pieces) > 1 and all(b.count("E.g.:\n```\ncolumn_") == 1 for b in code_pieces)
+    assert "Sentence 0 explains" in bodies[0] and "Sentence 17 explains" in "".join(bodies)
+    seen = [line for b in code_pieces for line in b.split("\n") if line.startswith("column_")]
+    assert seen == [line.strip() for line in code.split("\n")]  # every line of code once, in order
+
+
 def test_rest_headings_literal_blocks_directives_and_roles():
     result = chunks(RST, "Deployment")
     assert chunk_heading(result[0]) == "Deployment"
