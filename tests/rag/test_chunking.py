@@ -3,6 +3,8 @@ with their header, code kept whole, no chunk over the embedder's window, markup 
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from rag.ingestion.chunking import (
@@ -113,6 +115,57 @@ def test_a_lead_paragraph_too_long_to_repeat_keeps_only_its_last_sentence_before
     assert "Sentence 0 explains" in bodies[0] and "Sentence 17 explains" in "".join(bodies)
     seen = [line for b in code_pieces for line in b.split("\n") if line.startswith("column_")]
     assert seen == [line.strip() for line in code.split("\n")]  # every line of code once, in order
+
+
+def test_a_table_header_too_wide_to_repeat_is_read_once_as_the_first_row():
+    cell = "the {} of this option in every supported release and in each dialect the library knows"
+    header = "| " + " | ".join(cell.format(word) for word in "abcdefghijkl") + " |"  # about 210 tokens
+    rows = "\n".join(f"| row {i} | " + " | ".join(["yes"] * 11) + " |" for i in range(40))
+    result = chunks(f"# Options\n\n{header}\n|{'---|' * 12}\n{rows}\n", "Options")
+    assert max(count_tokens(c) + 2 for c in result) <= MAX_TOKENS
+    body = "\n".join(chunk_body(c) for c in result)
+    assert body.count("the a of this option") == 1 and body.count("| row ") == 40
+
+
+_WORDS = ("the", "session", "engine", "query", "column", "mapper", "cascade", "transaction", "identifier", "pool_size")
+
+
+def _random_document(rng: random.Random) -> str:
+    """Headings, paragraphs, lead paragraphs ending in ":" before lists, tables and code, of every size."""
+
+    def words(n: int) -> str:
+        return " ".join(rng.choice(_WORDS) for _ in range(n))
+
+    parts = []
+    for _ in range(rng.randint(1, 5)):
+        parts.append("#" * rng.randint(1, 3) + " " + words(rng.randint(1, 40)))
+        for _ in range(rng.randint(1, 4)):
+            lead = " ".join(words(rng.randint(3, 40)).capitalize() + "." for _ in range(rng.randint(0, 12)))
+            kind = rng.choice(["paragraph", "list", "table", "code"])
+            if kind == "paragraph":
+                parts.append(lead or words(10))
+                continue
+            parts.append(f"{lead} {words(rng.randint(1, 60))}:")
+            if kind == "list":
+                parts.append("\n".join("- " + words(rng.randint(1, 120)) for _ in range(rng.randint(1, 30))))
+            elif kind == "table":
+                cols = rng.randint(1, 6)
+                lines = ["| " + " | ".join(words(rng.randint(1, 30)) for _ in range(cols)) + " |", "|" + "---|" * cols]
+                lines += ["| " + " | ".join(words(rng.randint(1, 20)) for _ in range(cols)) + " |" for _ in range(30)]
+                parts.append("\n".join(lines))
+            else:
+                code = "\n".join(words(rng.randint(1, 60)) for _ in range(rng.randint(1, 60)))
+                parts.append(f"```\n{code}\n```")
+    return "\n\n".join(parts)
+
+
+def test_no_chunk_of_any_shape_of_document_exceeds_the_window():
+    # Random documents: long headings, long lead paragraphs, wide table headers, long rows and
+    # lines. A chunk over the window is one the embedder reads only in part.
+    for seed in range(20):
+        rng = random.Random(seed)
+        result = chunks(_random_document(rng), " ".join(rng.choice(_WORDS) for _ in range(rng.randint(1, 30))))
+        assert result and max(count_tokens(c) + 2 for c in result) <= MAX_TOKENS, seed
 
 
 def test_rest_headings_literal_blocks_directives_and_roles():
