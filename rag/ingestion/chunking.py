@@ -148,6 +148,8 @@ def _pieces(unit: _Unit, budget: int, count: TokenCounter) -> list[str]:
         return [" ".join(group) for group in _pack(sentences, budget, count)]
     # A list, table or code block: each piece repeats the lead sentence (and a table its header).
     header = unit.lines[:1] if unit.kind == TABLE else ()
+    if header and count(_render(unit.kind, "", list(header))) > budget - _MIN_BODY_TOKENS:
+        header = ()  # a header too wide to repeat is read once, as the table's first row
     rows = list(unit.lines[len(header) :])
     fixed = count(_render(unit.kind, unit.lead, list(header)))  # code fences count too
     if unit.lead and fixed > budget - _MIN_BODY_TOKENS:
@@ -158,10 +160,6 @@ def _pieces(unit: _Unit, budget: int, count: TokenCounter) -> list[str]:
         rest, lead = (" ".join(sentences[:-1]), sentences[-1]) if len(sentences) > 1 else (unit.lead, "")
         before = _Unit(PARAGRAPH, "", (rest,), unit.path)
         return [*_pieces(before, budget, count), *_pieces(replace(unit, lead=lead), budget, count)]
-    if header and fixed > budget - _MIN_BODY_TOKENS:
-        # A header too wide to repeat is read once, as the table's first row.
-        header, rows = (), list(unit.lines)
-        fixed = count(_render(unit.kind, unit.lead, []))
     room = max(budget - fixed, _MIN_BODY_TOKENS)
     rows = [piece for row in rows for piece in (_split_words(row, room, count) if count(row) > room else [row])]
     return [_render(unit.kind, unit.lead, [*header, *group]) for group in _pack(rows, room, count)]

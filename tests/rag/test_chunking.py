@@ -121,10 +121,11 @@ def test_a_table_header_too_wide_to_repeat_is_read_once_as_the_first_row():
     cell = "the {} of this option in every supported release and in each dialect the library knows"
     header = "| " + " | ".join(cell.format(word) for word in "abcdefghijkl") + " |"  # about 210 tokens
     rows = "\n".join(f"| row {i} | " + " | ".join(["yes"] * 11) + " |" for i in range(40))
-    result = chunks(f"# Options\n\n{header}\n|{'---|' * 12}\n{rows}\n", "Options")
+    result = chunks(f"# Options\n\nEvery option:\n\n{header}\n|{'---|' * 12}\n{rows}\n", "Options")
     assert max(count_tokens(c) + 2 for c in result) <= MAX_TOKENS
     body = "\n".join(chunk_body(c) for c in result)
     assert body.count("the a of this option") == 1 and body.count("| row ") == 40
+    assert all(chunk_body(c).startswith("Every option:\n| ") for c in result)  # the short lead still leads
 
 
 _WORDS = ("the", "session", "engine", "query", "column", "mapper", "cascade", "transaction", "identifier", "pool_size")
