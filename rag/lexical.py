@@ -111,6 +111,14 @@ class SpellingCorrector:
         return _SURFACE_WORD.sub(lambda match: self.correct_word(match.group(0)), text)
 
 
+def _weighted_tokens(text: str, heading_weight: int) -> list[str]:
+    """The tokens of a chunk, those of its heading path repeated ``heading_weight`` times."""
+    heading, sep, body = text.partition("\n\n")
+    if not sep or heading_weight == 1:
+        return tokenize(text)
+    return tokenize(heading) * heading_weight + tokenize(body)
+
+
 class LexicalIndex:
     """An immutable BM25 index over chunk texts, keyed by chunk id, with its corpus's speller."""
 
@@ -120,13 +128,20 @@ class LexicalIndex:
         self.speller = speller or SpellingCorrector({})
 
     @classmethod
-    def build(cls, ids: Sequence[int], texts: Sequence[str]) -> LexicalIndex:
-        """Tokenize and index ``texts``; ``ids[i]`` is the chunk id of ``texts[i]``."""
+    def build(cls, ids: Sequence[int], texts: Sequence[str], *, heading_weight: int = 1) -> LexicalIndex:
+        """Tokenize and index ``texts``; ``ids[i]`` is the chunk id of ``texts[i]``.
+
+        ``heading_weight``: how many times a chunk's heading path (its first paragraph, see
+        ``rag.ingestion.chunking``) counts, a simple form of BM25F's field weights: a word that
+        names the section says more about it than the same word met once in its body.
+        """
         if len(ids) != len(texts):
             raise ValueError(f"{len(ids)} ids for {len(texts)} texts")
+        if heading_weight < 1:
+            raise ValueError(f"heading_weight must be at least 1, not {heading_weight}")
         retriever = _bm25s().BM25(method="lucene")
         if texts:
-            retriever.index([tokenize(text) for text in texts], show_progress=False)
+            retriever.index([_weighted_tokens(text, heading_weight) for text in texts], show_progress=False)
         return cls(ids, retriever, SpellingCorrector.from_texts(texts))
 
     def __len__(self) -> int:

@@ -10,7 +10,9 @@
 #
 # Knobs: EVAL_CORPORA (names, default: all of them), EVAL_SPLITS (default "dev test"),
 # EVAL_ARGS (more eval_retrieval options, e.g. "--fusion hybrid -v 2"), EVAL_REBUILD=1 (rebuild
-# every knowledge base).
+# every knowledge base), EVAL_HISTORY=1 (the corpora with their release notes and changelogs too,
+# under var/eval/corpora-history/ and knowledge bases <name>-history; same questions, and the
+# help-centre sets are skipped).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -52,13 +54,20 @@ build_kb() {
   fi
 }
 
-$BIN/python -m rag.eval.corpora fetch $CORPORA
+if [ "${EVAL_HISTORY:-0}" = 1 ]; then
+  SOURCES=var/eval/corpora-history SUFFIX=-history
+  $BIN/python -m rag.eval.corpora fetch --with-history --dest "$SOURCES" $CORPORA
+else
+  SOURCES=var/eval/corpora SUFFIX=
+  $BIN/python -m rag.eval.corpora fetch $CORPORA
+fi
 for corpus in $CORPORA; do
-  echo "== $corpus"
-  build_kb "$corpus" "var/eval/corpora/$corpus" ingest "var/eval/corpora/$corpus"
-  in_kb "$corpus" $BIN/python manage.py eval_retrieval "rag/eval/retrieval/$corpus.jsonl" \
+  echo "== $corpus$SUFFIX"
+  build_kb "$corpus$SUFFIX" "$SOURCES/$corpus" ingest "$SOURCES/$corpus"
+  in_kb "$corpus$SUFFIX" $BIN/python manage.py eval_retrieval "rag/eval/retrieval/$corpus.jsonl" \
     "${SPLIT_ARGS[@]}" ${EVAL_ARGS:-}
 done
+[ "${EVAL_HISTORY:-0}" = 1 ] && exit 0
 
 echo "== help-centre (regression sets, no split)"
 build_kb help-centre documents populate_documents

@@ -191,7 +191,8 @@ class _LexicalHolder:
         # once, which costs time, not correctness.
         rows = list(Chunk.objects.filter(readable_in(scope, via="document__")).values_list("id", "text"))
         ids = [row[0] for row in rows]
-        index = LexicalIndex.build(ids, [row[1] for row in rows]) if rows else None
+        texts = [row[1] for row in rows]
+        index = LexicalIndex.build(ids, texts, heading_weight=settings.RAG_HEADING_WEIGHT) if rows else None
         self._keep(scope, _Built(index, _contents_of(ids), version))
         return index
 

@@ -46,3 +46,9 @@ def test_debug_defaults_off():
         env=PRODUCTION_ENV,
     )
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_a_heading_weight_under_one_is_refused_at_startup():
+    result = run_manage("check", env=PRODUCTION_ENV | {"RAG_HEADING_WEIGHT": "0"})
+    assert result.returncode != 0
+    assert "RAG_HEADING_WEIGHT must be at least 1" in result.stderr

@@ -102,3 +102,24 @@ def test_corpora_are_pinned_and_named_uniquely():
 def test_list_prints_the_names(capsys):
     assert corpora.main(["list"]) == 0
     assert capsys.readouterr().out.split() == [corpus.name for corpus in corpora.CORPORA]
+
+
+def test_with_history_keeps_the_release_notes_and_nothing_else(sdist, tmp_path):
+    corpus, downloads = sdist
+    dated = Corpus(
+        name="demo",
+        package="demo",
+        version="1.0",
+        sha256=corpus.sha256,
+        exclude=("changelog.rst", "notes.txt"),
+        history=("changelog.rst",),
+    )
+    assert "2 files" in fetch(dated, dest_root=tmp_path / "plain", downloads=downloads)
+    assert "3 files" in fetch(dated.with_history(), dest_root=tmp_path / "history", downloads=downloads)
+    assert (tmp_path / "history" / "demo" / "changelog.rst").exists()
+    assert not (tmp_path / "history" / "demo" / "notes.txt").exists()
+
+
+def test_every_history_pattern_is_one_the_corpus_leaves_out():
+    for corpus in corpora.CORPORA:
+        assert set(corpus.history) <= set(corpus.exclude), corpus.name

@@ -99,3 +99,23 @@ def test_bm25s_logs_at_the_configured_level_after_its_import(monkeypatch):
     monkeypatch.setattr(logger, "level", logging.WARNING)
     LexicalIndex.build([1], ["refunds take five days"])
     assert logger.level == logging.WARNING
+
+
+def test_heading_words_count_heading_weight_times():
+    # The same word once in each chunk, of the same length: in the body of the first, in the
+    # heading path of the second. Counted once, the tie goes to the first; counted three
+    # times, the section named by it comes first.
+    texts = [
+        "Deployment › Servers\n\nThe session cookie is signed with the secret key.",
+        "Deployment › Session\n\nThe servers cookie is signed with the secret key.",
+    ]
+    plain = LexicalIndex.build([1, 2], texts)
+    weighted = LexicalIndex.build([1, 2], texts, heading_weight=3)
+    assert [chunk_id for chunk_id, _ in plain.search("session", top_k=2)] == [1, 2]
+    assert [chunk_id for chunk_id, _ in weighted.search("session", top_k=2)] == [2, 1]
+    assert weighted.search("deployment", top_k=2)  # the repeated heading is still found
+
+
+def test_heading_weight_must_be_positive():
+    with pytest.raises(ValueError, match="heading_weight"):
+        LexicalIndex.build([1], ["Title\n\nbody"], heading_weight=0)
