@@ -60,6 +60,11 @@ class Document(models.Model):
     source = models.CharField(max_length=500, blank=True, default="", help_text="Where the text came from.")
     metadata = models.JSONField(default=dict, blank=True)
     content_hash = models.CharField(max_length=64, db_index=True)
+    # The mean of its chunks' vectors (retrieval's embedder, unit length, float32) and that
+    # embedder's name: retrieval's document-level ranking (rag.services.retrieval). Written by
+    # ingestion and ``manage.py reindex``; empty for documents ingested before it existed.
+    centroid = models.BinaryField(null=True, blank=True, editable=False)
+    centroid_model = models.CharField(max_length=200, blank=True, default="", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

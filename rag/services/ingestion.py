@@ -155,6 +155,16 @@ def _unit_spans(text: str) -> tuple[list[list[Span]], list[str]]:
     return spans, fallbacks
 
 
+def centroid_of(vectors: Any) -> bytes | None:
+    """The unit-length mean of a document's chunk vectors, as float32 bytes (``Document.centroid``)."""
+    matrix = np.asarray(vectors, dtype=np.float32)
+    if matrix.ndim != 2 or not len(matrix):
+        return None
+    mean = matrix.mean(axis=0)
+    norm = float(np.linalg.norm(mean))
+    return (mean / norm).astype(np.float32).tobytes() if norm else None
+
+
 def _pack(matrices: Sequence[Any]) -> list[bytes]:
     """Each chunk's unit vectors as float16 bytes (``Chunk.unit_vectors``)."""
     return [np.ascontiguousarray(matrix, dtype=np.float16).tobytes() for matrix in matrices]
@@ -208,6 +218,9 @@ def _write_batch(batch: list[_Planned]) -> list[IngestResult]:
             item = planned.item
             doc.title, doc.content, doc.category = item.title, item.content, item.category
             doc.source, doc.metadata, doc.content_hash = item.source, item.metadata or {}, planned.digest
+            first = len(new_chunks)
+            doc.centroid = centroid_of(vectors[first : first + len(planned.texts)]) if vectors is not None else None
+            doc.centroid_model = embedder.name if doc.centroid is not None else ""
             doc.save()
             chunks = [
                 Chunk(document=doc, index=i, text=t, unit_vectors=units[len(new_chunks) + i])
@@ -364,21 +377,40 @@ def index_rebuild(*, batch_size: int = 256, progress: Progress | None = None) ->
     store = get_vector_store()
     store.reset(embedder_name=embedder.name, dimension=embedder.dimension)
     total = 0
+    sums: dict[int, tuple[Any, int]] = {}  # document id: (sum of its chunk vectors, chunk count)
     queryset = Chunk.objects.select_related("document").order_by("id")
     batch: list[Chunk] = []
     for chunk in queryset.iterator(chunk_size=batch_size):
         batch.append(chunk)
         if len(batch) >= batch_size:
-            total += _index_batch(batch, embedder, store, progress)
+            total += _index_batch(batch, embedder, store, progress, sums)
             batch = []
     if batch:
-        total += _index_batch(batch, embedder, store, progress)
+        total += _index_batch(batch, embedder, store, progress, sums)
+    _write_centroids(sums, embedder.name)
     knowledge_base_changed()
     return total
 
 
-def _index_batch(batch: list[Chunk], embedder: Any, store: Any, progress: Progress | None) -> int:
+def _write_centroids(sums: dict[int, tuple[Any, int]], model: str) -> None:
+    """Store each document's centroid from the sums of its chunk vectors. Like the rest of
+    ``reindex``, this expects no ingestion meanwhile: a document replaced during the rebuild would
+    keep the centroid of its old chunks until it is ingested again."""
+    documents = []
+    for document_id, (total, count) in sums.items():
+        centroid = centroid_of(np.asarray(total, dtype=np.float32)[None, :] / count)
+        documents.append(Document(pk=document_id, centroid=centroid, centroid_model=model if centroid else ""))
+    for start in range(0, len(documents), 500):
+        Document.objects.bulk_update(documents[start : start + 500], ["centroid", "centroid_model"])
+
+
+def _index_batch(
+    batch: list[Chunk], embedder: Any, store: Any, progress: Progress | None, sums: dict[int, tuple[Any, int]]
+) -> int:
     vectors = embedder.embed_documents([c.text for c in batch])
+    for chunk, vector in zip(batch, np.asarray(vectors, dtype=np.float32), strict=True):
+        total, count = sums.get(chunk.document_id, (0.0, 0))
+        sums[chunk.document_id] = (total + vector, count + 1)
     missing = [c for c in batch if c.unit_vectors is None]
     if missing:  # chunks ingested before unit vectors existed
         for chunk, packed in zip(missing, unit_vectors([c.text for c in missing]), strict=True):

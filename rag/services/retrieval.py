@@ -2,6 +2,12 @@
 densely and lexically, fuse the rankings (reciprocal rank fusion), group by document and keep
 the best documents whose similarity reaches ``RAG_MIN_SCORE``.
 
+Hybrid retrieval also ranks whole documents: each dense ranking of chunks comes with a ranking of
+the documents by their centroid (the mean of their chunks' vectors, ``Document.centroid``), and a
+document's score is its best chunk's fused score plus its centroid votes (RRF, same k). A page
+about the question's topic gains; a page that mentions everything once (a changelog, release
+notes) does not, since its centroid is about nothing in particular.
+
 Every search runs in a ``RetrievalScope`` (DESIGN §8): the vector store searches only the chunks
 the scope may read, the lexical index and its spelling corrector are built from those chunks
 alone, and the database read of the winners is scoped too. Query embeddings are shared between
@@ -15,10 +21,12 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, Max, Sum
@@ -124,36 +132,118 @@ def embed_queries(texts: Sequence[str], *, use_cache: bool = True) -> list[Vecto
     return [vectors[i] for i in range(len(texts))]
 
 
-Contents = tuple[int, int, int]  # a scope's chunks: (count, largest id, sum of ids)
+Ids = tuple[int, int, int]  # (count, largest id, sum of ids)
+Contents = tuple[Ids, Ids]  # a scope's chunks, and its documents that have a centroid
+
+
+@dataclass(frozen=True)
+class DocumentVectors:
+    """The centroids of the documents a scope reads (``Document.centroid``), one unit row each."""
+
+    ids: npt.NDArray[np.int64]
+    matrix: Vectors
+    rows: dict[int, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rows", {int(document_id): row for row, document_id in enumerate(self.ids.tolist())})
+
+    def ranking(self, vector: Vectors) -> DocumentRanking | None:
+        """The documents ranked by the cosine of their centroid to ``vector``; None when there are
+        none or they are of another dimension than ``vector``."""
+        query = np.asarray(vector, dtype=np.float32)
+        if not self.ids.size or self.matrix.shape[1] != query.shape[0]:
+            return None
+        similarities = self.matrix @ query
+        return DocumentRanking(self.rows, similarities, np.sort(similarities))
+
+
+@dataclass(frozen=True)
+class DocumentRanking:
+    """One ranking of a scope's documents by centroid. Ranks are read for the few documents that
+    are candidates (a search in the sorted similarities), not written out for thousands."""
+
+    rows: dict[int, int]
+    similarities: npt.NDArray[np.float32]
+    ascending: npt.NDArray[np.float32]
+
+    def rank(self, document_id: int) -> int | None:
+        """1 for the closest centroid (documents of equal similarity share a rank); None for a
+        document without one."""
+        row = self.rows.get(document_id)
+        if row is None:
+            return None
+        above = self.ascending.size - int(np.searchsorted(self.ascending, self.similarities[row], side="right"))
+        return above + 1
 
 
 @dataclass(frozen=True)
 class _Built:
-    """A scope's lexical index, what it was built from, and the version it was last known current at."""
+    """A scope's lexical index and document centroids, what they were built from, and the
+    version they were last known current at."""
 
     index: LexicalIndex | None
+    documents: DocumentVectors | None
     contents: Contents
     version: object
 
 
-def _contents_of(ids: Sequence[int]) -> Contents:
-    return len(ids), max(ids, default=0), sum(ids)
-
-
-def _scope_contents(scope: RetrievalScope) -> Contents:
-    """What ``scope`` reads now, told by its chunk ids. Chunks are never edited in place (a changed
-    document gets new chunks) and ids are never reused, so any write to the scope's documents
-    changes the count, the largest id or the sum, and a write elsewhere changes none of them."""
-    found = Chunk.objects.filter(readable_in(scope, via="document__")).aggregate(
-        count=Count("id"), largest=Max("id"), total=Sum("id")
-    )
+def _ids_of(found: dict[str, Any]) -> Ids:
     # int(): PostgreSQL sums a bigint column as numeric (a Decimal here).
     return int(found["count"] or 0), int(found["largest"] or 0), int(found["total"] or 0)
 
 
+def _contents_of(ids: Sequence[int]) -> Ids:
+    return len(ids), max(ids, default=0), sum(ids)
+
+
+def _scope_contents(scope: RetrievalScope) -> Contents:
+    """What ``scope`` reads now, told by its chunk ids and the ids of its documents that have a
+    centroid. Chunks are never edited in place (a changed document gets new chunks) and ids are
+    never reused, so any write to the scope's documents changes the count, the largest id or the
+    sum of its chunks, and a write elsewhere changes none of them; ``reindex``, which keeps the
+    chunks, shows as documents gaining a centroid."""
+    ids = {"count": Count("id"), "largest": Max("id"), "total": Sum("id")}
+    chunks = Chunk.objects.filter(readable_in(scope, via="document__")).aggregate(**ids)
+    centred = Document.objects.filter(readable_in(scope)).exclude(centroid_model="").aggregate(**ids)
+    return _ids_of(chunks), _ids_of(centred)
+
+
+def _document_vectors(scope: RetrievalScope) -> tuple[DocumentVectors | None, Ids]:
+    """The centroids of the documents ``scope`` reads, if this process's embedder made one for
+    every document that has chunks, and the ids of every document in the scope with a centroid
+    (of any embedder: ``_scope_contents``).
+
+    All or none: votes for only some documents (those ingested since an upgrade, say) would favour
+    them over the rest, so until ``manage.py reindex`` gives every document its centroid, documents
+    are ranked by their chunks alone.
+    """
+    rows = list(
+        Document.objects.filter(readable_in(scope))
+        .exclude(centroid_model="")
+        .values_list("id", "centroid", "centroid_model")
+    )
+    model = get_embedder().name
+    mine = [(document_id, bytes(centroid)) for document_id, centroid, name in rows if name == model and centroid]
+    sizes = {len(centroid) for _, centroid in mine}
+    with_chunks = Chunk.objects.filter(readable_in(scope, via="document__")).values("document_id").distinct().count()
+    vectors = None
+    if len(mine) < with_chunks:
+        logger.warning(
+            "%d of %d documents have no centroid from %s: documents are ranked by their chunks alone "
+            "until `manage.py reindex` gives them one",
+            with_chunks - len(mine),
+            with_chunks,
+            model,
+        )
+    elif len(sizes) == 1:
+        matrix = np.frombuffer(b"".join(centroid for _, centroid in mine), dtype=np.float32).reshape(len(mine), -1)
+        vectors = DocumentVectors(np.asarray([i for i, _ in mine], dtype=np.int64), matrix)
+    return vectors, _contents_of([row[0] for row in rows])
+
+
 class _LexicalHolder:
-    """This process's lexical indexes, one per scope, kept while the chunks their scope reads stay
-    the same.
+    """This process's lexical indexes and document centroids, one of each per scope, kept while
+    the chunks their scope reads stay the same.
 
     One index per scope rather than one filtered index: BM25's term statistics, the vocabulary
     that tells unknown terms (and so abstentions) and the spelling corrector's words all come from
@@ -174,6 +264,14 @@ class _LexicalHolder:
         self._indexes: OrderedDict[RetrievalScope, _Built] = OrderedDict()
 
     def get(self, scope: RetrievalScope = RetrievalScope()) -> LexicalIndex | None:
+        """The BM25 index of what ``scope`` reads (None if it reads no chunk)."""
+        return self.built(scope).index
+
+    def documents(self, scope: RetrievalScope = RetrievalScope()) -> DocumentVectors | None:
+        """The centroids of the documents ``scope`` reads (None if none has one of this embedder)."""
+        return self.built(scope).documents
+
+    def built(self, scope: RetrievalScope) -> _Built:
         scope = _effective_scope(scope)
         version = KNOWLEDGE_BASE_VERSION.get()
         with self._lock:
@@ -181,10 +279,11 @@ class _LexicalHolder:
             if built is not None:
                 self._indexes.move_to_end(scope)
                 if built.version == version:
-                    return built.index
+                    return built
         if built is not None and _scope_contents(scope) == built.contents:
-            self._keep(scope, replace(built, version=version))
-            return built.index
+            built = replace(built, version=version)
+            self._keep(scope, built)
+            return built
         # Built outside the lock, so that searches in other scopes do not wait for this build
         # (tens of ms with the shipped shared base). Tagged with the ids it was built from, so a
         # write landing meanwhile is seen at the next look; two threads may both build one scope
@@ -193,8 +292,10 @@ class _LexicalHolder:
         ids = [row[0] for row in rows]
         texts = [row[1] for row in rows]
         index = LexicalIndex.build(ids, texts, heading_weight=settings.RAG_HEADING_WEIGHT) if rows else None
-        self._keep(scope, _Built(index, _contents_of(ids), version))
-        return index
+        documents, centred = _document_vectors(scope)
+        built = _Built(index, documents, (_contents_of(ids), centred), version)
+        self._keep(scope, built)
+        return built
 
     def _keep(self, scope: RetrievalScope, built: _Built) -> None:
         with self._lock:
@@ -268,21 +369,44 @@ def combine_with_previous(first: Vectors, second: Vectors, first_words: int, sec
 
 @dataclass
 class _Rankings:
-    """The ranked chunk ids of each retriever, their fusion weights, and each chunk's best cosine."""
+    """The ranked chunk ids of each retriever, their fusion weights, and each chunk's best cosine;
+    and the document rankings by centroid that go with the dense ones."""
 
     scope: RetrievalScope = RetrievalScope()
+    documents: DocumentVectors | None = None
     lists: list[list[int]] = field(default_factory=list)
     weights: list[float] = field(default_factory=list)
     cosine: dict[int, float] = field(default_factory=dict)
+    # (document ranking, index in ``lists`` of the dense ranking it goes with: they share its weight)
+    document_rankings: list[tuple[DocumentRanking, int]] = field(default_factory=list)
 
     def add_dense(self, vector: Vectors, candidates: int, weight: float) -> float:
-        """Add the dense ranking of ``vector``; returns its best cosine (0 if nothing matched)."""
+        """Add the dense ranking of ``vector`` (and its document ranking); returns its best cosine
+        (0 if nothing matched)."""
         matches = get_vector_store().query(vector, top_k=candidates, scope=self.scope)
         self.lists.append([m.id for m in matches])
         self.weights.append(weight)
         for match in matches:
             self.cosine[match.id] = max(self.cosine.get(match.id, 0.0), match.score)
+        ranking = self.documents.ranking(vector) if self.documents is not None else None
+        if ranking is not None and settings.RAG_DOCUMENT_WEIGHT > 0:
+            self.document_rankings.append((ranking, len(self.lists) - 1))
         return max((match.score for match in matches), default=0.0)
+
+    def centroid_ideal(self, k: int) -> float:
+        """The most centroid votes a document can get (first in every document ranking)."""
+        return sum(self.weights[position] * settings.RAG_DOCUMENT_WEIGHT for _, position in self.document_rankings) / (
+            k + 1
+        )
+
+    def centroid_votes(self, document_id: int, k: int) -> float:
+        """A document's reciprocal-rank votes from the document rankings."""
+        votes = 0.0
+        for ranking, position in self.document_rankings:
+            rank = ranking.rank(document_id)
+            if rank is not None:
+                votes += self.weights[position] * settings.RAG_DOCUMENT_WEIGHT / (k + rank)
+        return votes
 
     def best_cosine(self, vector: Vectors) -> float:
         """The best cosine of ``vector`` to any chunk, without adding a ranking."""
@@ -314,12 +438,13 @@ def retrieve(
     if fusion not in FUSION_MODES:
         raise ValueError(f"fusion must be one of {FUSION_MODES}, not {fusion!r}")
     candidates = max(settings.RAG_CANDIDATES, top_k * 4)
-    index = lexical_index.get(scope) if fusion != "dense" else None
+    built = lexical_index.built(scope) if fusion != "dense" else None
+    index = built.index if built is not None else None
     # Words the knowledge base never uses are corrected against its vocabulary, for both rankings.
     searched = index.speller.correct(query) if index is not None else query
     previous = _previous_question(query, history)
     lexical_weight = settings.RAG_LEXICAL_WEIGHT
-    rankings = _Rankings(scope=scope)
+    rankings = _Rankings(scope=scope, documents=built.documents if built is not None and fusion == "hybrid" else None)
     vectors: list[Vectors] = []
     own_best = 0.0
     if fusion != "lexical":
@@ -347,9 +472,16 @@ def retrieve(
         context = previous if leans else f"{previous}\n{searched}"
         rankings.add_lexical(index, context, candidates, factor * lexical_weight)
     fused = reciprocal_rank_fusion(rankings.lists, k=settings.RAG_RRF_K, weights=rankings.weights)
-    ideal = sum(w / (settings.RAG_RRF_K + 1) for w in rankings.weights) or 1.0
+    k = settings.RAG_RRF_K
+    ideal = sum(w / (k + 1) for w in rankings.weights) + rankings.centroid_ideal(k) or 1.0
     documents = _group_by_document(
-        fused, rankings.cosine, top_k, ideal, check_similarity=fusion != "lexical", scope=scope
+        fused,
+        rankings.cosine,
+        top_k,
+        ideal,
+        lambda document_id: rankings.centroid_votes(document_id, k),
+        check_similarity=fusion != "lexical",
+        scope=scope,
     )
     took_ms = round((time.perf_counter() - started) * 1000, 2)
     unknown = tuple(index.unknown_terms(searched)) if index is not None else ()
@@ -405,15 +537,18 @@ def _group_by_document(
     cosine: dict[int, float],
     top_k: int,
     ideal: float,
+    centroid_votes: Callable[[int], float],
     *,
     check_similarity: bool,
     scope: RetrievalScope,
 ) -> list[RetrievedDocument]:
-    """Documents in the order of their best chunk's fused rank, with a relevance score in 0-1.
+    """Documents by their best chunk's fused score plus their centroid votes, with a relevance
+    score in 0-1.
 
-    ``score`` is the best chunk's fused score as a share of the ideal one (first in every
-    ranking), so results are ordered by the score they show. A document whose best cosine
-    similarity is under ``RAG_MIN_SCORE`` is not used: lexical overlap alone is not relevance.
+    A document is a candidate when one of its chunks is. ``score`` is its score as a share of the
+    ideal one (first in every ranking), so results are ordered by the score they show. A document
+    whose best cosine similarity is under ``RAG_MIN_SCORE`` is not used: lexical overlap alone is
+    not relevance.
     """
     rows = _chunk_rows([chunk_id for chunk_id, _ in fused], scope)
     grouped: dict[int, list[_ChunkRow]] = {}
@@ -422,9 +557,12 @@ def _group_by_document(
         row = rows.get(chunk_id)
         if row is not None:
             grouped.setdefault(row.document_id, []).append(row)
-            best_score.setdefault(row.document_id, score)
+            if row.document_id not in best_score:
+                best_score[row.document_id] = score + centroid_votes(row.document_id)
     results = []
-    for document_id, doc_chunks in grouped.items():
+    # sorted() is stable: a tie keeps the order of the documents' best chunks.
+    for document_id in sorted(grouped, key=lambda document_id: -best_score[document_id]):
+        doc_chunks = grouped[document_id]
         similarity = max(cosine.get(c.id, 0.0) for c in doc_chunks)
         if check_similarity and similarity < settings.RAG_MIN_SCORE:
             continue

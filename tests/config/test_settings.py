@@ -52,3 +52,9 @@ def test_a_heading_weight_under_one_is_refused_at_startup():
     result = run_manage("check", env=PRODUCTION_ENV | {"RAG_HEADING_WEIGHT": "0"})
     assert result.returncode != 0
     assert "RAG_HEADING_WEIGHT must be at least 1" in result.stderr
+
+
+def test_a_negative_document_weight_is_refused_at_startup():
+    result = run_manage("check", env=PRODUCTION_ENV | {"RAG_DOCUMENT_WEIGHT": "-1"})
+    assert result.returncode != 0
+    assert "RAG_DOCUMENT_WEIGHT must not be negative" in result.stderr

@@ -213,3 +213,33 @@ def test_a_rechunk_keeps_each_document_in_its_workspace():
     assert get_vector_store().query(vector, top_k=1000) == []  # nothing of it in the shared base
     scoped = get_vector_store().query(vector, top_k=1000, scope=RetrievalScope(workspace.pk))
     assert {m.id for m in scoped} == set(own.chunks.values_list("id", flat=True))
+
+
+def stored_centroid(document: Document):
+    import numpy as np
+
+    document.refresh_from_db()
+    assert document.centroid is not None
+    return np.frombuffer(bytes(document.centroid), dtype=np.float32)
+
+
+def test_each_document_keeps_the_unit_mean_of_its_chunk_vectors():
+    import numpy as np
+
+    document = document_ingest(item=DocumentInput(title="Sessions", content=LONG, source="s.md")).document
+    texts = list(document.chunks.order_by("index").values_list("text", flat=True))
+    assert len(texts) > 1
+    mean = np.asarray(get_embedder().embed_documents(texts)).mean(axis=0)
+    assert np.allclose(stored_centroid(document), mean / np.linalg.norm(mean), atol=1e-5)
+    assert document.centroid_model == get_embedder().name
+
+
+def test_reindex_gives_documents_from_before_centroids_existed_theirs():
+    import numpy as np
+
+    document = document_ingest(item=DocumentInput(title="Sessions", content=LONG, source="s.md")).document
+    expected = stored_centroid(document)
+    Document.objects.update(centroid=None, centroid_model="")  # as the migration leaves older documents
+    index_rebuild(batch_size=3)  # a document's chunks fall in several batches
+    assert np.allclose(stored_centroid(document), expected, atol=1e-5)
+    assert document.centroid_model == get_embedder().name

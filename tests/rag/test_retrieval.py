@@ -249,3 +249,97 @@ def test_workspaces_without_documents_share_the_shared_base_lexical_index(db):
     document_ingest(item=DocumentInput(title="Own", content="Badges open the east door.", workspace_id=first.pk))
     own = lexical_index.get(RetrievalScope(workspace_id=first.pk))
     assert own is not None and own is not lexical_index.get(RetrievalScope()) and len(own) == 2
+
+
+GUIDE = """# Periodic tasks
+
+## Crontab schedules
+
+A crontab schedule fires at fixed times: give it the day of the week, the hour and the minute, as a cron
+table line would.
+
+## Intervals
+
+An interval schedule runs a task every few seconds or minutes, counted from when the scheduler started.
+
+## The beat scheduler
+
+The beat process reads the schedule and sends each task to the workers when it is due. Run exactly one
+beat process.
+"""
+
+CHANGES = """# Change history
+
+## 2.1.1
+
+- Have a task run every Monday morning at 7:30: fixed, such a task ran at 7:00.
+
+## 2.1.0
+
+- Fixed a memory leak in the Redis result backend.
+- The SQS transport accepts a region option.
+
+## 2.0.3
+
+- Pickle is no longer the default serializer.
+- The AMQP connection is retried on startup.
+
+## 2.0.2
+
+- Worker log lines show the process id.
+- Documentation: the installation page lists the supported Python versions.
+"""
+
+
+@pytest.fixture
+def guide_and_changelog(knowledge_base):
+    from rag.services.ingestion import DocumentInput, document_ingest
+
+    for title, source, text in [("Change history", "changes.md", CHANGES), ("Periodic tasks", "guide.md", GUIDE)]:
+        document_ingest(item=DocumentInput(title=title, source=source, content=text))
+
+
+def test_the_page_about_a_topic_outranks_a_changelog_that_mentions_it_in_passing(guide_and_changelog, settings):
+    """The changelog's one-line section is the closest chunk, and chunks alone put it first; the
+    guide's centroid is about scheduling tasks, the changelog's about nothing in particular."""
+    question = "how do I run a task every week"
+    settings.RAG_DOCUMENT_WEIGHT = 0.0
+    assert sources(retrieve(query=question))[:2] == ["changes.md", "guide.md"]
+    settings.RAG_DOCUMENT_WEIGHT = 1.0
+    assert sources(retrieve(query=question))[:2] == ["guide.md", "changes.md"]
+    assert sources(retrieve(query=question, fusion="dense"))[:2] == ["changes.md", "guide.md"]  # chunks alone
+
+
+def test_document_vectors_rank_by_centroid_and_ignore_another_dimension():
+    import numpy as np
+
+    from rag.services.retrieval import DocumentVectors
+
+    vectors = DocumentVectors(
+        np.asarray([7, 3, 5, 9]), np.asarray([[1, 0], [0, 1], [0.6, 0.8], [0.6, 0.8]], dtype=np.float32)
+    )
+    ranking = vectors.ranking(np.asarray([0, 1], dtype=np.float32))
+    assert ranking is not None
+    assert [ranking.rank(document_id) for document_id in (3, 5, 9, 7, 4)] == [1, 2, 2, 4, None]  # 4: no centroid
+    assert vectors.ranking(np.asarray([1, 0, 0], dtype=np.float32)) is None  # another embedder's dimension
+    assert (
+        DocumentVectors(np.asarray([], dtype=np.int64), np.zeros((0, 2), np.float32)).ranking(np.ones(2, np.float32))
+        is None
+    )
+
+
+def test_centroids_written_by_a_reindex_are_used_without_a_restart(knowledge_base, caplog):
+    """A document from before centroids existed gets one from ``reindex`` (in any process): the
+    chunks stay the same, and the next search sees the new centroid all the same. Until then no
+    document gets centroid votes, or the others would be favoured over it."""
+    from rag.models import Document
+    from rag.services.ingestion import index_rebuild
+    from rag.services.retrieval import knowledge_base_changed, lexical_index
+
+    Document.objects.filter(pk=knowledge_base[0].pk).update(centroid=None, centroid_model="")
+    knowledge_base_changed()
+    assert lexical_index.documents() is None
+    assert "1 of 5 documents have no centroid" in caplog.text and "manage.py reindex" in caplog.text
+    index_rebuild()
+    found = lexical_index.documents()
+    assert found is not None and sorted(found.ids.tolist()) == sorted(d.pk for d in knowledge_base)
