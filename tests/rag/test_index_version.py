@@ -234,6 +234,17 @@ def test_health_reports_vectors_and_chunks_and_degrades_when_they_differ(staff_c
     assert anon_client.get("/api/health/").json()["status"] == "ok"
 
 
+def test_health_degrades_until_every_document_has_its_centroid(staff_client, anon_client, knowledge_base):
+    assert staff_client.get("/api/health/").json()["checks"]["vector_store"]["documents_without_centroid"] == 0
+    Document.objects.filter(pk=knowledge_base[0].pk).update(centroid=None, centroid_model="")  # from before them
+    public = anon_client.get("/api/health/").json()
+    assert public["status"] == "degraded"
+    assert "1 documents have no centroid" in public["checks"]["vector_store"]["hint"]
+    assert staff_client.get("/api/health/").json()["checks"]["vector_store"]["documents_without_centroid"] == 1
+    call_command("reindex")
+    assert anon_client.get("/api/health/").json()["status"] == "ok"
+
+
 # --- two real processes -----------------------------------------------------------------------
 
 
