@@ -58,3 +58,17 @@ def test_a_negative_document_weight_is_refused_at_startup():
     result = run_manage("check", env=PRODUCTION_ENV | {"RAG_DOCUMENT_WEIGHT": "-1"})
     assert result.returncode != 0
     assert "RAG_DOCUMENT_WEIGHT must not be negative" in result.stderr
+
+
+def test_every_process_caps_openblas_at_one_thread():
+    code = "import sys, os; sys.stdout.write(os.environ.get('OPENBLAS_NUM_THREADS', 'unset'))"
+    assert run_manage("shell", "--no-imports", "-c", code, env=PRODUCTION_ENV).stdout == "1"
+    chosen = run_manage("shell", "--no-imports", "-c", code, env=PRODUCTION_ENV | {"OPENBLAS_NUM_THREADS": "2"})
+    assert chosen.stdout == "2"  # the environment's choice wins
+
+
+def test_the_cap_is_set_before_anything_loads_numpy():
+    """OpenBLAS reads the variable once, when numpy loads it: the config package must come first."""
+    code = "import sys; import config; sys.stdout.write(str('numpy' in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.stdout == "False", result.stderr
