@@ -50,6 +50,12 @@ _DROPPED = {
     "tabularcolumns", "graphviz", "figure", "program", "default-role", "role", "testsetup",
     "testcleanup", "ifconfig", "py:currentmodule", "py:module", "codeauthor", "rubric", "csv-table",
 }  # fmt: skip
+# Object descriptions, which show their argument (a signature) even without a body.
+_SIGNATURES = {
+    "function", "class", "method", "classmethod", "staticmethod", "attribute", "property", "data",
+    "exception", "decorator", "decoratormethod", "describe", "object", "option", "cmdoption", "envvar",
+    "confval", "type", "member", "macro", "var",
+}  # fmt: skip
 _CODE = {"code-block", "code", "sourcecode", "doctest", "testcode", "testoutput", "prompt", "parsed-literal"}
 # Directives that label their content; the label reads as a lead-in.
 _LABELS = {
@@ -252,6 +258,13 @@ class _Parser:
         short = name.rsplit(":", 1)[-1]
         if not name or short in _DROPPED or name in _DROPPED:
             return  # a comment, a link target, or a directive with no prose
+        if not body and not (
+            short in _SIGNATURES or short.startswith("auto") or short in _LABELS or short in _VERSIONS
+        ):
+            # A cross-reference target of the project's own (Sphinx ``add_crossref_type``:
+            # ``.. setting:: NAME`` before the setting's heading, ``.. signal:: name``): it renders
+            # nothing, and read as a line it would end the section before with the next one's name.
+            return
         if short in _CODE:
             self.code(body)
             return

@@ -220,3 +220,16 @@ def test_sentence_splitter_keeps_abbreviations_and_numbers():
 def test_content_hash_ignores_only_cosmetic_whitespace(a: str, b: str):
     assert content_hash("T", a) == content_hash("T", b)
     assert content_hash("T", "Refunds take 14 days.") != content_hash("T", "Refunds take 15 days.")
+
+
+def test_a_cross_reference_target_leaves_nothing_behind():
+    """``.. setting:: NAME`` (Sphinx's add_crossref_type: Scrapy, Celery) renders nothing; read as a
+    line, it ended each setting's section with the next setting's name. Object descriptions still
+    show their signature without a body."""
+    text = (
+        "Settings\n========\n\n.. setting:: FIRST\n\nFIRST\n-----\n\nDefault: 1.\n\n"
+        ".. setting:: SECOND\n\nSECOND\n------\n\nDefault: 2.\n\n.. signal:: started\n.. function:: run(spider)\n"
+    )
+    result = chunks(text, "Settings")
+    assert result[0] == "Settings \u203a FIRST\n\nDefault: 1."
+    assert chunk_body(result[1]) == "Default: 2.\n\nrun(spider)"
