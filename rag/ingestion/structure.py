@@ -258,12 +258,13 @@ class _Parser:
         short = name.rsplit(":", 1)[-1]
         if not name or short in _DROPPED or name in _DROPPED:
             return  # a comment, a link target, or a directive with no prose
-        if not body and not (
-            short in _SIGNATURES or short.startswith("auto") or short in _LABELS or short in _VERSIONS
-        ):
+        known = short in _SIGNATURES or short.startswith("auto") or short in _LABELS or short in _VERSIONS
+        if not body and not known and self.section_follows():
             # A cross-reference target of the project's own (Sphinx ``add_crossref_type``:
-            # ``.. setting:: NAME`` before the setting's heading, ``.. signal:: name``): it renders
-            # nothing, and read as a line it would end the section before with the next one's name.
+            # ``.. setting:: NAME`` before the setting's heading, ``.. signal:: name`` before its
+            # description): it renders nothing, and read as a line it would end the section before
+            # with the next one's name. One followed by prose may be an object type that shows its
+            # argument, and keeps it.
             return
         if short in _CODE:
             self.code(body)
@@ -276,6 +277,18 @@ class _Parser:
         elif argument:
             lead = f"{lead} {argument}"
         self.splice(body, lead)
+
+    def section_follows(self) -> bool:
+        """Whether the next non-blank line starts a heading or another directive (or the text ends)."""
+        j = self.i + 1
+        while j < len(self.lines) and not self.lines[j].strip():
+            j += 1
+        if j >= len(self.lines):
+            return True
+        line, after = self.lines[j], self.lines[j + 1] if j + 1 < len(self.lines) else ""
+        if _ATX.match(line) or _DIRECTIVE.match(line) or _is_underline(after, line):
+            return True
+        return bool(_UNDERLINE.match(line)) and j + 2 < len(self.lines) and _is_underline(self.lines[j + 2], after)
 
     def splice(self, body: list[str], lead: str) -> None:
         """Read the directive's body as ordinary text, led by its label."""

@@ -225,11 +225,13 @@ def test_content_hash_ignores_only_cosmetic_whitespace(a: str, b: str):
 def test_a_cross_reference_target_leaves_nothing_behind():
     """``.. setting:: NAME`` (Sphinx's add_crossref_type: Scrapy, Celery) renders nothing; read as a
     line, it ended each setting's section with the next setting's name. Object descriptions still
-    show their signature without a body."""
+    show their signature without a body, and so does an unknown directive followed by prose (it
+    may be an object type that shows its argument)."""
     text = (
         "Settings\n========\n\n.. setting:: FIRST\n\nFIRST\n-----\n\nDefault: 1.\n\n"
-        ".. setting:: SECOND\n\nSECOND\n------\n\nDefault: 2.\n\n.. signal:: started\n.. function:: run(spider)\n"
+        ".. setting:: SECOND\n\nSECOND\n------\n\nDefault: 2.\n\n.. signal:: started\n"
+        ".. function:: run(spider)\n\n.. cli-flag:: --dry-run\n\nPrints what would change.\n"
     )
     result = chunks(text, "Settings")
     assert result[0] == "Settings \u203a FIRST\n\nDefault: 1."
-    assert chunk_body(result[1]) == "Default: 2.\n\nrun(spider)"
+    assert chunk_body(result[1]) == "Default: 2.\n\nrun(spider)\n\n--dry-run\n\nPrints what would change."
