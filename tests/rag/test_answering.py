@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from rag.providers.extractive import NO_INFORMATION_ANSWER, ExtractiveGenerator
-from rag.providers.factory import get_passage_embedder, reset_providers
+from rag.providers.factory import get_embedder, get_passage_embedder, reset_providers
 from rag.services.answering import answer_question, answer_stream
 
 pytestmark = pytest.mark.django_db
@@ -110,6 +110,13 @@ def test_mistral_and_pinecone_end_to_end(settings, fake_mistral, fake_pinecone, 
     vector = upserts[0]["vectors"][0]
     assert vector["metadata"] == {"document_id": doc.pk, "chunk_index": 0, "category": "Guide"}
     assert len(vector["values"]) == 1024
+    # Its centroid comes from Mistral's vectors too, and hybrid retrieval ranks documents by it.
+    doc.refresh_from_db()
+    assert doc.centroid_model == get_embedder().name and len(bytes(doc.centroid or b"")) == 1024 * 4
+    from rag.services.retrieval import lexical_index
+
+    centroids = lexical_index.documents()
+    assert centroids is not None and centroids.matrix.shape == (1, 1024)
     answer = answer_question(question="Ask for a reset email at /api/auth/password/reset/.")
     assert answer.provider == "mistral" and answer.sources[0]["document_id"] == doc.pk
     assert any(r.path == "/v1/embeddings" for r in fake_mistral.requests)

@@ -161,6 +161,15 @@ def test_spelling_is_corrected_only_with_words_the_scope_reads(corpus: dict[str,
     assert acme_index is not None and acme_index.speller.correct("zenitth") == "zenitth"
 
 
+def test_document_centroids_are_those_the_scope_reads(corpus: dict[str, Any]) -> None:
+    """The document ranking by centroid, like BM25, is made of the scope's documents alone."""
+    for name, other in (("acme", "zenith"), ("zenith", "acme")):
+        centroids = lexical_index.documents(RetrievalScope(corpus[name].pk))
+        assert centroids is not None
+        assert set(centroids.ids.tolist()) == ids(corpus[f"{name}_docs"]) | ids(corpus["shared"])
+        assert not set(centroids.ids.tolist()) & ids(corpus[f"{other}_docs"])
+
+
 def test_an_answer_in_one_workspace_cites_nothing_of_another(corpus: dict[str, Any]) -> None:
     question = "How many days of paid holiday do employees get?"
     answer = answer_question(question=question, scope=RetrievalScope(corpus["acme"].pk))
