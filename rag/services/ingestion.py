@@ -377,7 +377,7 @@ def index_rebuild(*, batch_size: int = 256, progress: Progress | None = None) ->
     store = get_vector_store()
     store.reset(embedder_name=embedder.name, dimension=embedder.dimension)
     total = 0
-    sums: dict[int, tuple[Any, int]] = {}  # document id: (sum of its chunk vectors, chunk count)
+    sums: dict[int, Any] = {}  # document id: the sum of its chunk vectors (its direction is the centroid's)
     queryset = Chunk.objects.select_related("document").order_by("id")
     batch: list[Chunk] = []
     for chunk in queryset.iterator(chunk_size=batch_size):
@@ -392,25 +392,21 @@ def index_rebuild(*, batch_size: int = 256, progress: Progress | None = None) ->
     return total
 
 
-def _write_centroids(sums: dict[int, tuple[Any, int]], model: str) -> None:
+def _write_centroids(sums: dict[int, Any], model: str) -> None:
     """Store each document's centroid from the sums of its chunk vectors. Like the rest of
     ``reindex``, this expects no ingestion meanwhile: a document replaced during the rebuild would
     keep the centroid of its old chunks until it is ingested again."""
     documents = []
-    for document_id, (total, count) in sums.items():
-        centroid = centroid_of(np.asarray(total, dtype=np.float32)[None, :] / count)
+    for document_id, total in sums.items():
+        centroid = centroid_of(np.asarray(total, dtype=np.float32)[None, :])
         documents.append(Document(pk=document_id, centroid=centroid, centroid_model=model if centroid else ""))
-    for start in range(0, len(documents), 500):
-        Document.objects.bulk_update(documents[start : start + 500], ["centroid", "centroid_model"])
+    Document.objects.bulk_update(documents, ["centroid", "centroid_model"], batch_size=500)
 
 
-def _index_batch(
-    batch: list[Chunk], embedder: Any, store: Any, progress: Progress | None, sums: dict[int, tuple[Any, int]]
-) -> int:
+def _index_batch(batch: list[Chunk], embedder: Any, store: Any, progress: Progress | None, sums: dict[int, Any]) -> int:
     vectors = embedder.embed_documents([c.text for c in batch])
     for chunk, vector in zip(batch, np.asarray(vectors, dtype=np.float32), strict=True):
-        total, count = sums.get(chunk.document_id, (0.0, 0))
-        sums[chunk.document_id] = (total + vector, count + 1)
+        sums[chunk.document_id] = sums.get(chunk.document_id, 0.0) + vector
     missing = [c for c in batch if c.unit_vectors is None]
     if missing:  # chunks ingested before unit vectors existed
         for chunk, packed in zip(missing, unit_vectors([c.text for c in missing]), strict=True):

@@ -208,10 +208,10 @@ def _scope_contents(scope: RetrievalScope) -> Contents:
     return _ids_of(chunks), _ids_of(centred)
 
 
-def _document_vectors(scope: RetrievalScope) -> tuple[DocumentVectors | None, Ids]:
+def _document_vectors(scope: RetrievalScope, with_chunks: int) -> tuple[DocumentVectors | None, Ids]:
     """The centroids of the documents ``scope`` reads, if this process's embedder made one for
-    every document that has chunks, and the ids of every document in the scope with a centroid
-    (of any embedder: ``_scope_contents``).
+    each of the ``with_chunks`` documents that have chunks, and the ids of every document in the
+    scope with a centroid (of any embedder: ``_scope_contents``).
 
     All or none: votes for only some documents (those ingested since an upgrade, say) would favour
     them over the rest, so until ``manage.py reindex`` gives every document its centroid, documents
@@ -225,7 +225,6 @@ def _document_vectors(scope: RetrievalScope) -> tuple[DocumentVectors | None, Id
     model = get_embedder().name
     mine = [(document_id, bytes(centroid)) for document_id, centroid, name in rows if name == model and centroid]
     sizes = {len(centroid) for _, centroid in mine}
-    with_chunks = Chunk.objects.filter(readable_in(scope, via="document__")).values("document_id").distinct().count()
     vectors = None
     if len(mine) < with_chunks:
         logger.warning(
@@ -288,11 +287,11 @@ class _LexicalHolder:
         # (tens of ms with the shipped shared base). Tagged with the ids it was built from, so a
         # write landing meanwhile is seen at the next look; two threads may both build one scope
         # once, which costs time, not correctness.
-        rows = list(Chunk.objects.filter(readable_in(scope, via="document__")).values_list("id", "text"))
+        rows = list(Chunk.objects.filter(readable_in(scope, via="document__")).values_list("id", "text", "document_id"))
         ids = [row[0] for row in rows]
         texts = [row[1] for row in rows]
         index = LexicalIndex.build(ids, texts, heading_weight=settings.RAG_HEADING_WEIGHT) if rows else None
-        documents, centred = _document_vectors(scope)
+        documents, centred = _document_vectors(scope, len({row[2] for row in rows}))
         built = _Built(index, documents, (_contents_of(ids), centred), version)
         self._keep(scope, built)
         return built
