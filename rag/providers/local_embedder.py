@@ -127,24 +127,7 @@ def load_runtime(threads: int, fast: bool = False) -> _Runtime:
                 ) from exc
             _RUNTIMES[key] = runtime
             logger.info("Loaded local embedding model %s (%d threads, fast=%s)", MODEL_ID, threads, fast)
-            if fast and not int8_dot_products_exact():
-                logger.warning(
-                    "This CPU has AVX2 but no VNNI: onnxruntime's int8 kernels may saturate here, which can "
-                    "cost the int8 embedder (RAG_EMBEDDER=local-fast) some accuracy; RAG_EMBEDDER=local "
-                    "(float32) avoids it (then run manage.py reindex --rechunk)."
-                )
     return runtime
-
-
-def int8_dot_products_exact(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """False on an x86 CPU with AVX2 but without VNNI, where onnxruntime multiplies u8 by s8 with
-    ``VPMADDUBSW``, whose 16-bit sums can saturate (onnxruntime's quantization guide). True where
-    VNNI does it exactly, and where this cannot be told (another platform, no /proc)."""
-    try:
-        flags = set(next(line for line in cpuinfo.read_text().splitlines() if line.startswith("flags")).split())
-    except (OSError, StopIteration):
-        return True
-    return "avx2" not in flags or bool(flags & {"avx512_vnni", "avx_vnni"})
 
 
 _COUNTER: Tokenizer | None = None

@@ -15,10 +15,22 @@ on the shipped help centre (``assets/all-MiniLM-L6-v2/activation-absmax.json``,
 with the float32 vectors, not by any retrieval or answer score. Over 300 Flask chunks, cosine to
 the float32 vectors: mean 0.9953 (min 0.9905) without smoothing, 0.9979 (min 0.9956) with it.
 
+Which integer product the weights are stored for depends on the CPU, so that it is exact on every
+one. Where the CPU has VNNI (or is not x86), weights are signed (u8 activations times s8 weights,
+``VPDPBUSD``: exact, and the fastest). An x86 CPU with AVX2 but no VNNI multiplies u8 by s8 with
+``VPMADDUBSW``, whose 16-bit pair sums saturate (onnxruntime's quantization guide): there the
+weights are unsigned, and onnxruntime's u8-by-u8 kernel widens both to 16 bits first (exact, about
+8% slower there). Measured on such a CPU (AMD EPYC, AVX2 without VNNI), 300 paragraphs of the
+answer sets' help-centre articles, cosine to the float32 vectors: signed weights mean 0.9951 (min
+0.9876), unsigned 0.9984 (min 0.9955); the main answer set's test fact recall went 0.710 to 0.787
+(README "Choosing the local embedder"). Both builds approximate the same float32 function, so the
+embedder's name (an index's identity) does not change with the CPU: hosts of both kinds can share
+one index.
+
 ``make setup`` builds the file beside the virtualenv (``python -m rag.providers.quantized_model``);
-a process that finds it missing builds it at first load (a few seconds, once per installation). Its
-name carries the source model's hash, the calibration's and the onnxruntime version, since each
-changes the output.
+a process that finds it missing builds it at first load (a few seconds, once per installation and
+kind of CPU). Its name carries the source model's hash, the calibration's, the onnxruntime version
+and the weights' sign, since each changes the output.
 """
 
 from __future__ import annotations
@@ -57,38 +69,57 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
-def _fingerprint(source: Path) -> str:
+def int8_dot_products_exact(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """False on an x86 CPU with AVX2 but without VNNI, where onnxruntime multiplies u8 by s8 with
+    ``VPMADDUBSW``, whose 16-bit sums can saturate (onnxruntime's quantization guide). True where
+    VNNI does it exactly, and where this cannot be told (another platform, no /proc)."""
+    try:
+        flags = set(next(line for line in cpuinfo.read_text().splitlines() if line.startswith("flags")).split())
+    except (OSError, StopIteration):
+        return True
+    return "avx2" not in flags or bool(flags & {"avx512_vnni", "avx_vnni"})
+
+
+def weight_sign(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """``s8`` (signed int8 weights) where u8-by-s8 products are exact on this CPU, else ``u8``."""
+    return "s8" if int8_dot_products_exact(cpuinfo) else "u8"
+
+
+def _fingerprint(source: Path, sign: str) -> str:
     calibration = _sha256(CALIBRATION) if CALIBRATION.is_file() else "none"
-    return hashlib.sha256(f"{_sha256(source)} {calibration} {ort.__version__} {RECIPE}".encode()).hexdigest()[:16]
+    recipe = RECIPE if sign == "s8" else f"{RECIPE} {sign}"  # the s8 file keeps its name of before
+    return hashlib.sha256(f"{_sha256(source)} {calibration} {ort.__version__} {recipe}".encode()).hexdigest()[:16]
 
 
-def quantized_model(source: Path, cache_dir: Path | None = None) -> Path:
-    """The dynamically quantized copy of ``source``, built on the first call (under a file lock, so
-    that processes starting together build it once)."""
+def quantized_model(source: Path, cache_dir: Path | None = None, sign: str | None = None) -> Path:
+    """The dynamically quantized copy of ``source`` for this CPU (or weights of ``sign``), built on
+    the first call (under a file lock, so that processes starting together build it once)."""
     folder = cache_dir or default_cache_dir()
-    target = folder / f"{PREFIX}-{_fingerprint(source)}.onnx"
+    sign = sign or weight_sign()
+    target = folder / f"{PREFIX}-{_fingerprint(source, sign)}.onnx"
     if target.is_file():
         return target
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / ".lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not target.is_file():  # another process may have built it while this one waited
-            _build(source, target)
+            _build(source, target, sign)
     return target
 
 
-def _build(source: Path, target: Path) -> None:
+def _build(source: Path, target: Path, sign: str) -> None:
     """Fold the stored int8 weights to float32, smooth the activations into the weights, then
     quantize every MatMul with constant weights dynamically; written to a temporary file first so
     that no process ever loads half a model."""
     from onnxruntime.quantization import QuantType, quantize_dynamic  # needs ``onnx``: only when building
 
-    logger.info("Building the int8 model %s from %s", target, source)
+    logger.info("Building the int8 model %s (%s weights) from %s", target, sign, source)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".build-") as work:
         folded, smoothed, quantized = (Path(work) / name for name in ("folded.onnx", "smoothed.onnx", "quantized.onnx"))
         fold(source, folded)
         smooth(folded, smoothed, load_calibration(source), SMOOTHING_ALPHA)
-        quantize_dynamic(str(smoothed), str(quantized), weight_type=QuantType.QInt8, per_channel=True)
+        weight_type = QuantType.QInt8 if sign == "s8" else QuantType.QUInt8
+        quantize_dynamic(str(smoothed), str(quantized), weight_type=weight_type, per_channel=True)
         _drop_nan_guards(quantized)
         os.replace(quantized, target)
 

@@ -154,24 +154,3 @@ def test_concurrent_queries_agree(embedder):
     assert len(results) == 20
     for vector in results:
         np.testing.assert_allclose(vector, expected, atol=1e-6)
-
-
-@pytest.mark.parametrize(
-    ("flags", "exact"),
-    [("fpu sse2 avx2 avx512f avx512_vnni", True), ("fpu avx2 avx_vnni", True), ("fpu sse2 avx2 avx512f", False)],
-)
-def test_cpus_whose_int8_kernels_may_saturate_are_told_apart(tmp_path, flags, exact):
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
-    assert local_embedder.int8_dot_products_exact(cpuinfo) is exact
-    assert local_embedder.int8_dot_products_exact(tmp_path / "missing") is True
-
-
-def test_loading_the_int8_model_on_such_a_cpu_warns(monkeypatch, caplog):
-    monkeypatch.setattr(local_embedder, "int8_dot_products_exact", lambda: False)
-    monkeypatch.setattr(local_embedder, "_RUNTIMES", {})
-    with caplog.at_level("WARNING", logger="rag.providers.local_embedder"):
-        load_runtime(1, fast=True)
-        load_runtime(1, fast=False)
-    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert len(warnings) == 1 and "RAG_EMBEDDER=local" in warnings[0]
