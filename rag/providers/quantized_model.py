@@ -278,8 +278,10 @@ def main() -> None:
         }
         CALIBRATION.write_text(_one_channel_list_a_line(record))
         logger.info("Wrote %s", CALIBRATION)
-    path = quantized_model(source)
-    logger.info("Local int8 model: %s", path)
+    sign = weight_sign()
+    path = quantized_model(source, sign=sign)
+    kind = "signed weights" if sign == "s8" else "unsigned weights, as this CPU has AVX2 but no VNNI"
+    logger.info("Local int8 model (%s): %s", kind, path)
 
 
 if __name__ == "__main__":
