@@ -45,7 +45,7 @@ import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import onnxruntime as ort
@@ -53,6 +53,7 @@ import onnxruntime as ort
 logger = logging.getLogger(__name__)
 
 PREFIX = "all-MiniLM-L6-v2-dynamic-int8"
+Sign = Literal["s8", "u8"]  # the int8 weights' type: signed, or unsigned where u8 x s8 products saturate
 # Part of the file's name: a change to how it is built must build it again.
 RECIPE = "3"  # 2: without the attention's NaN guards; 3: smoothed activations
 SMOOTHING_ALPHA = 0.8  # how much of an input channel's range moves into its weights (0: none)
@@ -80,18 +81,18 @@ def int8_dot_products_exact(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     return "avx2" not in flags or bool(flags & {"avx512_vnni", "avx_vnni"})
 
 
-def weight_sign(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+def weight_sign(cpuinfo: Path = Path("/proc/cpuinfo")) -> Sign:
     """``s8`` (signed int8 weights) where u8-by-s8 products are exact on this CPU, else ``u8``."""
     return "s8" if int8_dot_products_exact(cpuinfo) else "u8"
 
 
-def _fingerprint(source: Path, sign: str) -> str:
+def _fingerprint(source: Path, sign: Sign) -> str:
     calibration = _sha256(CALIBRATION) if CALIBRATION.is_file() else "none"
     recipe = RECIPE if sign == "s8" else f"{RECIPE} {sign}"  # the s8 file keeps its name of before
     return hashlib.sha256(f"{_sha256(source)} {calibration} {ort.__version__} {recipe}".encode()).hexdigest()[:16]
 
 
-def quantized_model(source: Path, cache_dir: Path | None = None, sign: str | None = None) -> Path:
+def quantized_model(source: Path, cache_dir: Path | None = None, sign: Sign | None = None) -> Path:
     """The dynamically quantized copy of ``source`` for this CPU (or weights of ``sign``), built on
     the first call (under a file lock, so that processes starting together build it once)."""
     folder = cache_dir or default_cache_dir()
@@ -107,7 +108,7 @@ def quantized_model(source: Path, cache_dir: Path | None = None, sign: str | Non
     return target
 
 
-def _build(source: Path, target: Path, sign: str) -> None:
+def _build(source: Path, target: Path, sign: Sign) -> None:
     """Fold the stored int8 weights to float32, smooth the activations into the weights, then
     quantize every MatMul with constant weights dynamically; written to a temporary file first so
     that no process ever loads half a model."""
