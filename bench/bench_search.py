@@ -86,7 +86,7 @@ def build(size: int, rng: random.Random, *, reset: bool = True, workspaces: list
     ``workspaces``, documents are dealt out to them in turn instead of the shared base."""
     from rag.models import Chunk, Document
     from rag.providers.factory import get_embedder, get_vector_store
-    from rag.services.ingestion import centroid_of
+    from rag.services.ingestion import write_centroids
 
     embedder, store = get_embedder(), get_vector_store()
     if reset:
@@ -136,15 +136,11 @@ def build(size: int, rng: random.Random, *, reset: bool = True, workspaces: list
             for c in chunks
         ]
         store.upsert([c.pk for c in chunks], vectors, meta)
-        # Each document's centroid, as ingestion stores it (a document's chunks are in one batch).
-        by_document: dict[int, list[Any]] = {}
-        for chunk, vector in zip(chunks, vectors, strict=True):
-            by_document.setdefault(chunk.document_id, []).append(vector)
-        centred = [
-            Document(pk=pk, centroid=centroid_of(rows), centroid_model=embedder.name)
-            for pk, rows in by_document.items()
-        ]
-        Document.objects.bulk_update(centred, ["centroid", "centroid_model"], batch_size=500)
+        # Each document's centroid, as ``reindex`` stores it (a document's chunks are in one batch).
+        sums: dict[int, Any] = {}
+        for chunk, vector in zip(chunks, np.asarray(vectors, dtype=np.float32), strict=True):
+            sums[chunk.document_id] = sums.get(chunk.document_id, 0.0) + vector
+        write_centroids(sums, embedder.name)
 
 
 def measure(queries: list[str], scopes: list[Any] | None = None) -> list[float]:

