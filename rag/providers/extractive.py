@@ -30,11 +30,12 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
 
+from rag.conversation import new_topic
 from rag.ingestion.units import FAQ, SENTENCE, STEPS, Unit, chunk_units
 from rag.lexical import tokenize
 from rag.types import (
@@ -485,6 +486,9 @@ def extractive_result(request: AnswerRequest, *, max_units: int | None = None) -
     """The answer, the citation behind each marker, and why it declined if it did."""
     if not request.documents:
         return ExtractiveResult(NO_INFORMATION_ANSWER, (), NO_MATCH)
+    rest = new_topic(request.question)
+    if rest is not None:  # "totally unrelated: what's your email?" owes nothing to the conversation
+        request = replace(request, question=rest, history=())
     question = None if request.question_vector is None else np.asarray(request.question_vector, dtype=np.float32)
     candidates = _candidates(request.documents, question)
     if not candidates:

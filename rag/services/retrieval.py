@@ -32,6 +32,7 @@ from django.core.cache import cache
 from django.db.models import Count, Max, Sum
 from redis.exceptions import RedisError
 
+from rag.conversation import new_topic
 from rag.lexical import LexicalIndex, reciprocal_rank_fusion
 from rag.models import Chunk, Document, readable_in
 from rag.providers.factory import get_embedder, get_vector_store
@@ -328,11 +329,12 @@ def warm_up() -> None:
 
 
 def _previous_question(query: str, history: Sequence[Turn]) -> str | None:
-    """The user's previous question in this session, if it differs from this one."""
+    """The user's previous question in this session, if it differs from this one (without its
+    "unrelated:" cue); none when this one announces a new topic."""
     previous = [turn.content for turn in history if turn.role == "user"]
-    if not previous or previous[-1].strip() == query.strip():
+    if not previous or previous[-1].strip() == query.strip() or new_topic(query) is not None:
         return None
-    return previous[-1]
+    return new_topic(previous[-1]) or previous[-1]
 
 
 def _follow_up_weight(query: str) -> float:
@@ -439,8 +441,10 @@ def retrieve(
     candidates = max(settings.RAG_CANDIDATES, top_k * 4)
     built = lexical_index.built(scope) if fusion != "dense" else None
     index = built.index if built is not None else None
-    # Words the knowledge base never uses are corrected against its vocabulary, for both rankings.
-    searched = index.speller.correct(query) if index is not None else query
+    # Words the knowledge base never uses are corrected against its vocabulary, for both rankings;
+    # a cue such as "totally unrelated:" is not searched for.
+    own = new_topic(query) or query
+    searched = index.speller.correct(own) if index is not None else own
     previous = _previous_question(query, history)
     lexical_weight = settings.RAG_LEXICAL_WEIGHT
     rankings = _Rankings(scope=scope, documents=built.documents if built is not None and fusion == "hybrid" else None)

@@ -453,3 +453,21 @@ def test_a_short_question_on_another_topic_is_not_held_to_the_previous_answer():
         ("Passwords", PASSWORDS),
     )
     assert "Forgot password" in result.text and {c.n for c in result.citations} == {2}
+
+
+def test_a_question_announcing_a_new_topic_is_answered_as_if_asked_first():
+    # After "unrelated:" a short question owes nothing to the conversation (retrieval hands over its
+    # own vector, not one read with the previous question), and its cue is not part of the question.
+    docs = (("Reset your password", RESET), ("Export a session", EXPORT))
+    vector = embedder().embed_query("which export formats?")
+    documents = [document(n, title, text, vector) for n, (title, text) in enumerate(docs, start=1)]
+    history = [Turn(role="user", content="how do I reset my password?")]
+
+    def answer(question: str, turns: list[Turn]):
+        return extractive_result(
+            AnswerRequest(question=question, documents=documents, history=turns, question_vector=vector)
+        )
+
+    switched, alone = answer("Totally unrelated: which export formats?", history), answer("which export formats?", [])
+    assert (switched.text, switched.citations) == (alone.text, alone.citations)
+    assert "Markdown" in alone.text

@@ -343,3 +343,12 @@ def test_centroids_written_by_a_reindex_are_used_without_a_restart(knowledge_bas
     index_rebuild()
     found = lexical_index.documents()
     assert found is not None and sorted(found.ids.tolist()) == sorted(d.pk for d in knowledge_base)
+
+
+def test_a_question_announcing_a_new_topic_is_not_read_with_the_previous_one(two_domains, monkeypatch):
+    history = [Turn(role="user", content="When is the autumn harvest show at the community garden?")]
+    result = retrieve(query="Totally unrelated: how much does it cost?", history=history)
+    assert sources(result)[0] == "bikes/prices.md"
+    assert result.searched == "how much does it cost?"  # the cue is not searched for
+    # Without the cue the same words are a follow-up about the show.
+    assert sources(retrieve(query="how much does it cost?", history=history))[0] == "garden/harvest-show.md"
