@@ -5,7 +5,7 @@ Two kinds of markup are removed from a document's title and text before anything
 - tags that would forge the prompt's fences (``<document …>``, ``</document>``, ``<turn …>``),
   look-alike brackets (fullwidth ``＜``, angle quotes) and zero-width characters included;
 - HTML: comments, ``<!doctype>``, processing instructions, ``<script>``/``<style>`` with their
-  content, and the tags of HTML elements (``<img src=x onerror=…>``, ``<a href=…>``, ``<b>``),
+  content (outside code; an opener that never closes goes alone), and the tags of HTML elements (``<img src=x onerror=…>``, ``<a href=…>``, ``<b>``),
   keeping the text between them; and any tag, whatever its name, that carries an ``on…=``
   handler or a ``javascript:`` URL.
 
@@ -22,6 +22,7 @@ functions, no Django.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterator
 
@@ -120,13 +121,29 @@ def _tag_replacement(tag: re.Match[str], *, in_code: bool) -> str:
 
 
 def _drop_script_bodies(text: str) -> str:
-    """``<script>``/``<style>`` elements with their content; an unclosed one runs to the end."""
+    """``<script>``/``<style>`` elements with their content, outside code. Inside a code span or
+    block such a tag is shown, not run ("used for the ``<script>`` tag's attributes"): the text
+    stays (the tag itself goes later, as every active tag does). An opener that never closes loses
+    only itself: read as running to the end, one "<script>" in prose cost a page the rest of its
+    text (Sphinx's configuration page lost 60% of it)."""
+    closings = {  # (start, end) of each closing tag, by element
+        name: [match.span() for match in re.finditer(rf"</{name}\s*+>", text, re.IGNORECASE)]
+        for name in ("script", "style")
+    }
+    regions = list(_code_regions(text))
+    region_starts = [start for start, _ in regions]
     parts: list[str] = []
     position = 0
-    while opening := _SCRIPT_OPEN.search(text, position):
+    for opening in _SCRIPT_OPEN.finditer(text):
+        if opening.start() < position:
+            continue  # inside a body already dropped
+        region = bisect.bisect_right(region_starts, opening.start()) - 1
+        if region >= 0 and regions[region][1] > opening.start():
+            continue  # shown as code
+        ends = closings[opening.group(1).lower()]
+        following = bisect.bisect_left(ends, (opening.end(), 0))
         parts.append(text[position : opening.start()])
-        closing = re.compile(rf"</{opening.group(1)}\s*+>", re.IGNORECASE).search(text, opening.end())
-        position = closing.end() if closing else len(text)
+        position = ends[following][1] if following < len(ends) else opening.end()
     parts.append(text[position:])
     return "".join(parts)
 

@@ -20,7 +20,8 @@ from rag.ingestion.sanitize import strip_markup, strip_markup_line
         ('<foo alt="a>b" onmouseover=alert(1)>z', "z"),  # a quoted ">" does not end the tag
         ("tail <img src=x onerror=alert(1)", "tail img src=x onerror=alert(1)"),  # never closed: defused
         ("<im<b>g src=x onerror=alert(1)>", "img src=x onerror=alert(1)>"),  # halves joined by a removal
-        ("<script>never closed", ""),
+        ("<script>never closed", "never closed"),  # only the opener: the rest is text, not script
+        ("a <style>p{} <b>b</b></style> c <script>x</script> d", "a  c  d"),
     ],
 )
 def test_markup_goes_and_text_stays(text, expected):
@@ -53,3 +54,15 @@ def test_markup_nested_past_the_passes_is_defused():
 
 def test_a_title_is_one_line():
     assert strip_markup_line("  Refunds <b>now</b>\n</document> please ") == "Refunds now please"
+
+
+def test_a_script_tag_shown_as_code_keeps_the_rest_of_the_page():
+    # Sphinx's configuration page: "used for the ``<script>`` tag's attributes." and 2,600 more lines.
+    text = "The dictionary is used for the ``<script>`` tag's attributes.\n\nhtml_css_files\n    A list of CSS files."
+    stripped = strip_markup(text)
+    assert stripped.endswith("html_css_files\n    A list of CSS files.") and "<script" not in stripped
+
+
+def test_a_script_example_in_a_code_block_keeps_its_code_but_not_its_tags():
+    text = "```html\n<script>\nconst token = getCookie('csrftoken');\n</script>\n```\nAfter."
+    assert strip_markup(text) == "```html\n\nconst token = getCookie('csrftoken');\n\n```\nAfter."
