@@ -5,9 +5,9 @@ Two kinds of markup are removed from a document's title and text before anything
 - tags that would forge the prompt's fences (``<document …>``, ``</document>``, ``<turn …>``),
   look-alike brackets (fullwidth ``＜``, angle quotes) and zero-width characters included;
 - HTML: comments, ``<!doctype>``, processing instructions, ``<script>``/``<style>`` with their
-  content (outside code; an opener that never closes goes alone), and the tags of HTML elements (``<img src=x onerror=…>``, ``<a href=…>``, ``<b>``),
-  keeping the text between them; and any tag, whatever its name, that carries an ``on…=``
-  handler or a ``javascript:`` URL.
+  content (outside code; an opener that never closes goes alone), and the tags of HTML elements
+  (``<img src=x onerror=…>``, ``<a href=…>``, ``<b>``), keeping the text between them; and any
+  tag, whatever its name, that carries an ``on…=`` handler or a ``javascript:`` URL.
 
 Angle brackets that are not HTML stay: documentation writes placeholders such as ``<token>``,
 ``<PUBLIC_BASE_URL>`` or ``Ann <ann@example.com>``. Inside Markdown code (a `` `span` `` or a
