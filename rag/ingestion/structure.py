@@ -50,6 +50,9 @@ _DROPPED = {
     "tabularcolumns", "graphviz", "figure", "program", "default-role", "role", "testsetup",
     "testcleanup", "ifconfig", "py:currentmodule", "py:module", "codeauthor", "rubric", "csv-table",
 }  # fmt: skip
+# In a domain ("py:module", "cpp:namespace"), the names above that set context rather than
+# describe something: "rst:role" describes a role (Sphinx's own pages), unlike ``.. role::``.
+_IN_ANY_DOMAIN = {"module", "currentmodule", "namespace", "namespace-push", "namespace-pop"}
 # Object descriptions, which show their argument (a signature) even without a body.
 _SIGNATURES = {
     "function", "class", "method", "classmethod", "staticmethod", "attribute", "property", "data",
@@ -256,7 +259,7 @@ class _Parser:
             options += 1  # ":linenos:", ":caption: ..." option lines
         body = body[options:]
         short = name.rsplit(":", 1)[-1]
-        if not name or short in _DROPPED or name in _DROPPED:
+        if not name or name in _DROPPED or short in (_IN_ANY_DOMAIN if ":" in name else _DROPPED):
             return  # a comment, a link target, or a directive with no prose
         known = short in _SIGNATURES or short.startswith("auto") or short in _LABELS or short in _VERSIONS
         if not body and not known and self.section_follows():

@@ -235,3 +235,16 @@ def test_a_cross_reference_target_leaves_nothing_behind():
     result = chunks(text, "Settings")
     assert result[0] == "Settings \u203a FIRST\n\nDefault: 1."
     assert chunk_body(result[1]) == "Default: 2.\n\nrun(spider)\n\n--dry-run\n\nPrints what would change."
+
+
+def test_a_domain_directive_describing_a_role_keeps_its_text_but_context_setters_go():
+    """``.. rst:role:: abbr`` (Sphinx's own pages: 57 roles) describes a role, unlike ``.. role::``,
+    which defines one and renders nothing; its description was dropped with it. "py:module" and
+    "cpp:namespace" only set context, in any domain."""
+    text = (
+        "Roles\n=====\n\n.. rst:role:: abbr\n\n   An abbreviation, with its explanation in parentheses.\n\n"
+        ".. role:: code-py(code)\n   :language: Python\n\n.. py:module:: app.jobs\n\n"
+        ".. cpp:namespace:: app\n\nSee above.\n"
+    )
+    described = "abbr\n\nAn abbreviation, with its explanation in parentheses."
+    assert chunks(text, "Roles") == [f"Roles\n\n{described}\n\nSee above."]
