@@ -12,7 +12,8 @@
 # EVAL_ARGS (more eval_retrieval options, e.g. "--fusion hybrid -v 2"), EVAL_REBUILD=1 (rebuild
 # every knowledge base), EVAL_HISTORY=1 (the corpora with their release notes and changelogs too,
 # under var/eval/corpora-history/ and knowledge bases <name>-history; same questions, and the
-# help-centre sets are skipped).
+# help-centre sets are skipped), EVAL_MERGED=1 (the corpora in one knowledge base instead, each
+# set asked there: the scale check; the help-centre sets are skipped).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -60,6 +61,28 @@ if [ "${EVAL_HISTORY:-0}" = 1 ]; then
 else
   SOURCES=var/eval/corpora SUFFIX=
   $BIN/python -m rag.eval.corpora fetch $CORPORA
+fi
+if [ "${EVAL_MERGED:-0}" = 1 ]; then
+  # The scale check: every corpus in one knowledge base (about 10k chunks with all six, the scale
+  # of the outside held-out check), each set asked there with its corpus's folder before its paths.
+  MERGED=var/eval/corpora-merged
+  rm -rf "$MERGED" && mkdir -p "$MERGED/docs" "$MERGED/questions"
+  SETS=()
+  for corpus in $CORPORA; do
+    cp -r "$SOURCES/$corpus" "$MERGED/docs/$corpus"
+    $BIN/python -c 'import json, sys
+name = sys.argv[1]
+for line in open(f"rag/eval/retrieval/{name}.jsonl", encoding="utf-8"):
+    if line.strip():
+        row = json.loads(line)
+        row["expect"] = [f"{name}/{path}" for path in row["expect"]]
+        print(json.dumps(row))' "$corpus" >"$MERGED/questions/$corpus.jsonl"
+    SETS+=("$MERGED/questions/$corpus.jsonl")
+  done
+  echo "== merged$SUFFIX: $CORPORA"
+  build_kb "merged$SUFFIX" "$MERGED/docs" ingest "$MERGED/docs"
+  in_kb "merged$SUFFIX" $BIN/python manage.py eval_retrieval "${SETS[@]}" "${SPLIT_ARGS[@]}" ${EVAL_ARGS:-}
+  exit 0
 fi
 for corpus in $CORPORA; do
   echo "== $corpus$SUFFIX"
