@@ -345,7 +345,7 @@ def test_centroids_written_by_a_reindex_are_used_without_a_restart(knowledge_bas
     assert found is not None and sorted(found.ids.tolist()) == sorted(d.pk for d in knowledge_base)
 
 
-def test_a_question_announcing_a_new_topic_is_not_read_with_the_previous_one(two_domains, monkeypatch):
+def test_a_question_announcing_a_new_topic_is_not_read_with_the_previous_one(two_domains):
     history = [Turn(role="user", content="When is the autumn harvest show at the community garden?")]
     result = retrieve(query="Totally unrelated: how much does it cost?", history=history)
     assert sources(result)[0] == "bikes/prices.md"
