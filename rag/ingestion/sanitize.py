@@ -126,6 +126,8 @@ def _drop_script_bodies(text: str) -> str:
     stays (the tag itself goes later, as every active tag does). An opener that never closes loses
     only itself: read as running to the end, one "<script>" in prose cost a page the rest of its
     text (Sphinx's configuration page lost 60% of it)."""
+    if not _SCRIPT_OPEN.search(text):
+        return text  # most documents: no code regions to find
     closings = {  # (start, end) of each closing tag, by element
         name: [match.span() for match in re.finditer(rf"</{name}\s*+>", text, re.IGNORECASE)]
         for name in ("script", "style")

@@ -330,9 +330,9 @@ def warm_up() -> None:
 
 def _previous_question(query: str, history: Sequence[Turn]) -> str | None:
     """The user's previous question in this session, if it differs from this one (without its
-    "unrelated:" cue); none when this one announces a new topic."""
+    "unrelated:" cue)."""
     previous = [turn.content for turn in history if turn.role == "user"]
-    if not previous or previous[-1].strip() == query.strip() or new_topic(query) is not None:
+    if not previous or previous[-1].strip() == query.strip():
         return None
     return new_topic(previous[-1]) or previous[-1]
 
@@ -442,10 +442,11 @@ def retrieve(
     built = lexical_index.built(scope) if fusion != "dense" else None
     index = built.index if built is not None else None
     # Words the knowledge base never uses are corrected against its vocabulary, for both rankings;
-    # a cue such as "totally unrelated:" is not searched for.
-    own = new_topic(query) or query
+    # a cue such as "totally unrelated:" is not searched for, and its question is read alone.
+    topic = new_topic(query)
+    own = topic or query
     searched = index.speller.correct(own) if index is not None else own
-    previous = _previous_question(query, history)
+    previous = _previous_question(query, history) if topic is None else None
     lexical_weight = settings.RAG_LEXICAL_WEIGHT
     rankings = _Rankings(scope=scope, documents=built.documents if built is not None and fusion == "hybrid" else None)
     vectors: list[Vectors] = []
