@@ -1,7 +1,7 @@
 """Public documentation corpora for the retrieval evaluation, taken from pinned PyPI sdists.
 
 ``python -m rag.eval.corpora fetch`` downloads each pinned source distribution with
-``pip download --no-binary :all: --no-deps NAME==VER``, checks its SHA-256, and extracts only
+``pip download --no-binary NAME --no-deps NAME==VER``, checks its SHA-256, and extracts only
 its documentation pages (``.rst``, ``.md``, ``.txt``) into ``var/eval/corpora/<name>/``. A
 corpus already extracted from the same archive is left alone, so running it again is free.
 ``python -m rag.eval.corpora list`` prints the corpus names, one a line. ``fetch --with-history``
@@ -199,7 +199,10 @@ def download(corpus: Corpus, downloads: Path) -> Path:
     if not (archive.exists() and sha256_of(archive) == corpus.sha256):
         downloads.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check"]
-        command += ["--no-binary", ":all:", "--no-deps", "-d", str(downloads), f"{corpus.package}=={corpus.version}"]
+        # --no-binary NAME, not :all:: pip still prepares the sdist's metadata, and with :all: it
+        # builds its build backend (setuptools, Cython...) from source first, minutes instead of seconds.
+        command += ["--no-binary", corpus.package, "--no-deps", "-d", str(downloads)]
+        command.append(f"{corpus.package}=={corpus.version}")
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0 or not archive.exists():
             raise CorpusError(f"pip download {corpus.package}=={corpus.version} failed: {result.stderr.strip()}")
