@@ -30,7 +30,7 @@ from rag.models import Chunk, Document
 from rag.providers.factory import get_embedder, get_passage_embedder, get_vector_store
 from rag.providers.local_embedder import Span, count_tokens
 from rag.services.retrieval import knowledge_base_changed
-from utils.exceptions import NotFound
+from utils.exceptions import NotFound, ServiceError
 
 logger = logging.getLogger(__name__)
 
@@ -250,9 +250,18 @@ def document_ingest(*, item: DocumentInput, document: Document | None = None) ->
 
 
 def documents_ingest(
-    *, items: Iterable[DocumentInput], progress: Progress | None = None, batch_chunks: int = BATCH_CHUNKS
+    *,
+    items: Iterable[DocumentInput],
+    progress: Progress | None = None,
+    batch_chunks: int = BATCH_CHUNKS,
+    on_error: Callable[[DocumentInput, ServiceError], None] | None = None,
 ) -> list[IngestResult]:
-    """Ingest many documents, embedding and writing them in batches of about ``batch_chunks``."""
+    """Ingest many documents, embedding and writing them in batches of about ``batch_chunks``.
+
+    A document refused before it is embedded (too large, too many chunks) raises its
+    ``ServiceError``, or, given ``on_error``, is reported to it and skipped: a folder ingested from
+    the command line keeps its other files (the API's bulk upload is all or none).
+    """
     results: list[IngestResult] = []
     batch: list[_Planned] = []
     sources: set[tuple[int | None, str]] = set()
@@ -268,7 +277,13 @@ def documents_ingest(
     for item in items:
         if item.source and (item.workspace_id, item.source) in sources:
             flush()  # the same file twice: the second sees the first as existing
-        planned = _plan(item, None)
+        try:
+            planned = _plan(item, None)
+        except ServiceError as exc:
+            if on_error is None:
+                raise
+            on_error(item, exc)
+            continue
         if isinstance(planned, IngestResult):
             results.append(planned)
             continue

@@ -87,3 +87,16 @@ def test_categories_in_use_with_counts(api_client):
 
 def test_categories_need_a_login(anon_client):
     assert anon_client.get(CATEGORIES).status_code == 401
+
+
+def test_ingest_reports_a_file_too_large_and_keeps_the_others(tmp_path, settings):
+    """A changelog over INGEST_MAX_CHARS in a docs folder used to end the command in a traceback,
+    with none of the folder's other files ingested."""
+    settings.INGEST_MAX_CHARS = 1_000
+    (tmp_path / "guide.md").write_text("# Guide\n\nTomatoes want sun and water.")
+    (tmp_path / "changelog.md").write_text("# Changelog\n\n" + "Fixed a bug in the scheduler. " * 100)
+    out, err = io.StringIO(), io.StringIO()
+    call_command("ingest", str(tmp_path), stdout=out, stderr=err)
+    assert list(Document.objects.values_list("source", flat=True)) == ["guide.md"]
+    assert "changelog.md" in err.getvalue() and "INGEST_MAX_CHARS" in err.getvalue()
+    assert "1 created" in out.getvalue() and "1 failed" in out.getvalue()

@@ -57,7 +57,8 @@ def _category(value: str) -> str:
 def ingest_files(
     files: list[tuple[Path, Path]], *, category: str | None, stdout: Any, stderr: Any, workspace_id: int | None = None
 ) -> str:
-    """Ingest the files in batches, report unreadable files one by one, and return the summary line."""
+    """Ingest the files in batches, report unreadable or refused files one by one (the others are
+    ingested all the same), and return the summary line."""
     started = time.perf_counter()
     failed = 0
     bar = tqdm(total=len(files), unit="file", disable=not sys.stderr.isatty(), file=sys.stderr)
@@ -75,8 +76,13 @@ def ingest_files(
                 bar.update(1)
             yield dataclasses.replace(item, workspace_id=workspace_id)
 
+    def refused(item: DocumentInput, exc: ServiceError) -> None:
+        nonlocal failed
+        failed += 1
+        stderr.write(f"{item.source}: {exc.detail}")
+
     try:
-        results = documents_ingest(items=inputs())
+        results = documents_ingest(items=inputs(), on_error=refused)
     finally:
         bar.close()
     counts = Counter(result.status for result in results)
