@@ -6,7 +6,9 @@ Hybrid retrieval also ranks whole documents: each dense ranking of chunks comes 
 the documents by their centroid (the mean of their chunks' vectors, ``Document.centroid``), and a
 document's score is its best chunk's fused score plus its centroid votes (RRF, same k). A page
 about the question's topic gains; a page that mentions everything once (a changelog, release
-notes) does not, since its centroid is about nothing in particular.
+notes) does not, since its centroid is about nothing in particular. A release-notes page of one
+short section is about its feature all the same, so release notes and changelogs are ranked after
+the other documents unless the question is about versions or changes (``rag.release_notes``).
 
 Every search runs in a ``RetrievalScope`` (DESIGN §8): the vector store searches only the chunks
 the scope may read, the lexical index and its spelling corrector are built from those chunks
@@ -37,6 +39,7 @@ from rag.lexical import LexicalIndex, reciprocal_rank_fusion
 from rag.models import Chunk, Document, readable_in
 from rag.providers.factory import get_embedder, get_vector_store
 from rag.providers.factory import warm_up as warm_up_providers
+from rag.release_notes import asks_about_changes, is_release_notes
 from rag.types import RetrievalScope, Turn, Vectors
 from rag.versioning import KNOWLEDGE_BASE_VERSION
 
@@ -478,6 +481,9 @@ def retrieve(
     fused = reciprocal_rank_fusion(rankings.lists, k=settings.RAG_RRF_K, weights=rankings.weights)
     k = settings.RAG_RRF_K
     ideal = sum(w / (k + 1) for w in rankings.weights) + rankings.centroid_ideal(k) or 1.0
+    # Release notes come after the other pages unless the conversation asks about versions or
+    # changes (rag.release_notes).
+    about_changes = asks_about_changes(own) or bool(previous and asks_about_changes(previous))
     documents = _group_by_document(
         fused,
         rankings.cosine,
@@ -486,6 +492,7 @@ def retrieve(
         lambda document_id: rankings.centroid_votes(document_id, k),
         check_similarity=fusion != "lexical",
         scope=scope,
+        release_notes_last=settings.RAG_RELEASE_NOTES_LAST and not about_changes,
     )
     took_ms = round((time.perf_counter() - started) * 1000, 2)
     unknown = tuple(index.unknown_terms(searched)) if index is not None else ()
@@ -545,9 +552,10 @@ def _group_by_document(
     *,
     check_similarity: bool,
     scope: RetrievalScope,
+    release_notes_last: bool = False,
 ) -> list[RetrievedDocument]:
     """Documents by their best chunk's fused score plus their centroid votes, with a relevance
-    score in 0-1.
+    score in 0-1; with ``release_notes_last``, release notes and changelogs after the others.
 
     A document is a candidate when one of its chunks is. ``score`` is its score as a share of the
     ideal one (first in every ranking), so results are ordered by the score they show. A document
@@ -564,8 +572,13 @@ def _group_by_document(
             if row.document_id not in best_score:
                 best_score[row.document_id] = score + centroid_votes(row.document_id)
     results = []
+
+    def last(document_id: int) -> bool:
+        head = grouped[document_id][0]
+        return release_notes_last and is_release_notes(head.title, head.source)
+
     # sorted() is stable: a tie keeps the order of the documents' best chunks.
-    for document_id in sorted(grouped, key=lambda document_id: -best_score[document_id]):
+    for document_id in sorted(grouped, key=lambda document_id: (last(document_id), -best_score[document_id])):
         doc_chunks = grouped[document_id]
         similarity = max(cosine.get(c.id, 0.0) for c in doc_chunks)
         if check_similarity and similarity < settings.RAG_MIN_SCORE:

@@ -302,12 +302,45 @@ def guide_and_changelog(knowledge_base):
 def test_the_page_about_a_topic_outranks_a_changelog_that_mentions_it_in_passing(guide_and_changelog, settings):
     """The changelog's one-line section is the closest chunk, and chunks alone put it first; the
     guide's centroid is about scheduling tasks, the changelog's about nothing in particular."""
+    settings.RAG_RELEASE_NOTES_LAST = False  # centroids alone (the next test: release notes last)
     question = "how do I run a task every week"
     settings.RAG_DOCUMENT_WEIGHT = 0.0
     assert sources(retrieve(query=question))[:2] == ["changes.md", "guide.md"]
     settings.RAG_DOCUMENT_WEIGHT = 1.0
     assert sources(retrieve(query=question))[:2] == ["guide.md", "changes.md"]
     assert sources(retrieve(query=question, fusion="dense"))[:2] == ["changes.md", "guide.md"]  # chunks alone
+
+
+RELEASE = """# 2.1.1
+
+## Bugs fixed
+
+- A task scheduled to run every Monday morning at 7:30 ran at 7:00 instead.
+"""
+
+
+@pytest.fixture
+def guide_and_release_note(knowledge_base):
+    from rag.services.ingestion import DocumentInput, document_ingest
+
+    for title, source, text in [("2.1.1", "releases/2.1.1.md", RELEASE), ("Periodic tasks", "guide.md", GUIDE)]:
+        document_ingest(item=DocumentInput(title=title, source=source, content=text))
+
+
+def test_release_notes_come_after_the_pages_unless_the_question_is_about_changes(guide_and_release_note, settings):
+    """A one-section release note is all about the feature it fixed, so its centroid cannot tell it
+    from the guide; a how-to question gets the guide first, a question about versions the note."""
+    question = "how do I run a task every monday morning"
+    settings.RAG_RELEASE_NOTES_LAST = False
+    assert sources(retrieve(query=question))[:2] == ["releases/2.1.1.md", "guide.md"]
+    settings.RAG_RELEASE_NOTES_LAST = True
+    assert sources(retrieve(query=question))[:2] == ["guide.md", "releases/2.1.1.md"]
+    assert sources(retrieve(query="which version fixed tasks running at the wrong time on monday"))[0] == (
+        "releases/2.1.1.md"
+    )
+    # A follow-up of a question about changes is about changes too.
+    history = [Turn(role="user", content="what changed in the scheduler in 2.1.1?")]
+    assert sources(retrieve(query="the monday morning task?", history=history))[0] == "releases/2.1.1.md"
 
 
 def test_document_vectors_rank_by_centroid_and_ignore_another_dimension():

@@ -1,0 +1,56 @@
+"""Release notes and changelogs, told from a document's title and path, and questions about them.
+
+A documentation folder ingested whole keeps its release notes: one page per version in many
+projects (``releases/``, ``releasenotes/``, ``announce/``), a long changelog in others. Each names
+the features it touched in the same words as the guides, so a how-to question finds the line that
+says a feature changed as readily as the page that explains it (Pillow's docs with their 68
+release-note pages: dev MRR@3 .778 without them, .689 with them). Retrieval ranks them after the
+other documents, unless the question is about versions or changes ("what's new in 2.0", "when was
+this added", "is it deprecated"); ``RAG_RELEASE_NOTES_LAST=false`` turns that off.
+
+Told by convention, with no constant to tune: a folder or file named as projects name their
+history (``releases/``, ``changelog/``, ``CHANGES.md``, ``news.rst``...) or a title that says so
+("Django 5.0 release notes", "Changelog", "What's new in 2.0", a version number such as "9.0.1" or
+"Version 2.3"). English words only; a page named otherwise competes as any other.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import PurePosixPath
+
+# Folder names, and file names without their extension, that hold a project's history.
+HISTORY_NAMES = frozenset({
+    "releases", "release-notes", "release_notes", "releasenotes", "changelog", "changelogs", "changes",
+    "news", "announce", "announcements", "whatsnew", "whats-new", "whats_new",
+})  # fmt: skip
+# "history/" is a folder of changelogs (Celery's); a page named "history" is as often the story of
+# the project (pytest's), so only the folder counts.
+HISTORY_FOLDERS = HISTORY_NAMES | {"history"}
+_TITLE = re.compile(
+    r"\b(?:release notes?|change ?logs?|change history|what'?s new)\b|^\s*(?:v|version |release )?\d+(?:\.\d+)+\b",
+    re.I,
+)
+# Words of a question about versions, releases and changes, or a version number.
+_ABOUT_CHANGES = re.compile(
+    r"\b(?:new|changed?|changes|changelog|release[sd]?|versions?|deprecat\w*|removed?|added|introduced|since"
+    r"|upgrad\w*|migrat\w*|history|v?\d+\.\d+\w*)\b|\bwhen (?:was|were|did)\b",
+    re.I,
+)
+
+
+@lru_cache(maxsize=4096)
+def is_release_notes(title: str, source: str) -> bool:
+    """Whether a document is release notes or a changelog, by its path or its title."""
+    parts = [part.lower() for part in PurePosixPath(source.replace("\\", "/")).parts]
+    if parts:
+        folders, name = parts[:-1], PurePosixPath(parts[-1]).stem
+        if any(part in HISTORY_FOLDERS for part in folders) or name in HISTORY_NAMES:
+            return True
+    return bool(_TITLE.search(title))
+
+
+def asks_about_changes(text: str) -> bool:
+    """Whether a question is about versions, releases or changes, which release notes answer."""
+    return bool(_ABOUT_CHANGES.search(text))
