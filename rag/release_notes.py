@@ -6,7 +6,7 @@ the features it touched in the same words as the guides, so a how-to question fi
 says a feature changed as readily as the page that explains it (Pillow's docs with their 68
 release-note pages: dev MRR@3 .778 without them, .689 with them). Retrieval ranks them after the
 other documents, unless the question is about versions or changes ("what's new in 2.0", "when was
-this added", "is it deprecated"); ``RAG_RELEASE_NOTES_LAST=false`` turns that off.
+this added", "is it deprecated", a version number); ``RAG_RELEASE_NOTES_LAST=false`` turns that off.
 
 Told by convention, with no constant to tune: a folder or file named as projects name their
 history (``releases/``, ``changelog/``, ``CHANGES.md``, ``news.rst``...) or a title that says so
@@ -32,10 +32,16 @@ _TITLE = re.compile(
     r"\b(?:release notes?|change ?logs?|change history|what'?s new)\b|^\s*(?:v|version |release )?\d+(?:\.\d+)+\b",
     re.I,
 )
-# Words of a question about versions, releases and changes, or a version number.
+# A question about versions, releases or changes: their own vocabulary, or a version number. Not
+# "change", "new" or "history" alone: "can I change my password", "start a new conversation" and
+# "browse my chat history" are how-to questions.
 _ABOUT_CHANGES = re.compile(
-    r"\b(?:new|changed?|changes|changelog|release[sd]?|versions?|deprecat\w*|removed?|added|introduced|since"
-    r"|upgrad\w*|migrat\w*|history|v?\d+\.\d+\w*)\b|\bwhen (?:was|were|did)\b",
+    r"\bwhat'?s new\b|\bwhats new\b|\bnew (?:in|features?)\b|\b(?:what|which) (?:version|release)s?\b"
+    r"|\bchang(?:ed|es) (?:in|since|between)\b|\bwhat (?:has |have )?changed\b|\bchange ?logs?\b"
+    r"|\brelease notes?\b|\breleased\b|\bdeprecat\w*|\bintroduced\b|\bno longer\b"
+    r"|\b(?:was|were|been|got|is|are) (?:removed|added|dropped|renamed)\b|\b(?:removed|added) in\b"
+    r"|\bsince (?:version |v)?\d|\bupgrad\w*|\bmigrat(?:e|ing|ion) (?:to|from)\b|\bwhen (?:was|were|did)\b"
+    r"|\b(?:version|release|change) history\b|\bv?\d+\.\d+",
     re.I,
 )
 
