@@ -10,15 +10,35 @@ from rag.ingestion.extract import SUPPORTED_EXTENSIONS, extract_text
 from rag.services.ingestion import DocumentInput
 from utils.exceptions import ValidationFailed
 
+# Folders that hold a build's output, a theme's templates or installed packages, not pages: a docs
+# folder ingested after `make html` would otherwise hold every page twice (`_build/html/`), and
+# Sphinx themes' Jinja templates (`_templates/`, `_theme/`) would be read as pages.
+SKIPPED_FOLDERS = frozenset({
+    "_build", "_static", "_templates", "_theme", "_themes", "_ext", "_site", "node_modules", "__pycache__",
+    "site-packages", "venv",
+})  # fmt: skip
+
+
+def skipped(relative: Path) -> bool:
+    """Whether a file found under a folder is left out: hidden (a name starting with "."), or in one
+    of ``SKIPPED_FOLDERS``."""
+    return any(part.startswith(".") for part in relative.parts) or any(
+        part in SKIPPED_FOLDERS for part in relative.parts[:-1]
+    )
+
 
 def iter_files(paths: list[Path], pattern: str | None = None) -> Iterator[tuple[Path, Path]]:
-    """(file, base) pairs: each supported file under the given paths, with the folder it was found in."""
+    """(file, base) pairs: each supported file under the given paths, with the folder it was found in.
+
+    A file named on its own is always taken; under a folder, hidden files and folders and the
+    folders of ``SKIPPED_FOLDERS`` are not.
+    """
     for path in paths:
         if path.is_file():
             yield path, path.parent
             continue
         for file in sorted(path.rglob(pattern or "*")):
-            if file.is_file() and file.suffix.lower() in SUPPORTED_EXTENSIONS:
+            if file.is_file() and file.suffix.lower() in SUPPORTED_EXTENSIONS and not skipped(file.relative_to(path)):
                 yield file, path
 
 

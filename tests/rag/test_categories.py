@@ -100,3 +100,18 @@ def test_ingest_reports_a_file_too_large_and_keeps_the_others(tmp_path, settings
     assert list(Document.objects.values_list("source", flat=True)) == ["guide.md"]
     assert "changelog.md" in err.getvalue() and "INGEST_MAX_CHARS" in err.getvalue()
     assert "1 created" in out.getvalue() and "1 failed" in out.getvalue()
+
+
+def test_ingest_leaves_out_hidden_files_and_build_folders(tmp_path):
+    """A docs folder after `make html` holds every page again under _build/, and a theme's Jinja
+    templates under _templates/; a checkout holds .git/ and a virtualenv."""
+    (tmp_path / "guide.md").write_text("# Guide\n\nTomatoes want sun and water.")
+    for junk in ["_build/html/guide.html", "_templates/layout.html", ".git/notes.md", ".draft.md", "venv/README.md"]:
+        (tmp_path / junk).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / junk).write_text("<h1>Tomatoes</h1><p>Tomatoes want sun and water.</p>")
+    out = io.StringIO()
+    call_command("ingest", str(tmp_path), stdout=out, stderr=io.StringIO())
+    assert list(Document.objects.values_list("source", flat=True)) == ["guide.md"]
+    # A file named on its own is taken whatever its folder.
+    call_command("ingest", str(tmp_path / "_build/html/guide.html"), stdout=out, stderr=io.StringIO())
+    assert Document.objects.filter(source="guide.html").exists()
