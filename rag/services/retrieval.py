@@ -558,9 +558,9 @@ def _group_by_document(
     score in 0-1; with ``release_notes_last``, release notes and changelogs after the others.
 
     A document is a candidate when one of its chunks is. ``score`` is its score as a share of the
-    ideal one (first in every ranking), so results are ordered by the score they show. A document
-    whose best cosine similarity is under ``RAG_MIN_SCORE`` is not used: lexical overlap alone is
-    not relevance.
+    ideal one (first in every ranking), so results are ordered by the score they show (a release
+    note placed after a page shows at most that page's score). A document whose best cosine
+    similarity is under ``RAG_MIN_SCORE`` is not used: lexical overlap alone is not relevance.
     """
     rows = _chunk_rows([chunk_id for chunk_id, _ in fused], scope)
     grouped: dict[int, list[_ChunkRow]] = {}
@@ -586,13 +586,16 @@ def _group_by_document(
         best = doc_chunks[:CONTEXT_CHUNKS_PER_DOCUMENT]
         text = "\n\n".join(_strip_title(c.text) for c in sorted(best, key=lambda c: c.index))
         head = best[0]
+        score = min(best_score[document_id] / ideal, 1.0)
+        if results and last(document_id):
+            score = min(score, results[-1].score)
         results.append(
             RetrievedDocument(
                 document_id=document_id,
                 title=head.title,
                 category=head.category,
                 source=head.source,
-                score=min(best_score[document_id] / ideal, 1.0),
+                score=score,
                 snippet=_snippet(head.text),
                 text=text,
                 similarity=similarity,
