@@ -3,7 +3,7 @@
 A documentation folder ingested whole keeps its release notes: one page per version in many
 projects (``releases/``, ``releasenotes/``, ``announce/``), a long changelog in others. Each names
 the features it touched in the same words as the guides, so a how-to question finds the line that
-says a feature changed as readily as the page that explains it (Pillow's docs with their 68
+says a feature changed as readily as the page that explains it (Pillow's docs with their 67
 release-note pages: dev MRR@3 .778 without them, .689 with them). Retrieval ranks them after the
 other documents, unless the question is about versions or changes ("what's new in 2.0", "when was
 this added", "is it deprecated", a version number); ``RAG_RELEASE_NOTES_LAST=false`` turns that off.
