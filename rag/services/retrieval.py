@@ -571,7 +571,7 @@ def _group_by_document(
             grouped.setdefault(row.document_id, []).append(row)
             if row.document_id not in best_score:
                 best_score[row.document_id] = score + centroid_votes(row.document_id)
-    results = []
+    results: list[RetrievedDocument] = []
 
     def last(document_id: int) -> bool:
         head = grouped[document_id][0]
