@@ -9,9 +9,10 @@ other documents, unless the question is about versions or changes ("what's new i
 this added", "is it deprecated", a version number); ``RAG_RELEASE_NOTES_LAST=false`` turns that off.
 
 Told by convention, with no constant to tune: a folder or file named as projects name their
-history (``releases/``, ``changelog/``, ``CHANGES.md``, ``news.rst``...) or a title that says so
+history (``releases/``, ``changelog/``, ``CHANGES.md``, ``news.rst``...), a title that says so
 ("Django 5.0 release notes", "Changelog", "What's new in 2.0", a version number such as "9.0.1" or
-"Version 2.3"). English words only; a page named otherwise competes as any other.
+"Version 2.3"), or a category that does ("Release notes"). English words only; a page named
+otherwise competes as any other.
 """
 
 from __future__ import annotations
@@ -29,14 +30,15 @@ HISTORY_NAMES = frozenset({
 # the project (pytest's), so only the folder counts.
 HISTORY_FOLDERS = HISTORY_NAMES | {"history"}
 _TITLE = re.compile(
-    r"\b(?:release notes?|change ?logs?|change history|what'?s new)\b|^\s*(?:v|version |release )?\d+(?:\.\d+)+\b",
+    r"\b(?:release notes?|change ?logs?|change history|what['\u2019]?s new)\b"
+    r"|^\s*(?:v|version |release )?\d+(?:\.\d+)+\b",
     re.I,
 )
 # A question about versions, releases or changes: their own vocabulary, or a version number. Not
 # "change", "new" or "history" alone: "can I change my password", "start a new conversation" and
 # "browse my chat history" are how-to questions.
 _ABOUT_CHANGES = re.compile(
-    r"\bwhat'?s new\b|\bwhats new\b|\bnew (?:in|features?)\b|\b(?:what|which) (?:version|release)s?\b"
+    r"\bwhat['\u2019]?s new\b|\bnew (?:in|features?)\b|\b(?:what|which) (?:version|release)s?\b"
     r"|\bchang(?:ed|es) (?:in|since|between)\b|\bwhat (?:has |have )?changed\b|\bchange ?logs?\b"
     r"|\brelease notes?\b|\breleased\b|\bdeprecat\w*|\bintroduced\b|\bno longer\b"
     r"|\b(?:was|were|been|got|is|are) (?:removed|added|dropped|renamed)\b|\b(?:removed|added) in\b"
@@ -47,14 +49,15 @@ _ABOUT_CHANGES = re.compile(
 
 
 @lru_cache(maxsize=4096)
-def is_release_notes(title: str, source: str) -> bool:
-    """Whether a document is release notes or a changelog, by its path or its title."""
+def is_release_notes(title: str, source: str, category: str = "") -> bool:
+    """Whether a document is release notes or a changelog, by its path, its title or its category
+    (an admin's "Release notes" or "Changelog")."""
     parts = [part.lower() for part in PurePosixPath(source.replace("\\", "/")).parts]
     if parts:
         folders, name = parts[:-1], PurePosixPath(parts[-1]).stem
         if any(part in HISTORY_FOLDERS for part in folders) or name in HISTORY_NAMES:
             return True
-    return bool(_TITLE.search(title))
+    return bool(_TITLE.search(title) or _TITLE.search(category))
 
 
 def asks_about_changes(text: str) -> bool:

@@ -575,7 +575,7 @@ def _group_by_document(
 
     def last(document_id: int) -> bool:
         head = grouped[document_id][0]
-        return release_notes_last and is_release_notes(head.title, head.source)
+        return release_notes_last and is_release_notes(head.title, head.source, head.category)
 
     # sorted() is stable: a tie keeps the order of the documents' best chunks.
     for document_id in sorted(grouped, key=lambda document_id: (last(document_id), -best_score[document_id])):

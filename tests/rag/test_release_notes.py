@@ -17,6 +17,7 @@ from rag.release_notes import asks_about_changes, is_release_notes
         ("Changes", "CHANGES.md"),
         ("pytest-8.0.0", "announce/release-8.0.0.rst"),
         ("What's new in SQLAlchemy 2.0?", "changelog/whatsnew_20.rst"),
+        ("What\u2019s new in 3.0", "docs/three.md"),  # a typographic apostrophe
         ("Changelog", "docs/anything.md"),  # the title alone says it
         ("Version 2.3", "notes.md"),  # so does a title that is a version
         ("v1.4.2", "notes.md"),
@@ -25,6 +26,11 @@ from rag.release_notes import asks_about_changes, is_release_notes
 )
 def test_release_notes_are_told_by_their_folder_file_name_or_title(title, source):
     assert is_release_notes(title, source)
+
+
+def test_or_by_a_category_an_admin_gave_them():
+    assert is_release_notes("Spring update", "spring-update.md", "Release notes")
+    assert not is_release_notes("Spring update", "spring-update.md", "Guide")
 
 
 @pytest.mark.parametrize(
@@ -46,6 +52,7 @@ def test_other_pages_are_not(title, source):
     "question",
     [
         "what's new in 2.0?",
+        "what\u2019s new",
         "when was async support added",
         "is this setting deprecated",
         "which version removed PILLOW_VERSION",
