@@ -6,9 +6,10 @@ Hybrid retrieval also ranks whole documents: each dense ranking of chunks comes 
 the documents by their centroid (the mean of their chunks' vectors, ``Document.centroid``), and a
 document's score is its best chunk's fused score plus its centroid votes (RRF, same k). A page
 about the question's topic gains; a page that mentions everything once (a changelog, release
-notes) does not, since its centroid is about nothing in particular. A release-notes page of one
-short section is about its feature all the same, so release notes and changelogs are ranked after
-the other documents unless the question is about versions or changes (``rag.release_notes``).
+notes) does not, since its centroid is about nothing in particular. A short release-notes page is
+about its few features all the same, and its section announcing one matches a question about it
+as well as the guide does, so release notes and changelogs are ranked after the other documents
+unless the question is about versions or changes (``rag.release_notes``).
 
 Every search runs in a ``RetrievalScope`` (DESIGN §8): the vector store searches only the chunks
 the scope may read, the lexical index and its spelling corrector are built from those chunks
