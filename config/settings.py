@@ -399,10 +399,10 @@ if RAG_DOCUMENT_WEIGHT < 0:
 RAG_HEADING_WEIGHT = env_int("RAG_HEADING_WEIGHT", 1)
 if RAG_HEADING_WEIGHT < 1:
     raise ImproperlyConfigured(f"RAG_HEADING_WEIGHT must be at least 1, got {RAG_HEADING_WEIGHT}.")
-# Weight of the rankings of a short follow-up read together with the previous question.
 # Release notes and changelogs after the other pages, unless the question is about versions or
 # changes (rag/release_notes.py).
 RAG_RELEASE_NOTES_LAST = env_bool("RAG_RELEASE_NOTES_LAST", True)
+# Weight of the rankings of a short follow-up read together with the previous question.
 RAG_FOLLOW_UP_WEIGHT = env_float("RAG_FOLLOW_UP_WEIGHT", 1.5)
 RAG_HISTORY_TURNS = env_int("RAG_HISTORY_TURNS", 4)
 RAG_TIMEOUT_S = env_float("RAG_TIMEOUT_S", 20.0)  # total budget of one provider call, retries included
