@@ -572,14 +572,14 @@ def _group_by_document(
             grouped.setdefault(row.document_id, []).append(row)
             if row.document_id not in best_score:
                 best_score[row.document_id] = score + centroid_votes(row.document_id)
+    last = (
+        {d for d, (head, *_) in grouped.items() if is_release_notes(head.title, head.source, head.category)}
+        if release_notes_last
+        else set()
+    )
     results: list[RetrievedDocument] = []
-
-    def last(document_id: int) -> bool:
-        head = grouped[document_id][0]
-        return release_notes_last and is_release_notes(head.title, head.source, head.category)
-
     # sorted() is stable: a tie keeps the order of the documents' best chunks.
-    for document_id in sorted(grouped, key=lambda document_id: (last(document_id), -best_score[document_id])):
+    for document_id in sorted(grouped, key=lambda document_id: (document_id in last, -best_score[document_id])):
         doc_chunks = grouped[document_id]
         similarity = max(cosine.get(c.id, 0.0) for c in doc_chunks)
         if check_similarity and similarity < settings.RAG_MIN_SCORE:
@@ -588,7 +588,7 @@ def _group_by_document(
         text = "\n\n".join(_strip_title(c.text) for c in sorted(best, key=lambda c: c.index))
         head = best[0]
         score = min(best_score[document_id] / ideal, 1.0)
-        if results and last(document_id):
+        if results and document_id in last:
             score = min(score, results[-1].score)
         results.append(
             RetrievedDocument(
