@@ -13,12 +13,16 @@
 # every knowledge base), EVAL_HISTORY=1 (the corpora with their release notes and changelogs too,
 # under var/eval/corpora-history/ and knowledge bases <name>-history; same questions, and the
 # help-centre sets are skipped), EVAL_MERGED=1 (the corpora in one knowledge base instead, each
-# set asked there: the scale check; the help-centre sets are skipped).
+# set asked there: the scale check; the help-centre sets are skipped), EVAL_BASELINES=1 (issue 11's
+# two untuned prototypes too, rows proto-dense and proto-rrf: rag/eval/baselines.py; they embed
+# every document again in memory, about 5 minutes more for all the corpora).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 CORPORA="${EVAL_CORPORA:-$($BIN/python -m rag.eval.corpora list | tr '\n' ' ')}"
 SPLIT_ARGS=()
+# The folder each set's documents were ingested from, for the prototypes (EVAL_BASELINES=1).
+baselines() { [ "${EVAL_BASELINES:-0}" = 1 ] && echo "--baselines $1" || true; }
 for split in ${EVAL_SPLITS:-dev test}; do SPLIT_ARGS+=(--split "$split"); done
 
 # One isolated knowledge base per corpus: DEBUG for the embedded defaults (fake Redis, SQLite),
@@ -81,14 +85,15 @@ for line in open(f"rag/eval/retrieval/{name}.jsonl", encoding="utf-8"):
   done
   echo "== merged$SUFFIX: $CORPORA"
   build_kb "merged$SUFFIX" "$MERGED/docs" ingest "$MERGED/docs"
-  in_kb "merged$SUFFIX" $BIN/python manage.py eval_retrieval "${SETS[@]}" "${SPLIT_ARGS[@]}" ${EVAL_ARGS:-}
+  in_kb "merged$SUFFIX" $BIN/python manage.py eval_retrieval "${SETS[@]}" "${SPLIT_ARGS[@]}" \
+    $(baselines "$MERGED/docs") ${EVAL_ARGS:-}
   exit 0
 fi
 for corpus in $CORPORA; do
   echo "== $corpus$SUFFIX"
   build_kb "$corpus$SUFFIX" "$SOURCES/$corpus" ingest "$SOURCES/$corpus"
   in_kb "$corpus$SUFFIX" $BIN/python manage.py eval_retrieval "rag/eval/retrieval/$corpus.jsonl" \
-    "${SPLIT_ARGS[@]}" ${EVAL_ARGS:-}
+    "${SPLIT_ARGS[@]}" $(baselines "$SOURCES/$corpus") ${EVAL_ARGS:-}
 done
 [ "${EVAL_HISTORY:-0}" = 1 ] && exit 0
 
@@ -96,4 +101,4 @@ echo "== help-centre (regression sets, no split)"
 build_kb help-centre documents populate_documents
 in_kb help-centre $BIN/python manage.py eval_retrieval rag/eval/questions.jsonl rag/eval/follow_ups.jsonl \
   rag/eval/topic_switches.jsonl \
-  ${EVAL_ARGS:-}
+  $(baselines documents) ${EVAL_ARGS:-}

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
+from rag.eval.baselines import PROTOTYPES, Prototype, documents_in_order, pieces_of, run_prototype, split_characters
 from rag.eval.corpora import CORPORA, DEFAULT_DEST, QUESTIONS_DIR, is_current
 from rag.evaluation import (
     KINDS,
@@ -254,3 +255,64 @@ def test_command_rejects_a_bad_set(db, tmp_path):
     bad = write_set(tmp_path / "bad.jsonl", [{"q": "x", "expect": ["a"], "split": "train"}])
     with pytest.raises(CommandError, match=r"bad\.jsonl:1:"):
         call_command("eval_retrieval", str(bad))
+
+
+# --- issue 11's untuned prototypes beside the product's rankings ------------------------------
+
+
+def test_character_splitter_cuts_at_the_coarsest_boundary_that_fits():
+    text = "First paragraph here.\n\nSecond one, a bit longer.\n\n" + "word " * 30
+    pieces = split_characters(text, 60)
+    assert pieces[0] == "First paragraph here.\n\nSecond one, a bit longer."
+    assert all(len(piece) <= 60 for piece in pieces)
+    assert " ".join(" ".join(pieces).split()) == " ".join(text.split())  # no word lost or repeated
+    assert split_characters("x" * 25, 10) == ["x" * 10, "x" * 10, "x" * 5]
+    assert split_characters("  \n\n ", 10) == []
+
+
+def test_documents_come_in_the_order_of_their_best_piece():
+    sources = ["a.md", "b.md", "a.md", "c.md"]
+    assert documents_in_order([2, 1, 0, 3], sources) == ("a.md", "b.md", "c.md")
+    assert documents_in_order([3, 1, 0], sources, depth=2) == ("c.md", "b.md")
+
+
+@pytest.fixture
+def documents_folder(tmp_path: Path) -> Path:
+    from tests.conftest import KB_DOCUMENTS
+
+    for title, _category, source, body in KB_DOCUMENTS:
+        path = tmp_path / "docs" / source
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"# {title}\n\n{body}\n", encoding="utf-8")
+    return tmp_path / "docs"
+
+
+def test_command_ranks_with_the_prototypes_too(knowledge_base, split_set, documents_folder):
+    out = StringIO()
+    call_command(
+        "eval_retrieval", str(split_set), "--fusion", "dense", "--baselines", str(documents_folder), stdout=out
+    )
+    rows = rows_of(out.getvalue())
+    assert list(rows) == [("kb", split, mode) for split in ("dev", "test") for mode in ("dense", *PROTOTYPES)]
+    for mode in PROTOTYPES:
+        assert rows[("kb", "dev", mode)][:5] == ["1", "1.000", "1.000", "1.000", "1.000"]
+
+
+def test_prototype_pieces_carry_their_title_and_source(documents_folder):
+    pieces = pieces_of(documents_folder, 800)
+    assert "guides/reset.md" in pieces.sources
+    reset = pieces.texts[pieces.sources.index("guides/reset.md")]
+    assert reset.startswith("Reset a forgotten password\n\n# Reset a forgotten password")
+
+
+def test_the_prototype_keeps_no_conversation(knowledge_base, documents_folder):
+    prototype = Prototype("proto-rrf", documents_folder)
+    follow_up = Question(q="and how long is it good for?", expect=("guides/verify.md",), history=("verify email",))
+    (outcome,) = run_prototype(prototype, [follow_up])
+    assert outcome.sources == prototype.rank("and how long is it good for?")
+    assert prototype.rank("the and of") == prototype.rank("the and of")  # stop words only: dense alone
+
+
+def test_command_refuses_baselines_that_are_not_a_folder(db, split_set, tmp_path):
+    with pytest.raises(CommandError, match="not a folder"):
+        call_command("eval_retrieval", str(split_set), "--baselines", str(tmp_path / "nowhere"))

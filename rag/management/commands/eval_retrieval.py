@@ -7,12 +7,13 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from rag.eval.baselines import PROTOTYPES, Prototype, run_prototype
 from rag.evaluation import ALL, SPLITS, Outcome, in_split, load_questions, run, splits_of, summarise
 from rag.services.retrieval import lexical_index
 
 MODES = ("dense", "lexical", "hybrid")  # retrieve()'s FUSION_MODES, in table order; hybrid: the two fused
 MODE_CHOICES = {"every": list(MODES), "both": ["dense", "hybrid"]} | {mode: [mode] for mode in MODES}
-ROW = "{:<14} {:<5} {:>4}  {:<8} {:>6} {:>6} {:>6} {:>8} {:>7}"
+ROW = "{:<14} {:<5} {:>4}  {:<11} {:>6} {:>6} {:>6} {:>8} {:>7}"
 HEADER = ROW.format("set", "split", "n", "mode", "hit@1", "hit@3", "MRR@3", "nDCG@10", "p50 ms")
 
 
@@ -36,6 +37,13 @@ class Command(BaseCommand):
             default="every",
             help="Mode to evaluate: one of them, 'both' (dense and hybrid) or 'every' (default: all three).",
         )
+        parser.add_argument(
+            "--baselines",
+            type=Path,
+            metavar="FOLDER",
+            help="Also rank with issue 11's two untuned prototypes (rag/eval/baselines.py), built in memory "
+            "from the documents under FOLDER (the folder that was ingested).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         sets = {}
@@ -47,11 +55,17 @@ class Command(BaseCommand):
         wanted = options["split"] or list(SPLITS)
         modes = MODE_CHOICES[options["fusion"]]
         lexical_index.get()  # build outside the timed loop, as a warm server would have it
+        prototypes = []
+        if options["baselines"] is not None:
+            if not options["baselines"].is_dir():
+                raise CommandError(f"{options['baselines']} is not a folder")
+            prototypes = [Prototype(name, options["baselines"]) for name in PROTOTYPES]
         self.stdout.write(HEADER)
         for path, questions in sets.items():
             outcomes = {mode: run(questions, fusion=mode) for mode in modes}
+            outcomes |= {prototype.name: run_prototype(prototype, questions) for prototype in prototypes}
             for split in splits_of(questions, wanted):
-                for mode in modes:
+                for mode in outcomes:
                     chosen = [outcome for outcome in outcomes[mode] if in_split(outcome.question, split)]
                     self._report(path.stem, split, mode, chosen, verbose=options["verbosity"] >= 2)
 
