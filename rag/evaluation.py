@@ -12,7 +12,7 @@ import math
 import statistics
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rag.services.retrieval import retrieve
@@ -139,6 +139,20 @@ def in_split(question: Question, split: str) -> bool:
 
 def select_split(questions: Sequence[Question], split: str) -> list[Question]:
     return [question for question in questions if in_split(question, split)]
+
+
+def after_unrelated(questions: Sequence[Question]) -> list[Question]:
+    """A change of topic within one project: each question without a history, asked after the
+    nearest earlier question of the set (wrapping round) that has no history either and expects
+    none of its documents. The question must be found as if it had been asked first."""
+    standalone = [question for question in questions if not question.history]
+    switched = []
+    for i, question in enumerate(standalone):
+        earlier = (standalone[(i - step) % len(standalone)] for step in range(1, len(standalone)))
+        previous = next((other for other in earlier if not set(other.expect) & set(question.expect)), None)
+        if previous is not None:
+            switched.append(replace(question, history=(previous.q,)))
+    return switched
 
 
 # Running and summarising.

@@ -17,6 +17,7 @@ from rag.evaluation import (
     KINDS,
     Outcome,
     Question,
+    after_unrelated,
     first_hit,
     hit_at,
     in_split,
@@ -316,3 +317,29 @@ def test_the_prototype_keeps_no_conversation(knowledge_base, documents_folder):
 def test_command_refuses_baselines_that_are_not_a_folder(db, split_set, tmp_path):
     with pytest.raises(CommandError, match="not a folder"):
         call_command("eval_retrieval", str(split_set), "--baselines", str(tmp_path / "nowhere"))
+
+
+def test_after_unrelated_asks_each_standalone_question_after_another_topic():
+    questions = [
+        Question(q="reset my password", expect=("reset.md",), split="dev"),
+        Question(q="forgot password again", expect=("reset.md", "login.md"), split="test"),
+        Question(q="and for how long?", expect=("verify.md",), history=("verify email",)),
+        Question(q="delete my account", expect=("delete.md",), split="dev"),
+    ]
+    switched = after_unrelated(questions)
+    # The follow-up is left out; the second question skips the first (it shares reset.md) and
+    # wraps round to the last; each keeps its split.
+    assert [(q.q, q.history, q.split) for q in switched] == [
+        ("reset my password", ("delete my account",), "dev"),
+        ("forgot password again", ("delete my account",), "test"),
+        ("delete my account", ("forgot password again",), "dev"),
+    ]
+    assert after_unrelated(questions[:1]) == []  # nothing unrelated to ask first
+
+
+def test_command_reports_topic_switches_as_a_set_of_their_own(knowledge_base, split_set):
+    out = StringIO()
+    call_command("eval_retrieval", str(split_set), "--fusion", "hybrid", "--topic-switches", stdout=out)
+    rows = rows_of(out.getvalue())
+    assert rows[("kb~switch", "dev", "hybrid")][:2] == ["1", "1.000"]  # found despite the unrelated turn
+    assert rows[("kb~switch", "test", "hybrid")][0] == "1"  # the follow-up has a history: not switched

@@ -8,12 +8,12 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from rag.eval.baselines import PROTOTYPES, Prototype, run_prototype
-from rag.evaluation import ALL, SPLITS, Outcome, in_split, load_questions, run, splits_of, summarise
+from rag.evaluation import ALL, SPLITS, Outcome, after_unrelated, in_split, load_questions, run, splits_of, summarise
 from rag.services.retrieval import lexical_index
 
 MODES = ("dense", "lexical", "hybrid")  # retrieve()'s FUSION_MODES, in table order; hybrid: the two fused
 MODE_CHOICES = {"every": list(MODES), "both": ["dense", "hybrid"]} | {mode: [mode] for mode in MODES}
-ROW = "{:<14} {:<5} {:>4}  {:<11} {:>6} {:>6} {:>6} {:>8} {:>7}"
+ROW = "{:<17} {:<5} {:>4}  {:<11} {:>6} {:>6} {:>6} {:>8} {:>7}"
 HEADER = ROW.format("set", "split", "n", "mode", "hit@1", "hit@3", "MRR@3", "nDCG@10", "p50 ms")
 
 
@@ -38,6 +38,12 @@ class Command(BaseCommand):
             help="Mode to evaluate: one of them, 'both' (dense and hybrid) or 'every' (default: all three).",
         )
         parser.add_argument(
+            "--topic-switches",
+            action="store_true",
+            help="Also ask each set's questions that have no history after an unrelated question of the same set "
+            "(rag.evaluation.after_unrelated), reported as the set <name>~switch.",
+        )
+        parser.add_argument(
             "--baselines",
             type=Path,
             metavar="FOLDER",
@@ -52,6 +58,9 @@ class Command(BaseCommand):
                 sets[path] = load_questions(path)
             except (OSError, ValueError) as exc:
                 raise CommandError(str(exc)) from exc
+            switched = after_unrelated(sets[path]) if options["topic_switches"] else []
+            if switched:  # a set of follow-ups has no question to ask after another
+                sets[path.with_stem(f"{path.stem}~switch")] = switched
         wanted = options["split"] or list(SPLITS)
         modes = MODE_CHOICES[options["fusion"]]
         lexical_index.get()  # build outside the timed loop, as a warm server would have it
