@@ -402,7 +402,9 @@ if RAG_HEADING_WEIGHT < 1:
 # Release notes and changelogs after the other pages, unless the question is about versions or
 # changes (rag/release_notes.py).
 RAG_RELEASE_NOTES_LAST = env_bool("RAG_RELEASE_NOTES_LAST", True)
-# Weight of the rankings of a short follow-up read together with the previous question.
+# Weight of the rankings of a short follow-up read together with the previous question, when it
+# leans on it (it matches the knowledge base worse than the previous question did); a short
+# question that matches on its own gets at most 1, the weight of its own rankings.
 RAG_FOLLOW_UP_WEIGHT = env_float("RAG_FOLLOW_UP_WEIGHT", 1.5)
 RAG_HISTORY_TURNS = env_int("RAG_HISTORY_TURNS", 4)
 RAG_TIMEOUT_S = env_float("RAG_TIMEOUT_S", 20.0)  # total budget of one provider call, retries included

@@ -341,9 +341,15 @@ def _previous_question(query: str, history: Sequence[Turn]) -> str | None:
     return new_topic(previous[-1]) or previous[-1]
 
 
-def _follow_up_weight(query: str) -> float:
-    """Short questions ("and how long is it valid?") lean on the conversation; long ones stand alone."""
-    return settings.RAG_FOLLOW_UP_WEIGHT if len(query.split()) <= FOLLOW_UP_MAX_WORDS else 0.5
+def _follow_up_weight(query: str, *, matches_alone: bool) -> float:
+    """The weight of the question read with the previous one. A short question is understood
+    through its conversation ("and how long is it valid?"), unless it matches the knowledge base
+    on its own (``matches_alone``: it does not lean on the conversation, see
+    ``_leans_on_conversation``), when it may be on a new topic and its conversation counts no more
+    than its own rankings do (1); a long question stands alone (a half-weight second opinion)."""
+    if len(query.split()) > FOLLOW_UP_MAX_WORDS:
+        return 0.5
+    return min(settings.RAG_FOLLOW_UP_WEIGHT, 1.0) if matches_alone else settings.RAG_FOLLOW_UP_WEIGHT
 
 
 # The weight of a follow-up's own rankings next to its conversation's (chosen on the dev splits,
@@ -465,13 +471,15 @@ def retrieve(
     if previous:
         # The question read with the previous one, as a second opinion weighted by how much the
         # question needs its context; a follow-up's own rankings then count for little.
-        factor = _follow_up_weight(query)
+        if vectors:
+            leans = _leans_on_conversation(query, own_best, rankings.best_cosine(vectors[1]))
+        # Without a dense ranking (lexical mode) whether the question leans is unknown.
+        factor = _follow_up_weight(query, matches_alone=bool(vectors) and not leans)
         if vectors:
             combined = combine_with_previous(vectors[0], vectors[1], len(searched.split()), len(previous.split()))
             rankings.add_dense(combined, candidates, factor)
             if len(query.split()) <= FOLLOW_UP_MAX_WORDS:
                 answer_vector = combined
-            leans = _leans_on_conversation(query, own_best, rankings.best_cosine(vectors[1]))
             if leans:
                 rankings.weights[:own_lists] = [w * FOLLOW_UP_OWN_WEIGHT for w in rankings.weights[:own_lists]]
         # A follow-up that leans on its conversation is looked up by the conversation's words alone:

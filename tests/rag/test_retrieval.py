@@ -198,7 +198,7 @@ def test_a_short_question_on_a_new_topic_is_not_dragged_back_to_the_previous_one
     assert sources(result)[0] == "guides/formats.md"
 
 
-def test_a_short_follow_ups_own_rankings_count_less_than_its_conversations(export_and_formats, monkeypatch):
+def test_a_short_follow_ups_own_rankings_count_less_than_its_conversations_and_a_new_topics_do_not(export_and_formats, monkeypatch):
     from rag.services import retrieval
 
     seen: list[list[float]] = []
@@ -212,6 +212,8 @@ def test_a_short_follow_ups_own_rankings_count_less_than_its_conversations(expor
     history = [Turn(role="user", content="How do I export a conversation?")]
     retrieve(query="which formats?", history=history, fusion="hybrid")
     retrieve(query="which formats does the export of a whole conversation offer to its users?", history=history)
+    retrieve(query="Does upload accept PDF and HTML files?", history=history, fusion="hybrid")
+    retrieve(query="which formats?", history=history, fusion="lexical")
     lexical = retrieval.settings.RAG_LEXICAL_WEIGHT
     follow_up = retrieval.settings.RAG_FOLLOW_UP_WEIGHT
     own = retrieval.FOLLOW_UP_OWN_WEIGHT
@@ -220,6 +222,12 @@ def test_a_short_follow_ups_own_rankings_count_less_than_its_conversations(expor
     assert own < 1
     # A long question stands alone: its own rankings count in full.
     assert seen[1] == pytest.approx([1.0, lexical, 0.5, 0.5 * lexical])
+    # A short one that matches on its own (a new topic, the test below) keeps its own rankings in
+    # full, and its conversation counts no more than they do.
+    assert follow_up > 1
+    assert seen[2] == pytest.approx([1.0, lexical, 1.0, lexical])
+    # Without a dense ranking whether it leans is unknown: the conversation keeps its weight.
+    assert seen[3] == pytest.approx([lexical, follow_up * lexical])
 
 
 def test_only_a_short_question_that_matches_worse_than_the_previous_one_is_a_follow_up():
