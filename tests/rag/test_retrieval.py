@@ -198,7 +198,7 @@ def test_a_short_question_on_a_new_topic_is_not_dragged_back_to_the_previous_one
     assert sources(result)[0] == "guides/formats.md"
 
 
-def test_a_short_follow_ups_own_rankings_count_less_than_its_conversations_and_a_new_topics_do_not(export_and_formats, monkeypatch):
+def test_follow_up_weights_for_a_leaning_a_long_and_a_new_topic_question(export_and_formats, monkeypatch):
     from rag.services import retrieval
 
     seen: list[list[float]] = []
