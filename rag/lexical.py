@@ -139,7 +139,7 @@ class LexicalIndex:
             raise ValueError(f"{len(ids)} ids for {len(texts)} texts")
         if heading_weight < 1:
             raise ValueError(f"heading_weight must be at least 1, not {heading_weight}")
-        retriever = _bm25s().BM25(method="lucene")
+        retriever = bm25s_module().BM25(method="lucene")
         if texts:
             retriever.index([_weighted_tokens(text, heading_weight) for text in texts], show_progress=False)
         return cls(ids, retriever, SpellingCorrector.from_texts(texts))
@@ -186,7 +186,7 @@ def reciprocal_rank_fusion(
     return sorted(scores.items(), key=lambda pair: -pair[1])
 
 
-def _bm25s() -> Any:
+def bm25s_module() -> Any:
     """The bm25s module, imported on first use: it costs about 0.2 s and only the retrieval path
     needs it, not the extractive answerer that shares this module's tokenizer. Its import sets its
     logger to DEBUG; the level the logging configuration gave it (WARNING) is put back."""

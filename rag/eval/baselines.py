@@ -16,6 +16,7 @@ here is stored: the pieces are embedded in memory each run (about 20 s per 1,000
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ import numpy.typing as npt
 from rag.eval.corpora import DOC_SUFFIXES
 from rag.evaluation import DEPTH, Outcome, Question
 from rag.ingestion.extract import decode_text, extract_text
-from rag.lexical import reciprocal_rank_fusion
+from rag.lexical import bm25s_module, reciprocal_rank_fusion
 from rag.providers.factory import get_embedder
 
 PROTOTYPES = {"proto-dense": 800, "proto-rrf": 1200}  # name: piece size in characters
@@ -101,8 +102,7 @@ class Prototype:
     """One prototype's index over a folder, built in memory."""
 
     def __init__(self, name: str, folder: Path) -> None:
-        import bm25s
-
+        bm25s = bm25s_module()
         self.name = name
         self.pieces = pieces_of(folder, PROTOTYPES[name])
         self.vectors: npt.NDArray[np.float32] = np.asarray(get_embedder().embed_documents(self.pieces.texts))
@@ -125,10 +125,8 @@ class Prototype:
         )
 
     def _lexical(self, query: str) -> list[int]:
-        import bm25s
-
         assert self._bm25 is not None
-        tokens = bm25s.tokenize([query], stopwords="en", show_progress=False)
+        tokens = bm25s_module().tokenize([query], stopwords="en", show_progress=False)
         if not tokens.vocab:  # only stop words
             return []
         found, scores = self._bm25.retrieve(tokens, k=min(CANDIDATES, len(self.pieces.texts)), show_progress=False)
@@ -137,8 +135,6 @@ class Prototype:
 
 def run_prototype(prototype: Prototype, questions: Sequence[Question]) -> list[Outcome]:
     """Each question alone (a prototype keeps no conversation), as ``rag.evaluation.run`` does."""
-    import time
-
     outcomes = []
     for question in questions:
         started = time.perf_counter()
