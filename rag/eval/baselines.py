@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from rag.eval.corpora import DOC_SUFFIXES
 from rag.evaluation import DEPTH, Outcome, Question
+from rag.files import iter_files
 from rag.ingestion.extract import decode_text, extract_text
 from rag.lexical import bm25s_module, reciprocal_rank_fusion
 from rag.providers.factory import get_embedder
@@ -71,19 +72,18 @@ class Pieces:
 
 
 def pieces_of(folder: Path, size: int) -> Pieces:
-    """Every document file under ``folder`` (as the eval corpora are laid out), in pieces."""
+    """Every text document under ``folder`` (as the eval corpora are laid out), in pieces."""
     sources: list[str] = []
     texts: list[str] = []
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder)
-        if not path.is_file() or path.suffix.lower() not in DOC_SUFFIXES:
-            continue
-        if any(part.startswith((".", "_")) for part in relative.parts):
+    # The files `manage.py ingest` takes from the folder, those in text formats: a prototype reads
+    # the raw text.
+    for path, _ in iter_files([folder]):
+        if path.suffix.lower() not in DOC_SUFFIXES:
             continue
         data = path.read_bytes()
         title = extract_text(path.name, data).title or path.stem
         for piece in split_characters(decode_text(data), size):
-            sources.append(relative.as_posix())
+            sources.append(path.relative_to(folder).as_posix())
             texts.append(f"{title}\n\n{piece}")
     return Pieces(sources, texts)
 

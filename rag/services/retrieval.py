@@ -471,9 +471,8 @@ def retrieve(
     if previous:
         # The question read with the previous one, as a second opinion weighted by how much the
         # question needs its context; a follow-up's own rankings then count for little.
-        if vectors:
-            leans = _leans_on_conversation(query, own_best, rankings.best_cosine(vectors[1]))
         # Without a dense ranking (lexical mode) whether the question leans is unknown.
+        leans = bool(vectors) and _leans_on_conversation(query, own_best, rankings.best_cosine(vectors[1]))
         factor = _follow_up_weight(query, matches_alone=bool(vectors) and not leans)
         if vectors:
             combined = combine_with_previous(vectors[0], vectors[1], len(searched.split()), len(previous.split()))
