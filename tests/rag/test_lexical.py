@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.lexical import LexicalIndex, reciprocal_rank_fusion, stem, tokenize
+from rag.lexical import LexicalIndex, index_terms, reciprocal_rank_fusion, stem, tokenize, with_word_parts
 
 TEXTS = {
     101: "Refunds are issued within 14 days of receiving the returned item.",
@@ -36,6 +36,34 @@ def test_stemmer_conflates_inflections(forms):
 
 def test_tokenize_drops_stop_words_and_keeps_numbers():
     assert tokenize("How do I reset my Password within 5 days?") == ["reset", "password", "within", "5", "day"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("ImageDraw.rounded_rectangle()", "ImageDraw Image Draw rounded rectangle"),
+        ("HTTPResponse and getHTTPResponse", "HTTPResponse HTTP Response and getHTTPResponse get HTTP Response"),
+        ("open at 10am, utf8 only", "open at 10am 10 am utf8 utf 8 only"),
+        ("RGBA 2FA A3 plain words", "RGBA 2FA A3 plain words"),  # capitals and plain words stay whole
+    ],
+)
+def test_compound_words_are_followed_by_their_parts(text, expected):
+    assert with_word_parts(text) == expected
+
+
+def test_identifiers_match_their_words_either_way():
+    texts = {
+        1: "Call QuerySet.filter() to narrow the rows a model returns.",
+        2: "A query string is sent in the URL; sets of rows are not.",
+        3: "The shop opens at 10 am on Sundays and public holidays.",
+        4: "The office opens on Sundays.",
+    }
+    index = LexicalIndex.build(list(texts), list(texts.values()))
+    assert index.search("filter a query set", top_k=3)[0][0] == 1
+    assert index.search("queryset filter", top_k=3)[0][0] == 1
+    assert index.search("open 10am sunday", top_k=3)[0][0] == 3
+    # The answerer's tokenizer keeps whole words.
+    assert tokenize("QuerySet") == ["queryset"] and index_terms("QuerySet") == ["queryset", "query", "set"]
 
 
 def test_search_ranks_matching_chunks_by_bm25(index):
