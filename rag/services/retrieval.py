@@ -257,8 +257,8 @@ class _LexicalHolder:
     When the shared version moves (any write to the knowledge base, by any process), a scope's
     next search compares what the scope reads now with what its index was built from (one
     aggregate query) and rebuilds only if that changed: a document uploaded to one workspace does
-    not make every worker rebuild the shared base's index, or any other workspace's (about 0.9 s
-    of CPU each at 10k chunks).
+    not make every worker rebuild the shared base's index, or any other workspace's (about 1.2 s
+    of CPU each at 10k chunks: ``bench/bench_lexical_build.py``).
     """
 
     MAX_SCOPES = 64
