@@ -36,7 +36,7 @@ from rag.serializers import (
 )
 from rag.services.ingestion import DocumentInput, document_delete
 from rag.services.retrieval import retrieve
-from rag.types import RetrievalScope
+from rag.types import RetrievalScope, Turn
 from users.selectors import request_user
 from utils.exceptions import NotFound, PermissionDeniedError, ValidationFailed
 from utils.pagination import StandardPagination
@@ -116,7 +116,7 @@ class SearchApi(APIView):
         summary="Search the knowledge base",
         description="Searches one workspace's documents and the shared knowledge base (unless the workspace "
         "turned it off), or with `workspace=shared` the shared base alone. A workspace you are not a member of "
-        "is a 404.",
+        "is a 404. For a follow-up, pass the previous question as `previous`.",
         parameters=[SearchQuerySerializer],
         responses={200: SearchResultSerializer, **error_responses(400, 401, 404, 429, 503)},
         examples=[
@@ -128,7 +128,11 @@ class SearchApi(APIView):
         query.is_valid(raise_exception=True)
         workspace = _knowledge_base(request, query.validated_data.get("workspace"))
         scope = RetrievalScope() if workspace is None else retrieval_scope(workspace)
-        result = retrieve(query=query.validated_data["q"], top_k=query.validated_data["top_k"], scope=scope)
+        previous = query.validated_data.get("previous", "").strip()
+        history = [Turn(role="user", content=previous)] if previous else []
+        result = retrieve(
+            query=query.validated_data["q"], history=history, top_k=query.validated_data["top_k"], scope=scope
+        )
         body = {"query": result.query, "results": [d.as_source() for d in result.documents], "took_ms": result.took_ms}
         return Response(body)
 

@@ -202,6 +202,14 @@ class SearchQuerySerializer(serializers.Serializer[Any]):
     # 300 characters keep the worst case (4-byte characters, percent-encoded) inside a 4 KB request line.
     q = QueryCharField(max_length=300, help_text="The question or keywords.")
     top_k = QueryIntegerField(min_value=1, max_value=10, default=3)
+    previous = QueryCharField(
+        max_length=300,
+        required=False,
+        allow_blank=True,
+        help_text="For a follow-up: the user's previous question in the conversation. The search reads "
+        '`q` with it as far as `q` needs it ("and how long is the link valid?" after "how do I reset my '
+        'password"), as a chat session reads its turns; a question on a new topic is searched on its own.',
+    )
     workspace = QueryWorkspaceRefField(
         help_text="A workspace id: its documents, and the shared base unless the workspace turned it off; "
         '"shared": the shared base only. Default: the API key\'s workspace, else your personal workspace.'

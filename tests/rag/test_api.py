@@ -22,8 +22,8 @@ SEARCH = "/api/rag/search/"
 DOCS = "/api/rag/documents/"
 
 
-def search_sources(client, q: str) -> list[str]:
-    response = client.get(SEARCH, {"q": q})
+def search_sources(client, q: str, **params: str) -> list[str]:
+    response = client.get(SEARCH, {"q": q, **params})
     assert response.status_code == 200, response.content
     return [r["source"] for r in response.json()["results"]]
 
@@ -40,11 +40,33 @@ def test_search_returns_sources_with_every_field(api_client, knowledge_base):
 
 
 @pytest.mark.parametrize(
-    "params", [{}, {"q": "   "}, {"q": "x", "top_k": 11}, {"q": "x", "top_k": 0}, {"q": "x" * 1001}]
+    "params",
+    [
+        {},
+        {"q": "   "},
+        {"q": "x", "top_k": 11},
+        {"q": "x", "top_k": 0},
+        {"q": "x" * 1001},
+        {"q": "x", "previous": "x" * 301},
+    ],
 )
 def test_search_validation(api_client, params):
     response = api_client.get(SEARCH, params)
     assert response.status_code == 400 and response.json()["code"] == "invalid"
+
+
+def test_search_reads_a_follow_up_with_the_previous_question(api_client, knowledge_base):
+    """``previous`` gives a stateless client what a chat session gives its turns."""
+    assert search_sources(api_client, "how long is the link valid?")[0] == "guides/verify.md"
+    password = "I forgot my password, how do I get back in?"
+    assert search_sources(api_client, "how long is the link valid?", previous=password)[0] == "guides/reset.md"
+    verification = "I never got the verification email after signing up"
+    assert search_sources(api_client, "does it expire?")[0] == "policies/retention.md"
+    assert search_sources(api_client, "does it expire?", previous=verification)[0] == "guides/verify.md"
+    # The reply names the question searched, not the conversation; a blank previous question is none.
+    reply = api_client.get(SEARCH, {"q": "does it expire?", "previous": verification}).json()
+    assert reply["query"] == "does it expire?"
+    assert search_sources(api_client, "how long is the link valid?", previous="  ")[0] == "guides/verify.md"
 
 
 def test_search_and_documents_need_login(anon_client, knowledge_base):
