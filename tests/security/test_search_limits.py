@@ -54,3 +54,10 @@ def test_a_search_flood_leaves_a_bounded_number_of_entries_that_expire(api_clien
     assert 0 < len(keys) <= 5
     for key in keys:
         assert 0 < get_redis().ttl(key) <= django_settings.RAG_EMBED_CACHE_SECONDS <= 3600
+
+
+def test_a_flood_of_follow_ups_leaves_at_most_two_entries_a_search(api_client, knowledge_base, search_rate):
+    search_rate("5/min")
+    for n in range(40):  # a new question and a new previous question each time
+        api_client.get(SEARCH, {"q": f"and does it expire, attempt {n}?", "previous": f"verify my email {n}"})
+    assert 5 < len(cached_query_embeddings()) <= 10
