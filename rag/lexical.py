@@ -71,9 +71,24 @@ def tokenize(text: str) -> list[str]:
     ]
 
 
-# The parts of a word written in camel case or with digits: "ImageDraw" is "Image" and "Draw",
-# "HTTPResponse" is "HTTP" and "Response", "10am" is "10" and "am".
-_WORD_PART = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+def word_parts(word: str) -> list[str]:
+    """The parts of a word written in camel case or with digits: "ImageDraw" is "Image" and
+    "Draw", "HTTPResponse" is "HTTP" and "Response", "10am" is "10" and "am"; any other word is
+    one part. Letters are told upper or lower case by Unicode ("ÉtatCivil", but "Schönheit" whole)."""
+    if word.isupper() or (word.isalpha() and (word.islower() or word[1:].islower())):
+        return [word]
+    parts, start = [], 0
+    for i in range(1, len(word)):
+        before, here = word[i - 1], word[i]
+        if (
+            before.isdigit() != here.isdigit()
+            or (before.islower() and here.isupper())
+            or (before.isupper() and here.isupper() and i + 1 < len(word) and word[i + 1].islower())
+        ):
+            parts.append(word[start:i])
+            start = i
+    parts.append(word[start:])
+    return parts
 
 
 def with_word_parts(text: str) -> str:
@@ -84,8 +99,8 @@ def with_word_parts(text: str) -> str:
     documentation is full of them, and users write them either way."""
     words = []
     for word in _WORD.findall(text):
-        parts = _WORD_PART.findall(word)
-        words.append(word if len(parts) < 2 or word.isupper() else f"{word} {' '.join(parts)}")
+        parts = word_parts(word)
+        words.append(word if len(parts) < 2 else f"{word} {' '.join(parts)}")
     return " ".join(words)
 
 

@@ -45,6 +45,7 @@ def test_tokenize_drops_stop_words_and_keeps_numbers():
         ("HTTPResponse and getHTTPResponse", "HTTPResponse HTTP Response and getHTTPResponse get HTTP Response"),
         ("open at 10am, utf8 only", "open at 10am 10 am utf8 utf 8 only"),
         ("RGBA 2FA A3 plain words", "RGBA 2FA A3 plain words"),  # capitals and plain words stay whole
+        ("Müller in Linköping, ÉtatCivil", "Müller in Linköping ÉtatCivil État Civil"),  # cases by Unicode
     ],
 )
 def test_compound_words_are_followed_by_their_parts(text, expected):
