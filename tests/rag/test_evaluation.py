@@ -241,6 +241,20 @@ def test_command_modes_are_the_ones_retrieve_knows():
     assert set(eval_retrieval.MODES) == set(FUSION_MODES)
 
 
+def test_command_reports_each_kind_of_question_on_request(knowledge_base, split_set):
+    out = StringIO()
+    call_command("eval_retrieval", str(split_set), "--fusion", "hybrid", "--by-kind", stdout=out)
+    rows = rows_of(out.getvalue())
+    assert list(rows) == [
+        ("kb", "dev", "hybrid"),
+        ("kb:paraphrase", "dev", "hybrid"),
+        ("kb", "test", "hybrid"),
+        ("kb:factoid", "test", "hybrid"),
+        ("kb:follow_up", "test", "hybrid"),
+    ]
+    assert rows[("kb:follow_up", "test", "hybrid")][0] == "1"
+
+
 def test_command_reports_a_set_without_splits_as_all_and_several_sets(knowledge_base, split_set, tmp_path):
     unsplit = write_set(tmp_path / "help.jsonl", [{"q": "what is this chatbot", "expect": ["faq/chatbot.md"]}])
     out = StringIO()

@@ -44,6 +44,12 @@ class Command(BaseCommand):
             "(rag.evaluation.after_unrelated), reported as the set <name>~switch.",
         )
         parser.add_argument(
+            "--by-kind",
+            action="store_true",
+            help="Also report each kind of question (paraphrase, typo, follow_up, ...) on its own, as the set "
+            "<name>:<kind>.",
+        )
+        parser.add_argument(
             "--baselines",
             type=Path,
             metavar="FOLDER",
@@ -77,6 +83,10 @@ class Command(BaseCommand):
                 for mode in outcomes:
                     chosen = [outcome for outcome in outcomes[mode] if in_split(outcome.question, split)]
                     self._report(path.stem, split, mode, chosen, verbose=options["verbosity"] >= 2)
+                    kinds = sorted({o.question.kind for o in chosen if o.question.kind}) if options["by_kind"] else []
+                    for kind in kinds:
+                        of_kind = [outcome for outcome in chosen if outcome.question.kind == kind]
+                        self._report(f"{path.stem}:{kind}", split, mode, of_kind, verbose=False)
 
     def _report(self, name: str, split: str, mode: str, outcomes: list[Outcome], *, verbose: bool) -> None:
         report = summarise(outcomes)
