@@ -2,7 +2,8 @@
 
 One parser reads Markdown, reStructuredText and plain text (HTML arrives here converted to
 Markdown by extraction): ``#`` headings and underlined (reST, setext) headings, fenced and
-``::`` literal code, list items, pipe, grid and simple tables, and the common reST directives.
+``::`` literal code, list items, pipe, grid and simple tables, and the common reST directives
+(and their MyST Markdown spelling, ```` ```{note} ````, ``{ref}`text```, ``(label)=``).
 Inline markup (emphasis, links, roles, literals) is reduced to its text, so that neither the
 embedder, nor BM25, nor a quote in an answer sees ``**`` or ``:class:`~a.B```. Pure: no Django.
 """
@@ -34,6 +35,12 @@ class Structure:
 _ATX = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
 _UNDERLINE = re.compile(r"^([=\-~^\"'`#*+:.])\1{2,}[ \t]*$")
 _FENCE = re.compile(r"^[ \t]*(```+|~~~+)")
+# A MyST directive: a fence (or a ``:::`` colon fence) whose info string is ``{name} argument``.
+_MYST_DIRECTIVE = re.compile(r"^[ \t]*(```+|~~~+|:::+)[ \t]*\{([\w:.-]+)\}[ \t]*(.*)$")
+# A Markdown link reference definition, "[PyPI]: https://pypi.org/": renders nothing.
+_LINK_DEFINITION = re.compile(r"^ {0,3}\[[^\]]+\]:[ \t]*<?\S+>?(?:[ \t]+(?:\"[^\"]*\"|'[^']*'|\([^)]*\)))?[ \t]*$")
+_MYST_TARGET = re.compile(r"^\([\w.:+-]+\)=$")  # "(wheel-caching)=": a link target, renders nothing
+_PROMPT = re.compile(r"^\s*(?:\$|>>>|C:\\>|PS>)\s")  # a console transcript's first line
 _LIST_ITEM = re.compile(r"^([ \t]*)([-*+\u2022]|\d{1,3}[.)]|#\.|[a-zA-Z][.)])[ \t]+(\S.*)$")
 _DIRECTIVE = re.compile(r"^([ \t]*)\.\.[ \t]+(?:([\w:.-]+)::(?:[ \t]+(.*))?|(.*))$")
 _GRID_BORDER = re.compile(r"^[ \t]*\+(?:[-=]+\+)+[ \t]*$")
@@ -69,6 +76,9 @@ _LABELS = {
 _VERSIONS = {"versionadded": "New in version", "versionchanged": "Changed in version", "deprecated": "Deprecated since"}
 
 _INLINE = [
+    # A MyST role, {ref}`text`, read as reST's :ref:`text` (after a space or an opening bracket
+    # or quote: "issues/{num}", "={name}" and LaTeX's "\\a{b}{c}" are not roles).
+    (re.compile(r"(?<![^\s(\[\"'])\{([A-Za-z][\w:.+-]*)\}(?=`[^`])"), r":\1:"),
     (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r"\1"),  # Markdown image: its alt text
     (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),  # Markdown link
     (re.compile(r"\[([^\]]+)\]\[[^\]]*\]"), r"\1"),  # Markdown reference link
@@ -115,6 +125,8 @@ def _is_underline(line: str, above: str) -> bool:
         return False
     if _UNDERLINE.match(above) or _LIST_ITEM.match(above) or above.lstrip().startswith(("|", "..", "+")):
         return False
+    if line.strip()[0] in "`~":  # or a Markdown code fence, shorter than the line it follows
+        return len(line.strip()) >= len(above.strip())
     return len(line.strip()) >= min(len(above.strip()), 3) or line.strip()[0] in "=-"
 
 
@@ -195,7 +207,11 @@ class _Parser:
             self.code(self.take_indented(_indent(line) - 1))
             return
         self.literal_next = False
-        if _FENCE.match(line):
+        if match := _MYST_DIRECTIVE.match(line):
+            self.myst_directive(match)
+        elif _MYST_TARGET.match(stripped) or (_LINK_DEFINITION.match(line) and not self.paragraph):
+            self.flush()
+        elif _FENCE.match(line):
             self.fenced(line)
         elif match := _ATX.match(line):
             self.heading(len(match.group(1)), match.group(2))
@@ -257,7 +273,32 @@ class _Parser:
         options = 0
         while options < len(body) and re.match(r"^\s*:[\w -]+:", body[options]):
             options += 1  # ":linenos:", ":caption: ..." option lines
-        body = body[options:]
+        self.apply_directive(name, argument, body[options:])
+
+    def myst_directive(self, match: re.Match[str]) -> None:
+        """A MyST directive (```` ```{note} ````): its body up to the closing fence, read as reST's."""
+        self.flush()
+        marker = match.group(1)
+        body: list[str] = []
+        while self.i + 1 < len(self.lines):
+            self.i += 1
+            line = self.lines[self.i].strip()
+            if line.startswith(marker[0] * len(marker)) and not line.lstrip(marker[0]).strip():
+                break
+            body.append(self.lines[self.i])
+        start = 0
+        if body and body[0].strip() == "---":  # options as a YAML block
+            end = next((j for j in range(1, len(body)) if body[j].strip() == "---"), 0)
+            start = end + 1 if end else 0
+        while start < len(body) and re.match(r"^\s*:[\w -]+:", body[start]):
+            start += 1  # ":caption: ..." option lines
+        # The body was read past: continue from its end, with the body spliced in after it.
+        self.apply_directive(match.group(2).lower(), clean_inline(match.group(3)), body[start:])
+
+    def apply_directive(self, name: str, argument: str, body: list[str]) -> None:
+        """Emit a directive's content as reST and MyST mean it: dropped, code, or labelled text."""
+        while body and not body[-1].strip():
+            body = body[:-1]
         short = name.rsplit(":", 1)[-1]
         if not name or name in _DROPPED or short in (_IN_ANY_DOMAIN if ":" in name else _DROPPED):
             return  # a comment, a link target, or a directive with no prose
@@ -269,8 +310,9 @@ class _Parser:
             # with the next one's name. One followed by prose may be an object type that shows its
             # argument, and keeps it.
             return
-        if short in _CODE:
-            self.code(body)
+        first = next((line for line in body if line.strip()), "")
+        if short in _CODE or (not known and _PROMPT.match(first)):
+            self.code(body)  # a project's own console directive (pip's ``pip-cli``) shows a transcript
             return
         lead = _LABELS.get(short)
         if short in _VERSIONS:

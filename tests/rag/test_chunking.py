@@ -248,3 +248,66 @@ def test_a_domain_directive_describing_a_role_keeps_its_text_but_context_setters
     )
     described = "abbr\n\nAn abbreviation, with its explanation in parentheses."
     assert chunks(text, "Roles") == [f"Roles\n\n{described}\n\nSee above."]
+
+
+MYST = """# Caching
+
+```{versionadded} 6.0
+
+```
+
+(wheel-caching)=
+
+## Where is it stored
+
+```{caution}
+The exact layout may change between versions.
+```
+
+See {ref}`Installing from local packages <local>` and {pep}`517`; the URL is
+`https://example.com/issues/{num}` and `--log-disable={name}` is literal.
+
+````{tab} Linux
+```
+~/.cache/pip
+```
+````
+
+```{pip-cli}
+$ pip cache dir
+```
+
+```{toctree}
+:hidden:
+
+caching
+```
+
+[PyPI]: https://pypi.org/
+"""
+
+
+def test_myst_directives_roles_and_targets_read_as_their_rest_twins():
+    """MyST Markdown (pip's docs, most Sphinx projects written in Markdown): a ```` ```{name} ````
+    fence is a directive, not code; ``{role}`text``` is a role; ``(label)=`` and a link
+    reference definition render nothing. A tab keeps its name before its content."""
+    result = chunks(MYST, "Caching")
+    assert result[0] == "Caching\n\nNew in version 6.0:"
+    body = chunk_body(result[1])
+    assert chunk_heading(result[1]) == "Caching \u203a Where is it stored"
+    assert body.startswith("Caution: The exact layout may change between versions.\n\n")
+    assert "See Installing from local packages and 517; the URL is" in body
+    assert "https://example.com/issues/{num} and --log-disable={name} is literal." in body
+    assert "Linux\n\n```\n~/.cache/pip\n```" in body  # the tab's name, then its code
+    assert "```\n$ pip cache dir\n```" in body  # a project's console directive shows a transcript
+    assert "wheel-caching" not in body and "toctree" not in body and "hidden" not in body
+    assert "pypi.org" not in body and "{ref}" not in body and "{pep}" not in body
+
+
+def test_a_markdown_code_fence_under_a_short_line_is_not_a_rest_underline():
+    """reST may underline a heading with backticks (Flask's docs do), but only as long as the title:
+    "Linux" over a three-backtick fence is a line before code, not a heading."""
+    text = "Paths\n=====\n\nLinux\n```\n~/.cache\n```\n\nURL Building\n````````````\n\nUse url_for.\n"
+    result = chunks(text, "Paths")
+    assert result[0] == "Paths\n\nLinux\n\n```\n~/.cache\n```"
+    assert result[1] == "Paths \u203a URL Building\n\nUse url_for."
