@@ -311,3 +311,10 @@ def test_a_markdown_code_fence_under_a_short_line_is_not_a_rest_underline():
     result = chunks(text, "Paths")
     assert result[0] == "Paths\n\nLinux\n\n```\n~/.cache\n```"
     assert result[1] == "Paths \u203a URL Building\n\nUse url_for."
+
+
+def test_a_projects_own_console_directive_is_code_in_rest_too():
+    """``.. console::`` (a project's own directive for shell sessions) has a body of commands: read as
+    prose, its lines ran together into one sentence."""
+    text = "Install\n=======\n\n.. console::\n\n    $ python -m pip install flask\n    $ flask --version\n\nDone.\n"
+    assert chunks(text, "Install") == ["Install\n\n```\n$ python -m pip install flask\n$ flask --version\n```\n\nDone."]
