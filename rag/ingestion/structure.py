@@ -40,7 +40,12 @@ _MYST_DIRECTIVE = re.compile(r"^[ \t]*(```+|~~~+|:::+)[ \t]*\{([\w:.-]+)\}[ \t]*
 # A Markdown link reference definition, "[PyPI]: https://pypi.org/": renders nothing.
 _LINK_DEFINITION = re.compile(r"^ {0,3}\[[^\]]+\]:[ \t]*<?\S+>?(?:[ \t]+(?:\"[^\"]*\"|'[^']*'|\([^)]*\)))?[ \t]*$")
 _MYST_TARGET = re.compile(r"^\([\w.:+-]+\)=$")  # "(wheel-caching)=": a link target, renders nothing
-_PROMPT = re.compile(r"^\s*(?:\$|>>>|C:\\>|PS>)\s")  # a console transcript's first line
+# The first line of a directive body that is code, not prose: a console transcript ("$ ", ">>> "),
+# or a statement ("@decorator", "def f(", "import x", "NAME = ...", "call(...)").
+_CODE_START = re.compile(
+    r"^\s*(?:(?:\$|>>>|C:\\>|PS>)\s|@[\w.]+|(?:async\s+)?def\s+\w+\(|class\s+\w+[(:]|import\s+\w|from\s+[\w.]+\s+import\s"
+    r"|[A-Za-z_][\w.]*(?:\[[^\]]*\])?\s*=\s*\S|[A-Za-z_][\w.]*\(.*\)\s*$)"
+)
 _LIST_ITEM = re.compile(r"^([ \t]*)([-*+\u2022]|\d{1,3}[.)]|#\.|[a-zA-Z][.)])[ \t]+(\S.*)$")
 _DIRECTIVE = re.compile(r"^([ \t]*)\.\.[ \t]+(?:([\w:.-]+)::(?:[ \t]+(.*))?|(.*))$")
 _GRID_BORDER = re.compile(r"^[ \t]*\+(?:[-=]+\+)+[ \t]*$")
@@ -311,8 +316,10 @@ class _Parser:
             # argument, and keeps it.
             return
         first = next((line for line in body if line.strip()), "")
-        if short in _CODE or (not known and _PROMPT.match(first)):
-            self.code(body)  # a project's own console directive (pip's ``pip-cli``) shows a transcript
+        if short in _CODE or (not known and _CODE_START.match(first)):
+            # A project's own directive for examples (pip's ``pip-cli``, Click's ``click:example``
+            # and ``click:run``) shows a transcript or code, not prose.
+            self.code(body)
             return
         lead = _LABELS.get(short)
         if short in _VERSIONS:

@@ -313,8 +313,16 @@ def test_a_markdown_code_fence_under_a_short_line_is_not_a_rest_underline():
     assert result[1] == "Paths \u203a URL Building\n\nUse url_for."
 
 
-def test_a_projects_own_console_directive_is_code_in_rest_too():
-    """``.. console::`` (a project's own directive for shell sessions) has a body of commands: read as
-    prose, its lines ran together into one sentence."""
-    text = "Install\n=======\n\n.. console::\n\n    $ python -m pip install flask\n    $ flask --version\n\nDone.\n"
-    assert chunks(text, "Install") == ["Install\n\n```\n$ python -m pip install flask\n$ flask --version\n```\n\nDone."]
+def test_a_projects_own_example_directive_is_code_in_rest_too():
+    """``.. console::`` (a project's own directive for shell sessions) and ``.. click:example::``
+    (Click's, for Python) have a body of commands or code: read as prose, its lines ran together
+    into one sentence. An unknown directive whose body starts as prose stays prose."""
+    text = (
+        "Install\n=======\n\n.. console::\n\n    $ python -m pip install flask\n    $ flask --version\n\n"
+        ".. click:example::\n\n    @click.command()\n    def cli():\n        click.echo('hi')\n\n"
+        ".. tab:: Debian\n\n    Install it with apt.\n"
+    )
+    assert chunks(text, "Install") == [
+        "Install\n\n```\n$ python -m pip install flask\n$ flask --version\n```\n\n"
+        "```\n@click.command()\ndef cli():\n    click.echo('hi')\n```\n\nDebian\n\nInstall it with apt."
+    ]
