@@ -332,13 +332,45 @@ def warm_up() -> None:
         lexical_index.get()
 
 
-def _previous_question(query: str, history: Sequence[Turn]) -> str | None:
-    """The user's previous question in this session, if it differs from this one (without its
-    "unrelated:" cue)."""
+def _earlier_questions(query: str, history: Sequence[Turn]) -> list[str]:
+    """The user's earlier questions in this session, oldest first; none if the last one is this one."""
     previous = [turn.content for turn in history if turn.role == "user"]
     if not previous or previous[-1].strip() == query.strip():
-        return None
-    return new_topic(previous[-1]) or previous[-1]
+        return []
+    return previous
+
+
+# How many of the user's questions a chain of follow-ups may reach back to (the previous one
+# included): "our release script runs setup.py sdist", "is that going away?", "what do we run
+# instead?" reads the first too, since the second leaned on it.
+CHAIN_TURNS = 3
+
+
+def _previous_in_context(
+    earlier: list[str], vector: Vectors, rankings: _Rankings, use_cache: bool
+) -> tuple[str, Vectors]:
+    """The previous question as it was understood, and its vector: a follow-up of a follow-up
+    reads the question its predecessor leaned on (by the same rule as ``_leans_on_conversation``),
+    up to ``CHAIN_TURNS`` questions back; a question with a new-topic cue, or a long one, stands
+    alone and ends the chain. Without this, "what do we run instead?" after "is that going away?"
+    was looked up with nothing to go on."""
+    text = new_topic(earlier[-1]) or earlier[-1]
+    if new_topic(earlier[-1]) is not None:
+        return text, vector
+    turn, turn_vector, combined = text, vector, vector
+    for older in reversed(earlier[-CHAIN_TURNS:-1]):
+        if len(turn.split()) > FOLLOW_UP_MAX_WORDS:
+            break
+        older_text = new_topic(older) or older
+        older_vector = embed_queries([older_text], use_cache=use_cache)[0]
+        if not _leans_on_conversation(turn, rankings.best_cosine(turn_vector), rankings.best_cosine(older_vector)):
+            break
+        combined = combine_with_previous(combined, older_vector, len(text.split()), len(older_text.split()))
+        text = f"{older_text}\n{text}"
+        if new_topic(older) is not None:
+            break
+        turn, turn_vector = older_text, older_vector
+    return text, combined
 
 
 def _follow_up_weight(query: str, *, matches_alone: bool) -> float:
@@ -456,7 +488,8 @@ def retrieve(
     topic = new_topic(query)
     own = topic or query
     searched = index.speller.correct(own) if index is not None else own
-    previous = _previous_question(query, history) if topic is None else None
+    earlier = _earlier_questions(query, history) if topic is None else []
+    previous = (new_topic(earlier[-1]) or earlier[-1]) if earlier else None
     lexical_weight = settings.RAG_LEXICAL_WEIGHT
     rankings = _Rankings(scope=scope, documents=built.documents if built is not None and fusion == "hybrid" else None)
     vectors: list[Vectors] = []
@@ -464,6 +497,8 @@ def retrieve(
     if fusion != "lexical":
         vectors = embed_queries([searched, previous] if previous else [searched], use_cache=use_cache)
         own_best = rankings.add_dense(vectors[0], candidates, 1.0)
+        if previous and len(earlier) > 1:
+            previous, vectors[1] = _previous_in_context(earlier, vectors[1], rankings, use_cache)
     rankings.add_lexical(index, searched, candidates, lexical_weight)
     own_lists = len(rankings.lists)
     answer_vector = vectors[0] if vectors else None

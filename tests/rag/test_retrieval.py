@@ -155,6 +155,27 @@ def test_without_the_conversation_the_same_words_find_prices(two_domains):
     assert sources(retrieve(query="how much does a bike ride cost?"))[0] == "bikes/prices.md"
 
 
+@pytest.mark.parametrize("fusion", ["dense", "hybrid"])
+def test_a_follow_up_of_a_follow_up_reads_the_question_they_both_lean_on(two_domains, fusion):
+    # "is it every year?" leaned on the harvest show; the question after it is read with both.
+    history = [
+        Turn(role="user", content="When is the autumn harvest show at the community garden?"),
+        Turn(role="user", content="is it every year?"),
+    ]
+    result = retrieve(query="how much does it cost to enter?", history=history, fusion=fusion)
+    assert sources(result)[:1] == ["garden/harvest-show.md"]
+
+
+def test_a_chain_of_follow_ups_stops_at_a_question_that_stands_alone(two_domains):
+    # The bike question matches on its own: the garden before it is not read with "and for a day?".
+    history = [
+        Turn(role="user", content="When is the autumn harvest show at the community garden?"),
+        Turn(role="user", content="How much does a bike-share ride cost?"),
+    ]
+    result = retrieve(query="and for a whole day?", history=history)
+    assert sources(result)[0] == "bikes/prices.md"
+
+
 FORMAT_DOCS = [
     (
         "Export a conversation",
