@@ -212,6 +212,25 @@ CORPORA: tuple[Corpus, ...] = (
         # are prose and stay.
         exclude=("changes.rst", "spelling_wordlist.txt"),
     ),
+    # Also session 15: setuptools keeps its deprecated guides (distutils, eggs, easy_install) beside
+    # the current ones, the same topics twice as a long-lived project's docs do; click's docs are
+    # MyST Markdown too. Both question sets were written from the pages before any retrieval ran.
+    Corpus(
+        name="setuptools",
+        package="setuptools",
+        version="84.2.1",
+        sha256="3ff8b3b5492a0aa66960f4419365a86b84e013070d4313e4d4a6894f5d64d6bc",
+        # history.rst only includes ../NEWS (links).rst: no history to add.
+        exclude=("history.rst", "artwork.rst"),
+    ),
+    Corpus(
+        name="click",
+        package="click",
+        version="8.5.1",
+        sha256="9bbfada76703fd1d784b83eea012e3e8c6a001a876543ef104fa56aaaeb072b4",
+        # changes.md and license.md only include files outside docs/; api.md is autodoc directives.
+        exclude=("changes.md", "license.md", "api.md"),
+    ),
 )
 
 
