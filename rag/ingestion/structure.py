@@ -3,7 +3,8 @@
 One parser reads Markdown, reStructuredText and plain text (HTML arrives here converted to
 Markdown by extraction): ``#`` headings and underlined (reST, setext) headings, fenced and
 ``::`` literal code, list items, pipe, grid and simple tables, and the common reST directives
-(and their MyST Markdown spelling, ```` ```{note} ````, ``{ref}`text```, ``(label)=``).
+(and their MyST Markdown spelling, ```` ```{note} ````, ``{ref}`text```, ``(label)=``), and the
+admonitions of Docusaurus, VitePress and MkDocs (``:::tip``, ``!!! note "Title"``).
 Inline markup (emphasis, links, roles, literals) is reduced to its text, so that neither the
 embedder, nor BM25, nor a quote in an answer sees ``**`` or ``:class:`~a.B```. Pure: no Django.
 """
@@ -39,6 +40,11 @@ _FENCE = re.compile(r"^[ \t]*(```+|~~~+)")
 _MYST_DIRECTIVE = re.compile(r"^[ \t]*(```+|~~~+|:::+)[ \t]*\{([\w:.-]+)\}[ \t]*(.*)$")
 # A Markdown link reference definition, "[PyPI]: https://pypi.org/": renders nothing.
 _LINK_DEFINITION = re.compile(r"^ {0,3}\[[^\]]+\]:[ \t]*<?\S+>?(?:[ \t]+(?:\"[^\"]*\"|'[^']*'|\([^)]*\)))?[ \t]*$")
+# Docusaurus, VitePress and MyST colon fences without braces: ":::tip", "::: warning Title",
+# ":::note[Title]"; and MkDocs (Material) admonitions: '!!! note "Title"', "??? tip", with an
+# indented body.
+_COLON_DIRECTIVE = re.compile(r"^[ \t]*(:{3,})[ \t]*([A-Za-z][\w-]*)(?:\[([^\]]*)\])?[ \t]*(.*)$")
+_MKDOCS_ADMONITION = re.compile(r'^(?:!!!|\?\?\?\+?)[ \t]+([A-Za-z][\w-]*)(?:[ \t]+"([^"]*)")?[ \t]*$')
 _MYST_TARGET = re.compile(r"^\([\w.:+-]+\)=$")  # "(wheel-caching)=": a link target, renders nothing
 # The first line of a directive body that is code, not prose: a console transcript ("$ ", ">>> "),
 # or a statement ("@decorator", "def f(", "import x", "NAME = ...", "call(...)").
@@ -76,7 +82,7 @@ _CODE = {"code-block", "code", "sourcecode", "doctest", "testcode", "testoutput"
 _LABELS = {
     "note": "Note:", "warning": "Warning:", "tip": "Tip:", "important": "Important:", "hint": "Hint:",
     "caution": "Caution:", "danger": "Danger:", "attention": "Attention:", "error": "Error:",
-    "seealso": "See also:", "admonition": "", "topic": "", "sidebar": "",
+    "seealso": "See also:", "admonition": "", "topic": "", "sidebar": "", "info": "Info:",
 }  # fmt: skip
 _VERSIONS = {"versionadded": "New in version", "versionchanged": "Changed in version", "deprecated": "Deprecated since"}
 
@@ -213,7 +219,12 @@ class _Parser:
             return
         self.literal_next = False
         if match := _MYST_DIRECTIVE.match(line):
-            self.myst_directive(match)
+            self.myst_directive(match.group(1), match.group(2), match.group(3))
+        elif match := _COLON_DIRECTIVE.match(line):
+            self.myst_directive(match.group(1), match.group(2), match.group(3) or match.group(4))
+        elif match := _MKDOCS_ADMONITION.match(line):
+            self.flush()
+            self.apply_directive(match.group(1).lower(), clean_inline(match.group(2) or ""), self.take_indented(0))
         elif _MYST_TARGET.match(stripped) or (_LINK_DEFINITION.match(line) and not self.paragraph):
             self.flush()
         elif _FENCE.match(line):
@@ -280,10 +291,10 @@ class _Parser:
             options += 1  # ":linenos:", ":caption: ..." option lines
         self.apply_directive(name, argument, body[options:])
 
-    def myst_directive(self, match: re.Match[str]) -> None:
-        """A MyST directive (```` ```{note} ````): its body up to the closing fence, read as reST's."""
+    def myst_directive(self, marker: str, name: str, argument: str) -> None:
+        """A fenced directive (```` ```{note} ````, ``:::tip``): its body up to the closing fence,
+        read as reST's."""
         self.flush()
-        marker = match.group(1)
         body: list[str] = []
         while self.i + 1 < len(self.lines):
             self.i += 1
@@ -298,7 +309,7 @@ class _Parser:
         while start < len(body) and re.match(r"^\s*:[\w -]+:", body[start]):
             start += 1  # ":caption: ..." option lines
         # The body was read past: continue from its end, with the body spliced in after it.
-        self.apply_directive(match.group(2).lower(), clean_inline(match.group(3)), body[start:])
+        self.apply_directive(name.lower(), clean_inline(argument), body[start:])
 
     def apply_directive(self, name: str, argument: str, body: list[str]) -> None:
         """Emit a directive's content as reST and MyST mean it: dropped, code, or labelled text."""

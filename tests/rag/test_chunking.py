@@ -326,3 +326,18 @@ def test_a_projects_own_example_directive_is_code_in_rest_too():
         "Install\n\n```\n$ python -m pip install flask\n$ flask --version\n```\n\n"
         "```\n@click.command()\ndef cli():\n    click.echo('hi')\n```\n\nDebian\n\nInstall it with apt."
     ]
+
+
+def test_docusaurus_vitepress_and_mkdocs_admonitions_read_as_labelled_text():
+    """Docusaurus (``:::tip``, ``:::note[Title]``), VitePress (``::: warning Title``) and MkDocs
+    Material (``!!! note "Title"`` with an indented body) admonitions: their markers are not text."""
+    text = (
+        "# Refunds\n\n:::tip\nAsk within 14 days.\n:::\n\n:::note[Card payments]\nThey take 5 days.\n:::\n\n"
+        "::: warning Vouchers\nVouchers are not refunded.\n:::\n\n"
+        '!!! info "Bank transfers"\n    They take a week.\n\n    Fees are ours.\n\nThat is all.\n'
+    )
+    assert chunks(text, "Refunds") == [
+        "Refunds\n\nTip: Ask within 14 days.\n\nNote: Card payments They take 5 days.\n\n"
+        "Warning: Vouchers Vouchers are not refunded.\n\nInfo: Bank transfers They take a week.\n\n"
+        "Fees are ours.\n\nThat is all."
+    ]
