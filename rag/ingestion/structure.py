@@ -39,7 +39,10 @@ _FENCE = re.compile(r"^[ \t]*(```+|~~~+)")
 # A MyST directive: a fence (or a ``:::`` colon fence) whose info string is ``{name} argument``.
 _MYST_DIRECTIVE = re.compile(r"^[ \t]*(```+|~~~+|:::+)[ \t]*\{([\w:.-]+)\}[ \t]*(.*)$")
 # A Markdown link reference definition, "[PyPI]: https://pypi.org/": renders nothing.
-_LINK_DEFINITION = re.compile(r"^ {0,3}\[[^\]]+\]:[ \t]*<?\S+>?(?:[ \t]+(?:\"[^\"]*\"|'[^']*'|\([^)]*\)))?[ \t]*$")
+# (A destination that is a URL, a path or an anchor: "[Note]: closed." is a sentence.)
+_LINK_DEFINITION = re.compile(
+    r"^ {0,3}\[[^\]]+\]:[ \t]*<?(?:[a-z][\w+.-]*:|[\w.~-]*[/#])\S*>?(?:[ \t]+(?:\"[^\"]*\"|'[^']*'|\([^)]*\)))?[ \t]*$"
+)
 # Docusaurus, VitePress and MyST colon fences without braces: ":::tip", "::: warning Title",
 # ":::note[Title]"; and MkDocs (Material) admonitions: '!!! note "Title"', "??? tip", with an
 # indented body.
@@ -47,9 +50,10 @@ _COLON_DIRECTIVE = re.compile(r"^[ \t]*(:{3,})[ \t]*([A-Za-z][\w-]*)(?:\[([^\]]*
 _MKDOCS_ADMONITION = re.compile(r'^(?:!!!|\?\?\?\+?)[ \t]+([A-Za-z][\w-]*)(?:[ \t]+"([^"]*)")?[ \t]*$')
 _MYST_TARGET = re.compile(r"^\([\w.:+-]+\)=$")  # "(wheel-caching)=": a link target, renders nothing
 # The first line of a directive body that is code, not prose: a console transcript ("$ ", ">>> "),
-# or a statement ("@decorator", "def f(", "import x", "NAME = ...", "call(...)").
+# a shebang or Quarto's "#| option", or a statement ("@decorator", "def f(", "import x", "NAME =
+# ...", "call(...)").
 _CODE_START = re.compile(
-    r"^\s*(?:(?:\$|>>>|C:\\>|PS>)\s|@[\w.]+|(?:async\s+)?def\s+\w+\(|class\s+\w+[(:]|import\s+\w|from\s+[\w.]+\s+import\s"
+    r"^\s*(?:(?:\$|>>>|C:\\>|PS>)\s|#[!|]|@[\w.]+|(?:async\s+)?def\s+\w+\(|class\s+\w+[(:]|import\s+\w|from\s+[\w.]+\s+import\s"
     r"|[A-Za-z_][\w.]*(?:\[[^\]]*\])?\s*=\s*\S|[A-Za-z_][\w.]*\(.*\)\s*$)"
 )
 _LIST_ITEM = re.compile(r"^([ \t]*)([-*+\u2022]|\d{1,3}[.)]|#\.|[a-zA-Z][.)])[ \t]+(\S.*)$")
@@ -76,6 +80,12 @@ _SIGNATURES = {
     "function", "class", "method", "classmethod", "staticmethod", "attribute", "property", "data",
     "exception", "decorator", "decoratormethod", "describe", "object", "option", "cmdoption", "envvar",
     "confval", "type", "member", "macro", "var",
+}  # fmt: skip
+# A fence named by its language in braces is an executable cell (Quarto, R Markdown, MyST-NB):
+# ```` ```{python} ````, not a directive.
+_LANGUAGES = {
+    "python", "r", "julia", "bash", "sh", "shell", "sql", "js", "javascript", "ojs", "mermaid", "dot",
+    "code-cell", "ipython", "ipython3",
 }  # fmt: skip
 _CODE = {"code-block", "code", "sourcecode", "doctest", "testcode", "testoutput", "prompt", "parsed-literal"}
 # Directives that label their content; the label reads as a lead-in.
@@ -327,7 +337,7 @@ class _Parser:
             # argument, and keeps it.
             return
         first = next((line for line in body if line.strip()), "")
-        if short in _CODE or (not known and _CODE_START.match(first)):
+        if short in _CODE or short in _LANGUAGES or (not known and _CODE_START.match(first)):
             # A project's own directive for examples (pip's ``pip-cli``, Click's ``click:example``
             # and ``click:run``) shows a transcript or code, not prose.
             self.code(body)

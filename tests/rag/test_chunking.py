@@ -341,3 +341,10 @@ def test_docusaurus_vitepress_and_mkdocs_admonitions_read_as_labelled_text():
         "Warning: Vouchers Vouchers are not refunded.\n\nInfo: Bank transfers They take a week.\n\n"
         "Fees are ours.\n\nThat is all."
     ]
+
+
+def test_an_executable_cell_is_code_and_a_bracketed_sentence_is_not_a_link_definition():
+    """Quarto and R Markdown name a code cell's language in braces (```` ```{python} ````); its
+    comment lines are not headings. "[Note]: ..." followed by words is a sentence, kept."""
+    text = "# Plot\n\n```{python}\n#| label: fig\n# the data\nx = 1\n```\n\n[Note]: closed.\n"
+    assert chunks(text, "Plot") == ["Plot\n\n```\n#| label: fig\n# the data\nx = 1\n```\n\n[Note]: closed."]
