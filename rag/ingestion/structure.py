@@ -373,6 +373,7 @@ class _Parser:
 
     def list_block(self) -> None:
         items: list[str] = []
+        literal = False
         while self.i < len(self.lines):
             line = self.lines[self.i]
             match = _LIST_ITEM.match(line)
@@ -385,6 +386,11 @@ class _Parser:
                 following = self.peek(1)
                 if not (_LIST_ITEM.match(following) or (following.strip() and _indent(following) > 1)):
                     break
+                if items and items[-1].endswith("::") and not _LIST_ITEM.match(following):
+                    literal = True  # the item introduces a literal block ("For example::"): code
+                    break
+            elif _DIRECTIVE.match(line) and _indent(line) > 0:
+                break  # a directive inside the item (".. note::", ".. versionadded::"), read as one
             elif _indent(line) > 0 or self.peek(-1).strip():
                 items[-1] += " " + line.strip()  # a continuation line (indented, or lazy)
             else:
@@ -397,6 +403,7 @@ class _Parser:
             bullet, _, text = item.strip().partition(" ")
             cleaned.append(f"{depth}{bullet} {clean_inline(text)}")
         self.emit(LIST, cleaned)
+        self.literal_next = literal
 
     def pipe_table(self) -> None:
         rows: list[str] = []

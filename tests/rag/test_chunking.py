@@ -348,3 +348,16 @@ def test_an_executable_cell_is_code_and_a_bracketed_sentence_is_not_a_link_defin
     comment lines are not headings. "[Note]: ..." followed by words is a sentence, kept."""
     text = "# Plot\n\n```{python}\n#| label: fig\n# the data\nx = 1\n```\n\n[Note]: closed.\n"
     assert chunks(text, "Plot") == ["Plot\n\n```\n#| label: fig\n# the data\nx = 1\n```\n\n[Note]: closed."]
+
+
+def test_a_directive_or_literal_block_inside_a_list_item_is_read_as_one():
+    """reST nests directives and literal blocks in list items (Alembic's and SQLAlchemy's docs):
+    joined to the item as text, ".. versionchanged:: 1.2" and the code reached the chunk."""
+    text = (
+        "Options\n=======\n\n- timezone - applied to the date.\n\n  .. versionchanged:: 1.2\n     Uses zoneinfo.\n\n"
+        "- file_template - names the file, for example::\n\n      %%(rev)s_%%(slug)s\n\n- other - nothing.\n"
+    )
+    assert chunks(text, "Options") == [
+        "Options\n\n- timezone - applied to the date.\n\nChanged in version 1.2: Uses zoneinfo.\n\n"
+        "- file_template - names the file, for example:\n\n```\n%%(rev)s_%%(slug)s\n```\n\n- other - nothing."
+    ]
