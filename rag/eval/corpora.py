@@ -231,6 +231,24 @@ CORPORA: tuple[Corpus, ...] = (
         # changes.md and license.md only include files outside docs/; api.md is autodoc directives.
         exclude=("changes.md", "license.md", "api.md"),
     ),
+    # Later in session 15: Werkzeug (the WSGI toolkit under Flask, so Flask's twin in the merged
+    # check) and Alembic (migrations for SQLAlchemy, with its changelog as history). Blind-labelled too.
+    Corpus(
+        name="werkzeug",
+        package="werkzeug",
+        version="3.1.9",
+        sha256="55ca7c70a75689be937aa27f8ff4b018f06ff4838fc73045560bf0f5a1291060",
+        exclude=("changes.rst", "license.rst"),  # both only include files outside docs/
+    ),
+    Corpus(
+        name="alembic",
+        package="alembic",
+        version="1.20.1",
+        sha256="83490def1f723413db5096591f7609ac52544805be93849170088ed04f5a2e0b",
+        docs_dir="docs/build",
+        exclude=("changelog.rst", "unreleased/*", "requirements.txt"),
+        history=("changelog.rst",),
+    ),
 )
 
 
