@@ -361,3 +361,16 @@ def test_a_directive_or_literal_block_inside_a_list_item_is_read_as_one():
         "Options\n\n- timezone - applied to the date.\n\nChanged in version 1.2: Uses zoneinfo.\n\n"
         "- file_template - names the file, for example:\n\n```\n%%(rev)s_%%(slug)s\n```\n\n- other - nothing."
     ]
+
+
+def test_a_fenced_code_block_inside_a_markdown_list_item_stays_code():
+    """A step of a numbered procedure with its command in a fence: read into the item, it became
+    "Run the restore command: bash python manage.py restore_backup" (the help centre's own page)."""
+    text = (
+        "# Restore\n\n1. Stop the server.\n2. Run the restore command:\n\n"
+        "   ```bash\n   python manage.py restore\n   ```\n\n3. Start it again.\n"
+    )
+    assert chunks(text, "Restore") == [
+        "Restore\n\n1. Stop the server.\n2. Run the restore command:\n\n"
+        "```\npython manage.py restore\n```\n\n3. Start it again."
+    ]
