@@ -389,7 +389,7 @@ class _Parser:
                 if items and items[-1].endswith("::") and not _LIST_ITEM.match(following):
                     literal = True  # the item introduces a literal block ("For example::"): code
                     break
-            elif (_DIRECTIVE.match(line) or _FENCE.match(line)) and _indent(line) > 0:
+            elif _FENCE.match(line) or (_DIRECTIVE.match(line) and _indent(line) > 0):
                 break  # a directive (".. note::") or a code fence inside the item, read as one
             elif _indent(line) > 0 or self.peek(-1).strip():
                 items[-1] += " " + line.strip()  # a continuation line (indented, or lazy)

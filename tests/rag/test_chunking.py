@@ -374,3 +374,5 @@ def test_a_fenced_code_block_inside_a_markdown_list_item_stays_code():
         "Restore\n\n1. Stop the server.\n2. Run the restore command:\n\n"
         "```\npython manage.py restore\n```\n\n3. Start it again."
     ]
+    # A fence at the margin right after an item ends the list (CommonMark), as one indented does.
+    assert chunks("# Run\n\n- Start it:\n```\nmake run\n```\n", "Run") == ["Run\n\n- Start it:\n\n```\nmake run\n```"]
