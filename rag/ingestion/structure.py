@@ -295,11 +295,7 @@ class _Parser:
         base = len(match.group(1))
         name = (match.group(2) or "").lower()
         argument = clean_inline(match.group(3) or "")
-        body = self.take_indented(base)
-        options = 0
-        while options < len(body) and re.match(r"^\s*:[\w -]+:", body[options]):
-            options += 1  # ":linenos:", ":caption: ..." option lines
-        self.apply_directive(name, argument, body[options:])
+        self.apply_directive(name, argument, _without_options(self.take_indented(base)))
 
     def myst_directive(self, marker: str, name: str, argument: str) -> None:
         """A fenced directive (```` ```{note} ````, ``:::tip``): its body up to the closing fence,
@@ -312,14 +308,11 @@ class _Parser:
             if line.startswith(marker[0] * len(marker)) and not line.lstrip(marker[0]).strip():
                 break
             body.append(self.lines[self.i])
-        start = 0
         if body and body[0].strip() == "---":  # options as a YAML block
             end = next((j for j in range(1, len(body)) if body[j].strip() == "---"), 0)
-            start = end + 1 if end else 0
-        while start < len(body) and re.match(r"^\s*:[\w -]+:", body[start]):
-            start += 1  # ":caption: ..." option lines
+            body = body[end + 1 :] if end else body
         # The body was read past: continue from its end, with the body spliced in after it.
-        self.apply_directive(name.lower(), clean_inline(argument), body[start:])
+        self.apply_directive(name.lower(), clean_inline(argument), _without_options(body))
 
     def apply_directive(self, name: str, argument: str, body: list[str]) -> None:
         """Emit a directive's content as reST and MyST mean it: dropped, code, or labelled text."""
@@ -424,6 +417,14 @@ class _Parser:
         self.i -= 1
         rows = _grid_rows(table) if _GRID_BORDER.match(first) else _simple_rows(table)
         self.emit(TABLE, ["| " + " | ".join(clean_inline(cell) for cell in row) + " |" for row in rows if any(row)])
+
+
+def _without_options(body: list[str]) -> list[str]:
+    """A directive's body without its leading option lines (":linenos:", ":caption: ...")."""
+    start = 0
+    while start < len(body) and re.match(r"^\s*:[\w -]+:", body[start]):
+        start += 1
+    return body[start:]
 
 
 def _grid_rows(table: list[str]) -> list[list[str]]:

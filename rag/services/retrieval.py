@@ -347,30 +347,32 @@ CHAIN_TURNS = 3
 
 
 def _previous_in_context(
-    earlier: list[str], vector: Vectors, rankings: _Rankings, use_cache: bool
-) -> tuple[str, Vectors]:
-    """The previous question as it was understood, and its vector: a follow-up of a follow-up
-    reads the question its predecessor leaned on (by the same rule as ``_leans_on_conversation``),
-    up to ``CHAIN_TURNS`` questions back; a question with a new-topic cue, or a long one, stands
-    alone and ends the chain. Without this, "what do we run instead?" after "is that going away?"
-    was looked up with nothing to go on."""
-    text = new_topic(earlier[-1]) or earlier[-1]
-    if new_topic(earlier[-1]) is not None:
-        return text, vector
-    turn, turn_vector, combined = text, vector, vector
-    for older in reversed(earlier[-CHAIN_TURNS:-1]):
+    previous: str, vector: Vectors, older: list[str], rankings: _Rankings, use_cache: bool
+) -> tuple[str, Vectors, float]:
+    """The previous question as it was understood, its vector, and that vector's best cosine: a
+    follow-up of a follow-up reads the question its predecessor leaned on (by the same rule as
+    ``_leans_on_conversation``), from the ``older`` questions (oldest first), up to
+    ``CHAIN_TURNS`` questions back; a question with a new-topic cue, or a long one, stands alone
+    and ends the chain. Without this, "what do we run instead?" after "is that going away?" was
+    looked up with nothing to go on."""
+    best = rankings.best_cosine(vector)
+    text, combined = previous, vector
+    turn, turn_best = previous, best
+    for question in reversed(older[-(CHAIN_TURNS - 1) :]):
         if len(turn.split()) > FOLLOW_UP_MAX_WORDS:
             break
-        older_text = new_topic(older) or older
+        cued = new_topic(question)
+        older_text = cued or question
         older_vector = embed_queries([older_text], use_cache=use_cache)[0]
-        if not _leans_on_conversation(turn, rankings.best_cosine(turn_vector), rankings.best_cosine(older_vector)):
+        older_best = rankings.best_cosine(older_vector)
+        if not _leans_on_conversation(turn, turn_best, older_best):
             break
         combined = combine_with_previous(combined, older_vector, len(text.split()), len(older_text.split()))
         text = f"{older_text}\n{text}"
-        if new_topic(older) is not None:
+        if cued is not None:
             break
-        turn, turn_vector = older_text, older_vector
-    return text, combined
+        turn, turn_best = older_text, older_best
+    return text, combined, best if combined is vector else rankings.best_cosine(combined)
 
 
 def _follow_up_weight(query: str, *, matches_alone: bool) -> float:
@@ -489,16 +491,20 @@ def retrieve(
     own = topic or query
     searched = index.speller.correct(own) if index is not None else own
     earlier = _earlier_questions(query, history) if topic is None else []
-    previous = (new_topic(earlier[-1]) or earlier[-1]) if earlier else None
+    previous: str | None = None
+    older: list[str] = []  # the questions before the previous one, if it has no new-topic cue
+    if earlier:
+        cued = new_topic(earlier[-1])
+        previous, older = cued or earlier[-1], earlier[:-1] if cued is None else []
     lexical_weight = settings.RAG_LEXICAL_WEIGHT
     rankings = _Rankings(scope=scope, documents=built.documents if built is not None and fusion == "hybrid" else None)
     vectors: list[Vectors] = []
-    own_best = 0.0
+    own_best = previous_best = 0.0
     if fusion != "lexical":
         vectors = embed_queries([searched, previous] if previous else [searched], use_cache=use_cache)
         own_best = rankings.add_dense(vectors[0], candidates, 1.0)
-        if previous and len(earlier) > 1:
-            previous, vectors[1] = _previous_in_context(earlier, vectors[1], rankings, use_cache)
+        if previous:
+            previous, vectors[1], previous_best = _previous_in_context(previous, vectors[1], older, rankings, use_cache)
     rankings.add_lexical(index, searched, candidates, lexical_weight)
     own_lists = len(rankings.lists)
     answer_vector = vectors[0] if vectors else None
@@ -507,7 +513,7 @@ def retrieve(
         # The question read with the previous one, as a second opinion weighted by how much the
         # question needs its context; a follow-up's own rankings then count for little.
         # Without a dense ranking (lexical mode) whether the question leans is unknown.
-        leans = bool(vectors) and _leans_on_conversation(query, own_best, rankings.best_cosine(vectors[1]))
+        leans = bool(vectors) and _leans_on_conversation(query, own_best, previous_best)
         factor = _follow_up_weight(query, matches_alone=bool(vectors) and not leans)
         if vectors:
             combined = combine_with_previous(vectors[0], vectors[1], len(searched.split()), len(previous.split()))
