@@ -325,6 +325,33 @@ CORPORA: tuple[Corpus, ...] = (
             "development/index.rst",
         ),
     ),
+    Corpus(
+        name="pygments",
+        package="pygments",
+        version="2.21.0",
+        sha256="610ca751c9bc2492b38eb9a38a7fbc93edbbb2d7182edaf34e66ae493dee5c8c",
+        docs_dir="doc",
+        # The changelog and authors pages only include files outside doc/; styles.rst is a
+        # placeholder for a gallery rendered from a template.
+        exclude=("docs/changelog.rst", "docs/authors.rst", "styles.rst"),
+    ),
+    Corpus(
+        name="babel",
+        package="babel",
+        version="2.19.0",
+        sha256="fddd2cbbbac7c299af3c2880be23609c331bd94f0912baca6cb0abfe054dfc27",
+        # The changelog and licence pages only include files outside docs/; the two API index
+        # pages are a sentence and a toctree.
+        exclude=("changelog.rst", "license.rst", "requirements.txt", "api/index.rst", "api/messages/index.rst"),
+    ),
+    Corpus(
+        name="attrs",
+        package="attrs",
+        version="26.1.0",
+        sha256="d03ceb89cb322a8fd706d4fb91940737b6642aa36998fe130a9bc96c985eff32",
+        # The changelog page only includes ../CHANGELOG.md; the licence page is the licence and credits.
+        exclude=("changelog.md", "license.md"),
+    ),
 )
 
 
