@@ -67,8 +67,9 @@ else
   $BIN/python -m rag.eval.corpora fetch $CORPORA
 fi
 if [ "${EVAL_MERGED:-0}" = 1 ]; then
-  # The scale check: every corpus in one knowledge base (about 13k chunks with all eleven, the scale
-  # of the outside held-out check), each set asked there with its corpus's folder before its paths.
+  # The scale check: every corpus in one knowledge base (about 13k chunks with the first eleven, the
+  # scale of the outside held-out check; 18k with eighteen), each set asked there with its corpus's
+  # folder before its paths.
   MERGED=var/eval/corpora-merged
   rm -rf "$MERGED" && mkdir -p "$MERGED/docs" "$MERGED/questions"
   SETS=()
