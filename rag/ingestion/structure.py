@@ -48,6 +48,7 @@ _LINK_DEFINITION = re.compile(
 # indented body.
 _COLON_DIRECTIVE = re.compile(r"^[ \t]*(:{3,})[ \t]*([A-Za-z][\w-]*)(?:\[([^\]]*)\])?[ \t]*(.*)$")
 _MKDOCS_ADMONITION = re.compile(r'^(?:!!!|\?\?\?\+?)[ \t]+([A-Za-z][\w-]*)(?:[ \t]+"([^"]*)")?[ \t]*$')
+_OPTION_LINE = re.compile(r"^\s*:[\w -]+:")  # a directive's option line, ":caption: Example"
 _MYST_TARGET = re.compile(r"^\([\w.:+-]+\)=$")  # "(wheel-caching)=": a link target, renders nothing
 # The first line of a directive body that is code, not prose: a console transcript ("$ ", ">>> "),
 # a shebang or Quarto's "#| option", or a statement ("@decorator", "def f(", "import x", "NAME =
@@ -422,7 +423,7 @@ class _Parser:
 def _without_options(body: list[str]) -> list[str]:
     """A directive's body without its leading option lines (":linenos:", ":caption: ...")."""
     start = 0
-    while start < len(body) and re.match(r"^\s*:[\w -]+:", body[start]):
+    while start < len(body) and _OPTION_LINE.match(body[start]):
         start += 1
     return body[start:]
 
