@@ -377,13 +377,20 @@ EMBED_BATCH_SIZE = env_int("EMBED_BATCH_SIZE", 64)
 RAG_TOP_K = env_int("RAG_TOP_K", 3)
 RAG_CANDIDATES = env_int("RAG_CANDIDATES", 50)  # chunks taken from each ranking before fusion
 RAG_MIN_SCORE = env_float("RAG_MIN_SCORE", 0.25)  # cosine; below it a document is not used
-RAG_FUSION = env_str("RAG_FUSION", "hybrid").lower()  # hybrid (dense + BM25, RRF), dense or lexical
-# Fusion: plain reciprocal rank fusion, BM25 counting as much as the dense ranking. k=20 since
-# session 11: chosen on twelve dev evaluations (six documentation corpora, each alone and all in
-# one 10k-chunk knowledge base), where MRR@3 rose as k fell from 60 (Cormack et al.'s constant) on
-# every corpus at 10k chunks (mean .803 to .829); 10 went further but lost more help-centre topic
-# switches. BM25's weight stays equal: at half weight it lost on test splits (README "Retrieval
-# quality").
+RAG_FUSION = env_str("RAG_FUSION", "hybrid").lower()  # hybrid (dense + BM25 fused), dense or lexical
+# How hybrid fuses its rankings: "scores" (since session 17), a weighted sum of each ranking's
+# scores normalised over its candidates (best 1, last 0; rag.lexical.score_fusion), or "rrf",
+# reciprocal rank fusion with k=RAG_RRF_K, the method of sessions 6-16. Scores gained on the dev
+# splits of all twenty-one corpora (mean MRR@3 .868 to .884) and held on their test splits (.867 to
+# .879), with no constant to choose (README "Retrieval quality").
+RAG_FUSION_METHOD = env_str("RAG_FUSION_METHOD", "scores").lower()
+if RAG_FUSION_METHOD not in {"scores", "rrf"}:
+    raise ImproperlyConfigured(f"RAG_FUSION_METHOD must be scores or rrf, got {RAG_FUSION_METHOD!r}.")
+# BM25 counts as much as the dense ranking (at half weight it lost on test splits). Under RRF, k=20
+# since session 11: chosen on twelve dev evaluations (six documentation corpora, each alone and all
+# in one 10k-chunk knowledge base), where MRR@3 rose as k fell from 60 (Cormack et al.'s constant)
+# on every corpus at 10k chunks (mean .803 to .829); 10 went further but lost more help-centre
+# topic switches (README "Retrieval quality").
 RAG_LEXICAL_WEIGHT = env_float("RAG_LEXICAL_WEIGHT", 1.0)
 RAG_RRF_K = env_int("RAG_RRF_K", 20)
 # Weight of the document rankings by centroid that go with each dense ranking in hybrid retrieval,
@@ -404,7 +411,8 @@ if RAG_HEADING_WEIGHT < 1:
 RAG_RELEASE_NOTES_LAST = env_bool("RAG_RELEASE_NOTES_LAST", True)
 # Weight of the rankings of a short follow-up read together with the previous question, when it
 # leans on it (it matches the knowledge base worse than the previous question did); a short
-# question that matches on its own gets at most 1, the weight of its own rankings.
+# question that matches on its own stands alone and gets at most 0.5, as a long one does (at most
+# 1, the weight of its own rankings, under RRF).
 RAG_FOLLOW_UP_WEIGHT = env_float("RAG_FOLLOW_UP_WEIGHT", 1.5)
 RAG_HISTORY_TURNS = env_int("RAG_HISTORY_TURNS", 4)
 RAG_TIMEOUT_S = env_float("RAG_TIMEOUT_S", 20.0)  # total budget of one provider call, retries included

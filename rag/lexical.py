@@ -228,6 +228,47 @@ def reciprocal_rank_fusion(
     return sorted(scores.items(), key=lambda pair: -pair[1])
 
 
+def min_max(score: float, best: float, last: float) -> float:
+    """``score`` as a share of the span from ``last`` (0) to ``best`` (1), clipped to 0-1; 1 when
+    the span is empty (every candidate scored alike, or there is one)."""
+    if best <= last:
+        return 1.0
+    return min(max((score - last) / (best - last), 0.0), 1.0)
+
+
+def score_fusion(
+    rankings: Sequence[Sequence[tuple[int, float]]], *, weights: Sequence[float] | None = None
+) -> list[tuple[int, float]]:
+    """Fuse scored rankings (id, score; best first): each id scores the weighted sum of its
+    min-max normalised scores, the best candidate of a ranking counting 1 and its last 0 (an id a
+    ranking did not return gets nothing from it); best first.
+
+    A convex combination of normalised scores, which Bruch, Gai and Ingber ("An analysis of fusion
+    functions for hybrid retrieval", ACM TOIS 2023) found to beat reciprocal rank fusion in and out
+    of domain and to depend little on the normalisation: unlike ranks, scores keep how far apart
+    the candidates are, so a chunk far ahead in one ranking is not levelled with its runner-up.
+    Each ranking is normalised over its own candidates, so cosine similarities and BM25 scores of
+    any scale add up, and there is no constant to tune besides the weights.
+    """
+    if weights is None:
+        weights = [1.0] * len(rankings)
+    if len(weights) != len(rankings):
+        raise ValueError(f"{len(weights)} weights for {len(rankings)} rankings")
+    scores: dict[int, float] = {}
+    for ranking, weight in zip(rankings, weights, strict=True):
+        if not ranking:
+            continue
+        best, last = ranking[0][1], ranking[-1][1]
+        seen: set[int] = set()
+        # A repeated id counts once, at its first (best) place.
+        for item, score in ranking:
+            if item not in seen:
+                seen.add(item)
+                scores[item] = scores.get(item, 0.0) + weight * min_max(score, best, last)
+    # dicts keep first-seen order, and sorted() is stable: ties go to the id seen first.
+    return sorted(scores.items(), key=lambda pair: -pair[1])
+
+
 def bm25s_module() -> Any:
     """The bm25s module, imported on first use: it costs about 0.2 s and only the retrieval path
     needs it, not the extractive answerer that shares this module's tokenizer. Its import sets its

@@ -1,10 +1,13 @@
 """Retrieval: correct the query's spelling against the corpus, embed it (cached), search chunks
-densely and lexically, fuse the rankings (reciprocal rank fusion), group by document and keep
-the best documents whose similarity reaches ``RAG_MIN_SCORE``.
+densely and lexically, fuse the rankings (a weighted sum of scores normalised per ranking,
+``rag.lexical.score_fusion``; reciprocal rank fusion with ``RAG_FUSION_METHOD=rrf``), group by
+document and keep the best documents whose similarity reaches ``RAG_MIN_SCORE``.
 
 Hybrid retrieval also ranks whole documents: each dense ranking of chunks comes with a ranking of
 the documents by their centroid (the mean of their chunks' vectors, ``Document.centroid``), and a
-document's score is its best chunk's fused score plus its centroid votes (RRF, same k). A page
+document's score is its best chunk's fused score plus its centroid votes (the centroid's cosine
+normalised over the best ``RAG_CANDIDATES`` documents as a chunk's is over its ranking's
+candidates, with the dense ranking's weight; under RRF, its reciprocal rank with the same k). A page
 about the question's topic gains; a page that mentions everything once (a changelog, release
 notes) does not, since its centroid is about nothing in particular. A short release-notes page is
 about its few features all the same, and its section announcing one matches a question about it
@@ -36,7 +39,7 @@ from django.db.models import Count, Max, Sum
 from redis.exceptions import RedisError
 
 from rag.conversation import new_topic
-from rag.lexical import LexicalIndex, reciprocal_rank_fusion
+from rag.lexical import LexicalIndex, min_max, reciprocal_rank_fusion, score_fusion
 from rag.models import Chunk, Document, readable_in
 from rag.providers.factory import get_embedder, get_vector_store
 from rag.providers.factory import warm_up as warm_up_providers
@@ -179,6 +182,16 @@ class DocumentRanking:
             return None
         above = self.ascending.size - int(np.searchsorted(self.ascending, self.similarities[row], side="right"))
         return above + 1
+
+    def share(self, document_id: int, depth: int) -> float | None:
+        """The document's centroid similarity normalised over the best ``depth`` documents (the
+        closest 1, the ``depth``-th 0, those below it 0), as ``score_fusion`` normalises a chunk's
+        score over its ranking's candidates; None for a document without a centroid."""
+        row = self.rows.get(document_id)
+        if row is None:
+            return None
+        last = self.ascending[max(self.ascending.size - depth, 0)]
+        return min_max(float(self.similarities[row]), float(self.ascending[-1]), float(last))
 
 
 @dataclass(frozen=True)
@@ -375,15 +388,29 @@ def _previous_in_context(
     return text, combined, best if combined is vector else rankings.best_cosine(combined)
 
 
+# The weight of the conversation of a question that stands alone: a half-weight second opinion.
+STANDALONE_CONTEXT_WEIGHT = 0.5
+
+
 def _follow_up_weight(query: str, *, matches_alone: bool) -> float:
     """The weight of the question read with the previous one. A short question is understood
     through its conversation ("and how long is it valid?"), unless it matches the knowledge base
     on its own (``matches_alone``: it does not lean on the conversation, see
-    ``_leans_on_conversation``), when it may be on a new topic and its conversation counts no more
-    than its own rankings do (1); a long question stands alone (a half-weight second opinion)."""
+    ``_leans_on_conversation``), when it may be on a new topic and stands alone, as a long
+    question does: its conversation is a half-weight second opinion.
+
+    Under reciprocal rank fusion (``RAG_FUSION_METHOD=rrf``) such a short question's conversation
+    counts as much as its own rankings (1), as before session 17. Fused by normalised scores, it
+    counts half: at 1 the previous topic's best pages, which the question read with its
+    conversation ranks first, outscored the new topic's more often (dev topic switches, README
+    "Retrieval quality")."""
     if len(query.split()) > FOLLOW_UP_MAX_WORDS:
-        return 0.5
-    return min(settings.RAG_FOLLOW_UP_WEIGHT, 1.0) if matches_alone else settings.RAG_FOLLOW_UP_WEIGHT
+        return STANDALONE_CONTEXT_WEIGHT
+    if not matches_alone:
+        return settings.RAG_FOLLOW_UP_WEIGHT
+    if settings.RAG_FUSION_METHOD == "rrf":
+        return min(settings.RAG_FOLLOW_UP_WEIGHT, 1.0)
+    return min(settings.RAG_FOLLOW_UP_WEIGHT, STANDALONE_CONTEXT_WEIGHT)
 
 
 # The weight of a follow-up's own rankings next to its conversation's (chosen on the dev splits,
@@ -414,12 +441,13 @@ def combine_with_previous(first: Vectors, second: Vectors, first_words: int, sec
 
 @dataclass
 class _Rankings:
-    """The ranked chunk ids of each retriever, their fusion weights, and each chunk's best cosine;
-    and the document rankings by centroid that go with the dense ones."""
+    """The ranked chunks (id, score) of each retriever, their fusion weights, and each chunk's best
+    cosine; and the document rankings by centroid that go with the dense ones."""
 
     scope: RetrievalScope = RetrievalScope()
     documents: DocumentVectors | None = None
-    lists: list[list[int]] = field(default_factory=list)
+    candidates: int = 50  # chunks per ranking, and the depth a centroid's similarity is normalised over
+    lists: list[list[tuple[int, float]]] = field(default_factory=list)
     weights: list[float] = field(default_factory=list)
     cosine: dict[int, float] = field(default_factory=dict)
     # (document ranking, index in ``lists`` of the dense ranking it goes with: they share its weight)
@@ -429,7 +457,7 @@ class _Rankings:
         """Add the dense ranking of ``vector`` (and its document ranking); returns its best cosine
         (0 if nothing matched)."""
         matches = get_vector_store().query(vector, top_k=candidates, scope=self.scope)
-        self.lists.append([m.id for m in matches])
+        self.lists.append([(m.id, m.score) for m in matches])
         self.weights.append(weight)
         for match in matches:
             self.cosine[match.id] = max(self.cosine.get(match.id, 0.0), match.score)
@@ -438,19 +466,34 @@ class _Rankings:
             self.document_rankings.append((ranking, len(self.lists) - 1))
         return max((match.score for match in matches), default=0.0)
 
-    def centroid_ideal(self, k: int) -> float:
-        """The most centroid votes a document can get (first in every document ranking)."""
-        return sum(self.weights[position] * settings.RAG_DOCUMENT_WEIGHT for _, position in self.document_rankings) / (
-            k + 1
-        )
+    def fuse(self) -> list[tuple[int, float]]:
+        """The chunks by fused score, best first (``RAG_FUSION_METHOD``)."""
+        if settings.RAG_FUSION_METHOD == "rrf":
+            ids = [[chunk_id for chunk_id, _ in ranking] for ranking in self.lists]
+            return reciprocal_rank_fusion(ids, k=settings.RAG_RRF_K, weights=self.weights)
+        return score_fusion(self.lists, weights=self.weights)
 
-    def centroid_votes(self, document_id: int, k: int) -> float:
-        """A document's reciprocal-rank votes from the document rankings."""
+    def _top(self) -> float:
+        """What being first in one ranking of weight 1 is worth."""
+        return 1.0 / (settings.RAG_RRF_K + 1) if settings.RAG_FUSION_METHOD == "rrf" else 1.0
+
+    def ideal(self) -> float:
+        """The best score a document can get: its chunk and its centroid first in every ranking."""
+        centroids = sum(self.weights[position] * settings.RAG_DOCUMENT_WEIGHT for _, position in self.document_rankings)
+        return (sum(self.weights) + centroids) * self._top() or 1.0
+
+    def centroid_votes(self, document_id: int) -> float:
+        """A document's votes from the document rankings: its centroid's normalised similarity
+        (its reciprocal rank under RRF), at the weight of the dense ranking each goes with."""
         votes = 0.0
         for ranking, position in self.document_rankings:
-            rank = ranking.rank(document_id)
-            if rank is not None:
-                votes += self.weights[position] * settings.RAG_DOCUMENT_WEIGHT / (k + rank)
+            if settings.RAG_FUSION_METHOD == "rrf":
+                rank = ranking.rank(document_id)
+                vote = None if rank is None else 1.0 / (settings.RAG_RRF_K + rank)
+            else:
+                vote = ranking.share(document_id, self.candidates)
+            if vote is not None:
+                votes += self.weights[position] * settings.RAG_DOCUMENT_WEIGHT * vote
         return votes
 
     def best_cosine(self, vector: Vectors) -> float:
@@ -459,7 +502,7 @@ class _Rankings:
 
     def add_lexical(self, index: LexicalIndex | None, text: str, candidates: int, weight: float) -> None:
         if index is not None:
-            self.lists.append([chunk_id for chunk_id, _ in index.search(text, candidates)])
+            self.lists.append(index.search(text, candidates))
             self.weights.append(weight)
 
 
@@ -475,7 +518,8 @@ def retrieve(
     """The top documents for ``query`` among those ``scope`` may read (default: the shared base);
     raises a ``ProviderError`` when a provider fails.
 
-    ``fusion``: ``hybrid`` (dense and BM25 rankings fused by RRF), ``dense`` or ``lexical``.
+    ``fusion``: ``hybrid`` (dense and BM25 rankings fused, ``RAG_FUSION_METHOD``), ``dense`` or
+    ``lexical``.
     """
     started = time.perf_counter()
     top_k = top_k or settings.RAG_TOP_K
@@ -497,7 +541,11 @@ def retrieve(
         cued = new_topic(earlier[-1])
         previous, older = cued or earlier[-1], earlier[:-1] if cued is None else []
     lexical_weight = settings.RAG_LEXICAL_WEIGHT
-    rankings = _Rankings(scope=scope, documents=built.documents if built is not None and fusion == "hybrid" else None)
+    rankings = _Rankings(
+        scope=scope,
+        documents=built.documents if built is not None and fusion == "hybrid" else None,
+        candidates=candidates,
+    )
     vectors: list[Vectors] = []
     own_best = previous_best = 0.0
     if fusion != "lexical":
@@ -527,9 +575,7 @@ def retrieve(
         # they would pull towards any page that merely shares them.
         context = previous if leans else f"{previous}\n{searched}"
         rankings.add_lexical(index, context, candidates, factor * lexical_weight)
-    fused = reciprocal_rank_fusion(rankings.lists, k=settings.RAG_RRF_K, weights=rankings.weights)
-    k = settings.RAG_RRF_K
-    ideal = sum(w / (k + 1) for w in rankings.weights) + rankings.centroid_ideal(k) or 1.0
+    fused = rankings.fuse()
     # Release notes come after the other pages unless the conversation asks about versions or
     # changes (rag.release_notes).
     about_changes = asks_about_changes(own) or bool(previous and asks_about_changes(previous))
@@ -537,8 +583,8 @@ def retrieve(
         fused,
         rankings.cosine,
         top_k,
-        ideal,
-        lambda document_id: rankings.centroid_votes(document_id, k),
+        rankings.ideal(),
+        rankings.centroid_votes,
         check_similarity=fusion != "lexical",
         scope=scope,
         release_notes_last=settings.RAG_RELEASE_NOTES_LAST and not about_changes,

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from rag.lexical import LexicalIndex, index_terms, reciprocal_rank_fusion, stem, tokenize, with_word_parts
+from rag.lexical import (
+    LexicalIndex,
+    index_terms,
+    reciprocal_rank_fusion,
+    score_fusion,
+    stem,
+    tokenize,
+    with_word_parts,
+)
 
 TEXTS = {
     101: "Refunds are issued within 14 days of receiving the returned item.",
@@ -115,6 +123,34 @@ def test_rrf_is_deterministic_and_counts_duplicates_once():
     assert reciprocal_rank_fusion([[5, 5, 6]]) == reciprocal_rank_fusion([[5, 6]])
     assert [i for i, _ in reciprocal_rank_fusion([[7], [8]])] == [7, 8]  # ties: first seen first
     assert reciprocal_rank_fusion([]) == []
+
+
+def test_score_fusion_adds_scores_normalised_over_each_rankings_candidates():
+    dense = [(1, 0.80), (2, 0.70), (3, 0.40)]  # cosines: 2 is close behind 1
+    bm25 = [(3, 12.0), (2, 11.0), (4, 2.0)]  # BM25, another scale
+    fused = dict(score_fusion([dense, bm25]))
+    assert fused[1] == pytest.approx(1.0)  # first in one, absent from the other
+    assert fused[2] == pytest.approx(0.75 + 0.9)  # near the top of both: first
+    assert fused[3] == pytest.approx(0.0 + 1.0)
+    assert fused[4] == pytest.approx(0.0)  # last of its ranking: returned, but worth nothing
+    assert [item for item, _ in score_fusion([dense, bm25])] == [2, 1, 3, 4]
+    # Unlike ranks, scores keep the gaps: far ahead in one ranking beats a distant second in both,
+    # where reciprocal rank fusion puts the second first.
+    rankings = [[(5, 0.9), (6, 0.3), (8, 0.1)], [(7, 3.0), (6, 1.0), (9, 0.0)]]
+    assert [item for item, _ in score_fusion(rankings)][:3] == [5, 7, 6]
+    assert reciprocal_rank_fusion([[item for item, _ in ranking] for ranking in rankings], k=20)[0][0] == 6
+
+
+def test_score_fusion_weights_ties_and_degenerate_rankings():
+    fused = dict(score_fusion([[(1, 2.0), (2, 1.0)], [(2, 5.0), (1, 4.0)]], weights=[2.0, 1.0]))
+    assert fused == pytest.approx({1: 2.0, 2: 1.0})
+    with pytest.raises(ValueError):
+        score_fusion([[(1, 1.0)]], weights=[1.0, 1.0])
+    # One candidate, or candidates all scored alike: each counts as the best.
+    assert score_fusion([[(9, 0.3)]]) == [(9, 1.0)]
+    assert score_fusion([[(7, 0.5), (8, 0.5)]]) == [(7, 1.0), (8, 1.0)]  # ties: first seen first
+    assert score_fusion([[(5, 3.0), (5, 1.0), (6, 1.0)]]) == score_fusion([[(5, 3.0), (6, 1.0)]])  # repeats once
+    assert score_fusion([]) == [] and score_fusion([[]]) == []
 
 
 def test_bm25s_logs_at_the_configured_level_after_its_import(monkeypatch):

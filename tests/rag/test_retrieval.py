@@ -219,9 +219,45 @@ def test_a_short_question_on_a_new_topic_is_not_dragged_back_to_the_previous_one
     assert sources(result)[0] == "guides/formats.md"
 
 
-def test_follow_up_weights_for_a_leaning_a_long_and_a_new_topic_question(export_and_formats, monkeypatch):
+def test_follow_up_weights_for_a_leaning_a_long_and_a_new_topic_question(export_and_formats, monkeypatch, settings):
     from rag.services import retrieval
 
+    seen: list[list[float]] = []
+    fuse = retrieval.score_fusion
+
+    def spy(lists, weights):
+        seen.append(list(weights))
+        return fuse(lists, weights=weights)
+
+    monkeypatch.setattr(retrieval, "score_fusion", spy)
+    history = [Turn(role="user", content="How do I export a conversation?")]
+    retrieve(query="which formats?", history=history, fusion="hybrid")
+    retrieve(query="which formats does the export of a whole conversation offer to its users?", history=history)
+    retrieve(query="Does upload accept PDF and HTML files?", history=history, fusion="hybrid")
+    retrieve(query="which formats?", history=history, fusion="lexical")
+    lexical = settings.RAG_LEXICAL_WEIGHT
+    follow_up = settings.RAG_FOLLOW_UP_WEIGHT
+    own = retrieval.FOLLOW_UP_OWN_WEIGHT
+    alone = retrieval.STANDALONE_CONTEXT_WEIGHT
+    # Own dense, own BM25, then the dense and BM25 rankings read with the previous question.
+    assert seen[0] == pytest.approx([own, own * lexical, follow_up, follow_up * lexical])
+    assert own < 1
+    # A long question stands alone: its own rankings count in full, its conversation half.
+    assert alone == 0.5
+    assert seen[1] == pytest.approx([1.0, lexical, alone, alone * lexical])
+    # So does a short one that matches on its own (a new topic, the test below).
+    assert follow_up > 1
+    assert seen[2] == pytest.approx([1.0, lexical, alone, alone * lexical])
+    # Without a dense ranking whether it leans is unknown: the conversation keeps its weight.
+    assert seen[3] == pytest.approx([lexical, follow_up * lexical])
+
+
+def test_under_rrf_a_new_topic_questions_conversation_counts_as_much_as_its_own_rankings(
+    export_and_formats, monkeypatch, settings
+):
+    from rag.services import retrieval
+
+    settings.RAG_FUSION_METHOD = "rrf"
     seen: list[list[float]] = []
     fuse = retrieval.reciprocal_rank_fusion
 
@@ -231,24 +267,10 @@ def test_follow_up_weights_for_a_leaning_a_long_and_a_new_topic_question(export_
 
     monkeypatch.setattr(retrieval, "reciprocal_rank_fusion", spy)
     history = [Turn(role="user", content="How do I export a conversation?")]
-    retrieve(query="which formats?", history=history, fusion="hybrid")
-    retrieve(query="which formats does the export of a whole conversation offer to its users?", history=history)
-    retrieve(query="Does upload accept PDF and HTML files?", history=history, fusion="hybrid")
-    retrieve(query="which formats?", history=history, fusion="lexical")
-    lexical = retrieval.settings.RAG_LEXICAL_WEIGHT
-    follow_up = retrieval.settings.RAG_FOLLOW_UP_WEIGHT
-    own = retrieval.FOLLOW_UP_OWN_WEIGHT
-    # Own dense, own BM25, then the dense and BM25 rankings read with the previous question.
-    assert seen[0] == pytest.approx([own, own * lexical, follow_up, follow_up * lexical])
-    assert own < 1
-    # A long question stands alone: its own rankings count in full.
-    assert seen[1] == pytest.approx([1.0, lexical, 0.5, 0.5 * lexical])
-    # A short one that matches on its own (a new topic, the test below) keeps its own rankings in
-    # full, and its conversation counts no more than they do.
-    assert follow_up > 1
-    assert seen[2] == pytest.approx([1.0, lexical, 1.0, lexical])
-    # Without a dense ranking whether it leans is unknown: the conversation keeps its weight.
-    assert seen[3] == pytest.approx([lexical, follow_up * lexical])
+    result = retrieve(query="Does upload accept PDF and HTML files?", history=history, fusion="hybrid")
+    lexical = settings.RAG_LEXICAL_WEIGHT
+    assert seen == [pytest.approx([1.0, lexical, 1.0, lexical])]
+    assert sources(result)[0] == "guides/formats.md"
 
 
 def test_only_a_short_question_that_matches_worse_than_the_previous_one_is_a_follow_up():
@@ -385,6 +407,9 @@ def test_document_vectors_rank_by_centroid_and_ignore_another_dimension():
     ranking = vectors.ranking(np.asarray([0, 1], dtype=np.float32))
     assert ranking is not None
     assert [ranking.rank(document_id) for document_id in (3, 5, 9, 7, 4)] == [1, 2, 2, 4, None]  # 4: no centroid
+    # Normalised over the best `depth` documents: the closest 1, the depth-th and those below it 0.
+    assert [ranking.share(document_id, depth=4) for document_id in (3, 5, 7, 4)] == pytest.approx([1, 0.8, 0, None])
+    assert [ranking.share(document_id, depth=2) for document_id in (3, 5, 7)] == pytest.approx([1, 0, 0])
     assert vectors.ranking(np.asarray([1, 0, 0], dtype=np.float32)) is None  # another embedder's dimension
     assert (
         DocumentVectors(np.asarray([], dtype=np.int64), np.zeros((0, 2), np.float32)).ranking(np.ones(2, np.float32))
