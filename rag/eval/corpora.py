@@ -352,6 +352,31 @@ CORPORA: tuple[Corpus, ...] = (
         # The changelog page only includes ../CHANGELOG.md; the licence page is the licence and credits.
         exclude=("changelog.md", "license.md"),
     ),
+    Corpus(
+        name="jinja2",
+        package="jinja2",
+        version="3.1.6",
+        sha256="0137fb05990d35f1275a587e9aee6d56da821fc83491a0fb838183be43f66d6d",
+        # The changelog and licence pages only include ../CHANGES.rst and ../LICENSE.txt.
+        exclude=("changes.rst", "license.rst"),
+    ),
+    Corpus(
+        name="black",
+        package="black",
+        version="26.10.1",
+        sha256="5f9f83beae62437e060dafd53d7f1fc327e3d3494f74d72ee5c2b73eb90fc4e7",
+        # MyST Markdown; these pages only include ../CHANGES.md, ../AUTHORS.md and ../LICENSE.
+        exclude=("change_log.md", "authors.md", "license.md"),
+    ),
+    Corpus(
+        name="mypy",
+        package="mypy",
+        version="2.4.1",
+        sha256="63b590965691e540a335fa74dadf31a7069142f6b72e234689bbd244edf55623",
+        docs_dir="docs/source",
+        # The changelog page only includes ../../CHANGELOG.md.
+        exclude=("changelog.md",),
+    ),
 )
 
 
