@@ -377,6 +377,35 @@ CORPORA: tuple[Corpus, ...] = (
         # The changelog page only includes ../../CHANGELOG.md.
         exclude=("changelog.md",),
     ),
+    Corpus(
+        name="anyio",
+        package="anyio",
+        version="4.16.0",
+        sha256="59bb03251907983d1603d27c3087ddb1e93299ea2163adcdba37899a4fb12ffb",
+        # The changelog; the API page is autodoc alone; the index only includes ../README.rst.
+        exclude=("versionhistory.rst", "api.rst", "index.rst"),
+    ),
+    Corpus(
+        name="falcon",
+        package="falcon",
+        version="4.4.0",
+        sha256="9f3ffbddc8baed4573295642eddb18a37eea37baba9f20c5be379c8b3d3d79e6",
+        # Release notes; two pages that only include a file outside docs/; two API pages that are
+        # autodoc alone; index pages that are a toctree and nothing else.
+        exclude=(
+            "changes/*",
+            "community/coc.md",
+            "community/contributing.md",
+            "api/api.rst",
+            "api/testing.rst",
+            "api/index.rst",
+            "user/index.rst",
+            "user/recipes/index.rst",
+            "community/index.rst",
+            "deploy/index.rst",
+        ),
+        history=("changes/*",),
+    ),
 )
 
 
