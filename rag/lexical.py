@@ -215,15 +215,24 @@ def reciprocal_rank_fusion(
     rankings: Sequence[Sequence[int]], *, k: int = 60, weights: Sequence[float] | None = None
 ) -> list[tuple[int, float]]:
     """Fuse ranked id lists: each id scores sum(weight / (k + rank)), best first."""
-    if weights is None:
-        weights = [1.0] * len(rankings)
-    if len(weights) != len(rankings):
-        raise ValueError(f"{len(weights)} weights for {len(rankings)} rankings")
     scores: dict[int, float] = {}
-    for ranking, weight in zip(rankings, weights, strict=True):
+    for ranking, weight in zip(rankings, _weights(len(rankings), weights), strict=True):
         # A repeated id counts once, at its best rank, and does not push the others down.
         for rank, item in enumerate(dict.fromkeys(ranking), start=1):
             scores[item] = scores.get(item, 0.0) + weight / (k + rank)
+    return _best_first(scores)
+
+
+def _weights(count: int, weights: Sequence[float] | None) -> Sequence[float]:
+    """One weight per ranking (1 each by default); raises ``ValueError`` if the counts differ."""
+    if weights is None:
+        return [1.0] * count
+    if len(weights) != count:
+        raise ValueError(f"{len(weights)} weights for {count} rankings")
+    return weights
+
+
+def _best_first(scores: dict[int, float]) -> list[tuple[int, float]]:
     # dicts keep first-seen order, and sorted() is stable: ties go to the id seen first.
     return sorted(scores.items(), key=lambda pair: -pair[1])
 
@@ -250,12 +259,8 @@ def score_fusion(
     Each ranking is normalised over its own candidates, so cosine similarities and BM25 scores of
     any scale add up, and there is no constant to tune besides the weights.
     """
-    if weights is None:
-        weights = [1.0] * len(rankings)
-    if len(weights) != len(rankings):
-        raise ValueError(f"{len(weights)} weights for {len(rankings)} rankings")
     scores: dict[int, float] = {}
-    for ranking, weight in zip(rankings, weights, strict=True):
+    for ranking, weight in zip(rankings, _weights(len(rankings), weights), strict=True):
         if not ranking:
             continue
         best, last = ranking[0][1], ranking[-1][1]
@@ -265,8 +270,7 @@ def score_fusion(
             if item not in seen:
                 seen.add(item)
                 scores[item] = scores.get(item, 0.0) + weight * min_max(score, best, last)
-    # dicts keep first-seen order, and sorted() is stable: ties go to the id seen first.
-    return sorted(scores.items(), key=lambda pair: -pair[1])
+    return _best_first(scores)
 
 
 def bm25s_module() -> Any:
