@@ -60,6 +60,13 @@ def test_a_negative_document_weight_is_refused_at_startup():
     assert "RAG_DOCUMENT_WEIGHT must not be negative" in result.stderr
 
 
+def test_an_unknown_fusion_method_is_refused_at_startup():
+    result = run_manage("check", env=PRODUCTION_ENV | {"RAG_FUSION_METHOD": "borda"})
+    assert result.returncode != 0
+    assert "RAG_FUSION_METHOD must be scores or rrf" in result.stderr
+    assert run_manage("check", env=PRODUCTION_ENV | {"RAG_FUSION_METHOD": "RRF"}).returncode == 0
+
+
 def test_every_process_caps_openblas_at_one_thread():
     code = "import sys, os; sys.stdout.write(os.environ.get('OPENBLAS_NUM_THREADS', 'unset'))"
     assert run_manage("shell", "--no-imports", "-c", code, env=PRODUCTION_ENV).stdout == "1"
