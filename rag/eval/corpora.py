@@ -522,6 +522,24 @@ CORPORA: tuple[Corpus, ...] = (
             "explanation/modules/physics/index.rst",
         ),
     ),
+    Corpus(
+        name="salt",
+        package="salt",
+        version="3008.5",
+        sha256="0259deafd601d783721e5aa8ed10677d8c4d6cc12f5de17499af71590d593315",
+        docs_dir="doc",
+        # The largest corpus, and the nearest to a big framework's docs: topics, tutorials and a
+        # reference with two configuration pages of 100-160 kB each. Left out: the module
+        # reference's autodoc stubs (``ref/*/all/``: a heading and an ``automodule``), the spell
+        # checker's word list, and the release notes (about 5 MB, kept with ``--with-history``).
+        exclude=(
+            "ref/*/all/*",
+            "spelling_wordlist.txt",
+            "topics/releases/*",
+            "topics/cloud/releases/*",
+        ),
+        history=("topics/releases/*", "topics/cloud/releases/*"),
+    ),
 )
 
 
