@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 
 from rag.ingestion.chunking import content_hash, split_into_chunks
@@ -198,12 +198,38 @@ def _embed(texts: list[str]) -> tuple[Any, list[bytes]]:
 
 
 def _write_batch(batch: list[_Planned]) -> list[IngestResult]:
-    """Embed every chunk of ``batch`` in one call, then write rows and vectors in one transaction."""
+    """Embed every chunk of ``batch`` in one call, then write rows and vectors in one transaction.
+
+    A document another process created with one of the batch's sources after it was planned (two
+    ingests of one folder at once, an upload racing the command line) is written over, as if it
+    had existed when planned: last writer wins, as for any update, instead of the batch failing on
+    the source's unique constraint.
+    """
     texts = [text for planned in batch for text in planned.texts]
     embedder = get_embedder()
     vectors, units = _embed(texts)
     store = get_vector_store()
     store.ensure_compatible(embedder_name=embedder.name, dimension=embedder.dimension)
+    try:
+        return _write_rows(batch, vectors, units, store, embedder.name)
+    except IntegrityError:
+        raced = [_with_raced_document(planned) for planned in batch]
+        if raced == batch:
+            raise  # not a source another writer took
+        logger.info("A concurrent ingestion created some of these documents first: writing over them")
+        return _write_rows(raced, vectors, units, store, embedder.name)
+
+
+def _with_raced_document(planned: _Planned) -> _Planned:
+    """``planned`` as an update of the document another writer created with its source meanwhile."""
+    if planned.existing is not None or not planned.item.source:
+        return planned
+    existing = _find_existing(planned.item, None)
+    return planned if existing is None else replace(planned, existing=existing)
+
+
+def _write_rows(batch: list[_Planned], vectors: Any, units: list[Any], store: Any, model: str) -> list[IngestResult]:
+    """Write ``batch``'s rows and vectors (embedded already) in one transaction."""
     results: list[IngestResult] = []
     old_ids: dict[int | None, list[int]] = {}
     new_chunks: list[Chunk] = []
@@ -220,7 +246,7 @@ def _write_batch(batch: list[_Planned]) -> list[IngestResult]:
             doc.source, doc.metadata, doc.content_hash = item.source, item.metadata or {}, planned.digest
             first = len(new_chunks)
             doc.centroid = centroid_of(vectors[first : first + len(planned.texts)]) if vectors is not None else None
-            doc.centroid_model = embedder.name if doc.centroid is not None else ""
+            doc.centroid_model = model if doc.centroid is not None else ""
             doc.save()
             chunks = [
                 Chunk(document=doc, index=i, text=t, unit_vectors=units[len(new_chunks) + i])

@@ -127,6 +127,37 @@ def test_an_update_that_loses_a_race_with_a_delete_is_not_found(content):
     assert not Document.objects.exists()
 
 
+def test_a_document_another_writer_created_after_planning_is_written_over(monkeypatch):
+    """Two ingests of one folder at once: the one that plans a document as new and then finds its
+    source taken (the unique constraint) updates that document instead of failing the batch."""
+    from rag.services import ingestion
+
+    theirs = document_ingest(item=DocumentInput(title="Raced", content=LONG, source="raced.md")).document
+    find = ingestion._find_existing
+    calls = iter([None])  # at planning the other writer has not committed yet
+    monkeypatch.setattr(ingestion, "_find_existing", lambda item, document: next(calls, find(item, document)))
+    mine = DocumentInput(title="Raced", content="Our own, newer text about sessions and tokens.", source="raced.md")
+    result = document_ingest(item=mine)
+    assert result.status == "updated" and result.document.pk == theirs.pk
+    assert list(Document.objects.values_list("source", "content")) == [("raced.md", mine.content)]
+    chunks = set(Chunk.objects.values_list("id", flat=True))
+    assert vector_ids() == chunks and get_vector_store().count() == len(chunks)  # the other's vectors are gone
+
+
+def test_a_unique_violation_that_is_not_a_raced_source_still_raises(monkeypatch):
+    from django.db import IntegrityError
+
+    from rag.services import ingestion
+
+    def clash(*args, **kwargs):
+        raise IntegrityError("some other constraint")
+
+    monkeypatch.setattr(ingestion.Chunk.objects, "bulk_create", clash)
+    with pytest.raises(IntegrityError):
+        document_ingest(item=DocumentInput(title="New", content="Fresh text.", source="new.md"))
+    assert not Document.objects.exists()
+
+
 def test_many_documents_are_written_once_per_batch(monkeypatch):
     from rag.providers.faiss_store import FaissVectorStore
     from rag.services.ingestion import documents_ingest
