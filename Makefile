@@ -13,7 +13,7 @@ PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --g
 .PHONY: setup run test lint format migrate pytest check-deploy clean lock schema
 .PHONY: browser-deps nginx-deps
 .PHONY: serve fuzz fuzz-ci
-.PHONY: eval-retrieval eval-answers
+.PHONY: eval-retrieval eval-replay eval-answers
 
 # Re-install only when a requirements file or a lock changed since the last install. Installs the
 # lock (exact versions, hashes checked), never a fresh resolution of requirements*.txt; then builds
@@ -110,6 +110,12 @@ fuzz-ci: setup
 # once) and on the help-centre sets: hit@1, hit@3, MRR@3, nDCG@10 per split and mode. See README.
 eval-retrieval: setup
 	scripts/eval_retrieval.sh
+
+# Recorded rankings fused again under other choices, in seconds (rag/eval/replay.py): record them with
+# `EVAL_RECORD=1 make eval-retrieval`, then e.g. `make eval-replay REPLAY_ARGS="--variant default
+# --variant second=0.1 --split dev"` (var/eval/replay-history/ after EVAL_HISTORY=1: REPLAY_DIR).
+eval-replay: setup
+	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py eval_replay $${REPLAY_DIR:-var/eval/replay}/*.json $(REPLAY_ARGS)
 
 # Answer quality on rag/eval/answers (its own knowledge base in var/eval/answers-kb): one summary
 # line per split. `make eval-answers ANSWERS_ARGS="--split test -v"` adds each question's failures.

@@ -10,7 +10,8 @@
 #
 # Knobs: EVAL_CORPORA (names, default: all of them), EVAL_SPLITS (default "dev test"),
 # EVAL_ARGS (more eval_retrieval options, e.g. "--fusion hybrid -v 2"), EVAL_REBUILD=1 (rebuild
-# every knowledge base), EVAL_HISTORY=1 (the corpora with their release notes and changelogs too,
+# every knowledge base), EVAL_RECORD=1 (also record each set's hybrid rankings under var/eval/replay/
+# for `make eval-replay`: rag/eval/replay.py), EVAL_HISTORY=1 (the corpora with their release notes and changelogs too,
 # under var/eval/corpora-history/ and knowledge bases <name>-history; same questions, and the
 # help-centre sets are skipped), EVAL_MERGED=1 (the corpora in one knowledge base instead, each
 # set asked there: the scale check; the help-centre sets are skipped), EVAL_BASELINES=1 (issue 11's
@@ -23,6 +24,8 @@ CORPORA="${EVAL_CORPORA:-$($BIN/python -m rag.eval.corpora list | tr '\n' ' ')}"
 SPLIT_ARGS=()
 # The folder each set's documents were ingested from, for the prototypes (EVAL_BASELINES=1).
 baselines() { [ "${EVAL_BASELINES:-0}" = 1 ] && echo "--baselines $1" || true; }
+# Where each set's rankings are recorded (EVAL_RECORD=1).
+recording() { [ "${EVAL_RECORD:-0}" = 1 ] && echo "--record var/eval/replay$1" || true; }
 for split in ${EVAL_SPLITS:-dev test}; do SPLIT_ARGS+=(--split "$split"); done
 
 # One isolated knowledge base per corpus: DEBUG for the embedded defaults (fake Redis, SQLite),
@@ -87,14 +90,14 @@ for line in open(f"rag/eval/retrieval/{name}.jsonl", encoding="utf-8"):
   echo "== merged$SUFFIX: $CORPORA"
   build_kb "merged$SUFFIX" "$MERGED/docs" ingest "$MERGED/docs"
   in_kb "merged$SUFFIX" $BIN/python manage.py eval_retrieval "${SETS[@]}" "${SPLIT_ARGS[@]}" \
-    $(baselines "$MERGED/docs") ${EVAL_ARGS:-}
+    $(baselines "$MERGED/docs") $(recording "-merged$SUFFIX") ${EVAL_ARGS:-}
   exit 0
 fi
 for corpus in $CORPORA; do
   echo "== $corpus$SUFFIX"
   build_kb "$corpus$SUFFIX" "$SOURCES/$corpus" ingest "$SOURCES/$corpus"
   in_kb "$corpus$SUFFIX" $BIN/python manage.py eval_retrieval "rag/eval/retrieval/$corpus.jsonl" \
-    "${SPLIT_ARGS[@]}" $(baselines "$SOURCES/$corpus") ${EVAL_ARGS:-}
+    "${SPLIT_ARGS[@]}" $(baselines "$SOURCES/$corpus") $(recording "$SUFFIX") ${EVAL_ARGS:-}
 done
 [ "${EVAL_HISTORY:-0}" = 1 ] && exit 0
 

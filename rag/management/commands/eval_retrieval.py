@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from rag.eval.baselines import PROTOTYPES, Prototype, run_prototype
+from rag.eval.replay import record
 from rag.evaluation import ALL, SPLITS, Outcome, after_unrelated, in_split, load_questions, run, splits_of, summarise
 from rag.services.retrieval import lexical_index
 
@@ -50,6 +52,12 @@ class Command(BaseCommand):
             "<name>:<kind>.",
         )
         parser.add_argument(
+            "--record",
+            type=Path,
+            metavar="FOLDER",
+            help="Also record each set's hybrid rankings to FOLDER/<set>.json, for manage.py eval_replay.",
+        )
+        parser.add_argument(
             "--baselines",
             type=Path,
             metavar="FOLDER",
@@ -75,6 +83,11 @@ class Command(BaseCommand):
             if not options["baselines"].is_dir():
                 raise CommandError(f"{options['baselines']} is not a folder")
             prototypes = [Prototype(name, options["baselines"]) for name in PROTOTYPES]
+        if options["record"] is not None:
+            options["record"].mkdir(parents=True, exist_ok=True)
+            for path, questions in sets.items():
+                recorded = record(questions)
+                (options["record"] / f"{path.stem}.json").write_text(json.dumps(recorded), encoding="utf-8")
         self.stdout.write(HEADER)
         for path, questions in sets.items():
             outcomes = {mode: run(questions, fusion=mode) for mode in modes}
