@@ -133,11 +133,14 @@ def record(questions: Sequence[Question], *, top_k: int = 10) -> dict[str, Any]:
     from rag.release_notes import is_release_notes
     from rag.services.retrieval import retrieve
 
-    rows, chunk_documents = [], {}
+    rows: list[dict[str, Any]] = []
+    chunk_documents: dict[int, int] = {}
     with recording() as seen:
         for question in questions:
             history = [Turn(role="user", content=text) for text in question.history]
             retrieve(query=question.q, history=history, top_k=top_k, fusion="hybrid", use_cache=False)
+            if len(seen) != len(rows) + 1:
+                raise RuntimeError(f"nothing was fused for {question.q!r}: is the knowledge base empty?")
             fused = seen[-1]
             chunk_documents.update(fused.pop("chunk_documents"))
             rows.append({"question": question.__dict__, **fused})
