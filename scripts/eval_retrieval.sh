@@ -10,10 +10,10 @@
 #
 # Knobs: EVAL_CORPORA (names, default: all of them), EVAL_SPLITS (default "dev test"),
 # EVAL_ARGS (more eval_retrieval options, e.g. "--fusion hybrid -v 2"), EVAL_REBUILD=1 (rebuild
-# every knowledge base), EVAL_RECORD=1 (also record each set's hybrid rankings under var/eval/replay/
-# for `make eval-replay`: rag/eval/replay.py), EVAL_HISTORY=1 (the corpora with their release notes and changelogs too,
-# under var/eval/corpora-history/ and knowledge bases <name>-history; same questions, and the
-# help-centre sets are skipped), EVAL_MERGED=1 (the corpora in one knowledge base instead, each
+# every knowledge base), EVAL_RECORD=1 (also record each set's hybrid rankings under
+# var/eval/replay/ for `make eval-replay`: rag/eval/replay.py), EVAL_HISTORY=1 (the corpora with
+# their release notes and changelogs too, under var/eval/corpora-history/ and knowledge bases
+# <name>-history; same questions, and the help-centre sets are skipped), EVAL_MERGED=1 (the corpora in one knowledge base instead, each
 # set asked there: the scale check; the help-centre sets are skipped), EVAL_BASELINES=1 (issue 11's
 # two untuned prototypes too, rows proto-dense and proto-rrf: rag/eval/baselines.py; they embed
 # every document again in memory, about 5 minutes more for all the corpora).
