@@ -540,6 +540,27 @@ CORPORA: tuple[Corpus, ...] = (
         ),
         history=("topics/releases/*", "topics/cloud/releases/*"),
     ),
+    Corpus(
+        name="astropy",
+        package="astropy",
+        version="8.0.2",
+        sha256="e6af35823099ad6a40b57dbe5ff845f577374ea131925c9fa4b49eeab06c5310",
+        # An astronomy library's user guide, one folder per subpackage (units, coordinates, tables,
+        # FITS and the other formats, modeling...). Left out: each subpackage's ``ref_api.rst``
+        # (autodoc alone), the changelog (a directive that reads ../CHANGES.rst: no text of its own)
+        # and its unreleased fragments (``changes/``), the 27 "What's new" pages (kept with
+        # ``--with-history``), and the credits, licence and robots files.
+        exclude=(
+            "**/ref_api.rst",
+            "changelog.rst",
+            "changes/*",
+            "whatsnew/*",
+            "credits.rst",
+            "license.rst",
+            "robots.txt",
+        ),
+        history=("whatsnew/*",),
+    ),
 )
 
 
