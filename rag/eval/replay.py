@@ -144,10 +144,11 @@ def record(questions: Sequence[Question], *, top_k: int = 10) -> dict[str, Any]:
             fused = seen[-1]
             chunk_documents.update(fused.pop("chunk_documents"))
             rows.append({"question": question.__dict__, **fused})
-    documents = {
-        d.pk: (d.source, bool(is_release_notes(d.title, d.source, d.category)))
-        for d in Document.objects.filter(pk__in=set(chunk_documents.values()))
-    }
+    # Only the fields the replay reads: a document's text can be hundreds of kilobytes.
+    rows_of = Document.objects.filter(pk__in=set(chunk_documents.values())).values_list(
+        "pk", "title", "source", "category"
+    )
+    documents = {pk: (source, is_release_notes(title, source, category)) for pk, title, source, category in rows_of}
     return {
         "method": settings.RAG_FUSION_METHOD,
         "rrf_k": settings.RAG_RRF_K,

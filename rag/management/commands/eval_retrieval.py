@@ -84,6 +84,8 @@ class Command(BaseCommand):
                 raise CommandError(f"{options['baselines']} is not a folder")
             prototypes = [Prototype(name, options["baselines"]) for name in PROTOTYPES]
         if options["record"] is not None:
+            # A pass of its own: recording queries the database per question, which the timed
+            # hybrid pass below must not pay for.
             options["record"].mkdir(parents=True, exist_ok=True)
             for path, questions in sets.items():
                 recorded = record(questions)
