@@ -561,6 +561,33 @@ CORPORA: tuple[Corpus, ...] = (
         ),
         history=("whatsnew/*",),
     ),
+    Corpus(
+        name="dask",
+        package="dask",
+        version="2026.11.0",
+        sha256="75448e361e733aff98a57e2075a2a2398329c60eb6c567a3aa35de91970f1c7e",
+        docs_dir="docs/source",
+        # A parallel computing library's docs: arrays, dataframes, bags, delayed, futures,
+        # deployment, scheduling, diagnostics and how-tos, one page each. Left out: the API pages
+        # (``api.rst`` and ``*-api.rst``: autosummary lists), the logos and cheat-sheet pages (an
+        # image and a PDF link), and the changelog (485 kB, kept with ``--with-history``).
+        exclude=("api.rst", "*-api.rst", "logos.rst", "cheatsheet.rst", "changelog.rst"),
+        history=("changelog.rst",),
+    ),
+    Corpus(
+        name="xarray",
+        package="xarray",
+        version="2026.9.0",
+        sha256="6abc69694c22fa1f0fb2f357ff4e41d88beb4477ed71091f944b7dbf67ed54fe",
+        docs_dir="doc",
+        # Labelled N-dimensional arrays: a user guide in MyST Markdown (indexing, computation,
+        # groupby, I/O, time series, plotting...), getting started, internals, contributing. Left
+        # out: the API reference (``api/``, ``api.rst``, ``api-hidden.rst``: autosummary lists),
+        # the gallery (thumbnails and its header), the README of the docs folder and the release notes
+        # (``whats-new.rst``, 497 kB, kept with ``--with-history``).
+        exclude=("api/*", "api.rst", "api-hidden.rst", "gallery.rst", "gallery/*", "README.rst", "whats-new.rst"),
+        history=("whats-new.rst",),
+    ),
 )
 
 
