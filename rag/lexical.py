@@ -121,11 +121,13 @@ def _max_edits(word: str) -> int:
 class SpellingCorrector:
     """Replaces a query word that the corpus never uses by the corpus's most frequent word within
     one edit (two for long words; a swap of two letters is one edit), so that "chnage my pasword"
-    finds what "change my password" finds. Words the corpus knows are never touched."""
+    finds what "change my password" finds. Words the corpus knows are never touched, and a word
+    whose stem it knows only becomes a word of that stem."""
 
     def __init__(self, frequencies: dict[str, int]) -> None:
         self._frequencies = frequencies
         self._words = list(frequencies)
+        self._stems = {stem(word) for word in frequencies}
 
     @classmethod
     def from_texts(cls, texts: Sequence[str]) -> SpellingCorrector:
@@ -143,6 +145,12 @@ class SpellingCorrector:
             return word
         limit = _max_edits(folded)
         matches = process.extract(folded, self._words, scorer=OSA.distance, score_cutoff=limit, limit=20)
+        # A word with a stem the corpus knows is another form of one of its words ("finds", "looks"
+        # where it says "find", "look"), or a typo that kept the stem ("instal", "commited"): it
+        # may become a word of that stem, not another word ("kinds", "books").
+        own_stem = stem(folded)
+        if own_stem in self._stems:
+            matches = [match for match in matches if stem(match[0]) == own_stem]
         if not matches:
             return word
         best = min(matches, key=lambda match: (match[1], -self._frequencies[match[0]], match[0]))

@@ -184,3 +184,11 @@ def test_heading_words_count_heading_weight_times():
 def test_heading_weight_must_be_positive():
     with pytest.raises(ValueError, match="heading_weight"):
         LexicalIndex.build([1], ["Title\n\nbody"], heading_weight=0)
+
+
+def test_another_form_of_a_word_the_corpus_uses_keeps_its_stem():
+    speller = LexicalIndex.build([1, 2], ["Find the kinds of books.", "Look it up in the catalogue."]).speller
+    # "finds" is one edit from "kinds" and "looks" from "books", but their stems are known words:
+    # they may only become a word of the same stem.
+    assert speller.correct("finds looks") == "find look"
+    assert speller.correct("look in the catalouge") == "look in the catalogue"
