@@ -399,6 +399,16 @@ RAG_RRF_K = env_int("RAG_RRF_K", 20)
 RAG_DOCUMENT_WEIGHT = env_float("RAG_DOCUMENT_WEIGHT", 1.0)
 if RAG_DOCUMENT_WEIGHT < 0:
     raise ImproperlyConfigured(f"RAG_DOCUMENT_WEIGHT must not be negative, got {RAG_DOCUMENT_WEIGHT}.")
+# Share of a document's per-document fusion (each ranking counting its best chunk of the document)
+# added over its best chunk's fused score, so a page whose different chunks lead different rankings
+# is not passed by a chunk that was second in both (0: documents by their best chunk alone; score
+# fusion only; rag.services.retrieval._group_by_document, README "How the default ranks"). Session
+# 20, on the dev splits of the 32 corpora: every share from 0.1 to 0.5 gained (mean MRR@3 .873 to
+# .878-.881; 1, documents fused per document alone, .874), 0.25 most, and on the 14 with release
+# notes too (.857 to .863); test .882 to .883, the four largest corpora .847 to .861.
+RAG_DOCUMENT_FUSION = env_float("RAG_DOCUMENT_FUSION", 0.25)
+if not 0 <= RAG_DOCUMENT_FUSION <= 1:
+    raise ImproperlyConfigured(f"RAG_DOCUMENT_FUSION must be between 0 and 1, got {RAG_DOCUMENT_FUSION}.")
 # How many times the words of a chunk's heading path count in BM25 (field weighting, as BM25F
 # weights a title). Before the centroid ranking, 3 gained on the four documentation dev splits
 # (mean hybrid MRR@3 .797 to .812; BM25 alone on every one) but not on their test splits (mean

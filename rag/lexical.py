@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -254,7 +254,10 @@ def min_max(score: float, best: float, last: float) -> float:
 
 
 def score_fusion(
-    rankings: Sequence[Sequence[tuple[int, float]]], *, weights: Sequence[float] | None = None
+    rankings: Sequence[Sequence[tuple[int, float]]],
+    *,
+    weights: Sequence[float] | None = None,
+    group: Mapping[int, int] | None = None,
 ) -> list[tuple[int, float]]:
     """Fuse scored rankings (id, score; best first): each id scores the weighted sum of its
     min-max normalised scores, the best candidate of a ranking counting 1 and its last 0 (an id a
@@ -266,6 +269,9 @@ def score_fusion(
     the candidates are, so a chunk far ahead in one ranking is not levelled with its runner-up.
     Each ranking is normalised over its own candidates, so cosine similarities and BM25 scores of
     any scale add up, and there is no constant to tune besides the weights.
+
+    With ``group`` (id: group, such as a chunk's document) the groups are fused instead: each
+    counts once per ranking, at its best id's normalised score (an id without a group is left out).
     """
     scores: dict[int, float] = {}
     for ranking, weight in zip(rankings, _weights(len(rankings), weights), strict=True):
@@ -273,11 +279,12 @@ def score_fusion(
             continue
         best, last = ranking[0][1], ranking[-1][1]
         seen: set[int] = set()
-        # A repeated id counts once, at its first (best) place.
+        # A repeated id (or group) counts once, at its first (best) place.
         for item, score in ranking:
-            if item not in seen:
-                seen.add(item)
-                scores[item] = scores.get(item, 0.0) + weight * min_max(score, best, last)
+            key = item if group is None else group.get(item)
+            if key is not None and key not in seen:
+                seen.add(key)
+                scores[key] = scores.get(key, 0.0) + weight * min_max(score, best, last)
     return _best_first(scores)
 
 

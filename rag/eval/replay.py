@@ -15,8 +15,10 @@ BM25, spelling correction, how a follow-up is read) needs ``make eval-retrieval`
 The variants are the choices tried on the dev splits (README "Retrieval quality"): ``second=X``
 adds X times a document's second-best chunk's fused score to its best's; ``separation=N`` shares
 each reading's weight between its dense and BM25 rankings by how far each one's best candidate
-stands out from the next N-1 (``separation`` below); ``document`` fuses per document (each ranking's
-best normalised chunk per document) instead of per chunk; ``lexical=X`` and ``centroid=X`` multiply
+stands out from the next N-1 (``separation`` below); ``document=X`` adds X (in place of
+``RAG_DOCUMENT_FUSION``) of what fusing per document (each ranking's best normalised chunk per
+document) adds to a document's best chunk's fused score (``document=1``: documents fused per document
+alone); ``lexical=X`` and ``centroid=X`` multiply
 BM25's and the centroid votes' weights; ``floor=0`` normalises each ranking by s/best (a floor of 0)
 instead of over its candidates; ``zscore`` uses z-scores over the candidates.
 """
@@ -63,6 +65,7 @@ class Corpus:
     method: str  # RAG_FUSION_METHOD
     rrf_k: int
     document_weight: float
+    document_fusion: float
     min_score: float
     top_k: int
     documents: dict[int, tuple[str, bool]]  # document id: (source, is release notes)
@@ -153,6 +156,7 @@ def record(questions: Sequence[Question], *, top_k: int = 10) -> dict[str, Any]:
         "method": settings.RAG_FUSION_METHOD,
         "rrf_k": settings.RAG_RRF_K,
         "document_weight": settings.RAG_DOCUMENT_WEIGHT,
+        "document_fusion": settings.RAG_DOCUMENT_FUSION,
         "min_score": settings.RAG_MIN_SCORE,
         "top_k": top_k,
         "documents": documents,
@@ -188,6 +192,8 @@ def load(path: Path) -> Corpus:
         method=data["method"],
         rrf_k=int(data["rrf_k"]),
         document_weight=float(data["document_weight"]),
+        # Recorded before RAG_DOCUMENT_FUSION: documents went by their best chunk alone.
+        document_fusion=float(data.get("document_fusion", 0.0)),
         min_score=float(data["min_score"]),
         top_k=int(data["top_k"]),
         documents={int(d): (str(source), bool(notes)) for d, (source, notes) in data["documents"].items()},
@@ -205,7 +211,7 @@ class Variant:
 
     second: float = 0.0
     separation: int = 0
-    document: bool = False
+    document: float | None = None
     lexical: float = 1.0
     centroid: float = 1.0
     floor: float | None = None
@@ -306,29 +312,30 @@ def replay(corpus: Corpus, row: Recorded, variant: Variant = Variant()) -> list[
                 total += weights[position] * corpus.document_weight * variant.centroid * vote
         return total
 
-    best: dict[int, float] = {}
+    fusion_share = 0.0 if corpus.method == "rrf" else corpus.document_fusion
+    if variant.document is not None:
+        fusion_share = variant.document
+    per_document: dict[int, float] = {}
     similarity: dict[int, float] = {}
-    if variant.document:
+    if fusion_share:
         for ranking, weight in zip(row.lists, weights, strict=True):
-            per_document: dict[int, float] = {}
+            seen: set[int] = set()
             for chunk_id, value in _normalised(ranking, variant).items():
                 document_id = corpus.chunk_documents[chunk_id]
-                per_document.setdefault(document_id, value)
-                similarity[document_id] = max(similarity.get(document_id, 0.0), row.cosine.get(chunk_id, 0.0))
-            for document_id, value in per_document.items():
-                best[document_id] = best.get(document_id, 0.0) + weight * value
-        for document_id in best:
-            best[document_id] += votes(document_id)
-    else:
-        chunks_seen: dict[int, int] = {}
-        for chunk_id, score in _fused(corpus, row, variant, weights):
-            document_id = corpus.chunk_documents[chunk_id]
-            similarity[document_id] = max(similarity.get(document_id, 0.0), row.cosine.get(chunk_id, 0.0))
-            chunks_seen[document_id] = chunks_seen.get(document_id, 0) + 1
-            if document_id not in best:
-                best[document_id] = score + votes(document_id)
-            elif chunks_seen[document_id] == 2:
-                best[document_id] += variant.second * score
+                if document_id not in seen:
+                    seen.add(document_id)
+                    per_document[document_id] = per_document.get(document_id, 0.0) + weight * value
+    best: dict[int, float] = {}
+    chunks_seen: dict[int, int] = {}
+    for chunk_id, score in _fused(corpus, row, variant, weights):
+        document_id = corpus.chunk_documents[chunk_id]
+        similarity[document_id] = max(similarity.get(document_id, 0.0), row.cosine.get(chunk_id, 0.0))
+        chunks_seen[document_id] = chunks_seen.get(document_id, 0) + 1
+        if document_id not in best:
+            spread = max(per_document.get(document_id, score) - score, 0.0)
+            best[document_id] = score + fusion_share * spread + votes(document_id)
+        elif chunks_seen[document_id] == 2:
+            best[document_id] += variant.second * score
     last = {d for d in best if corpus.documents[d][1]} if row.release_last else set()
     ordered = sorted(best, key=lambda d: (d in last, -best[d]))  # stable: ties keep first-seen order
     kept = [corpus.documents[d][0] for d in ordered if similarity[d] >= corpus.min_score]

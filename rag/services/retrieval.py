@@ -27,7 +27,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -473,6 +473,13 @@ class _Rankings:
             return reciprocal_rank_fusion(ids, k=settings.RAG_RRF_K, weights=self.weights)
         return score_fusion(self.lists, weights=self.weights)
 
+    def document_fusion(self, document_of: Mapping[int, int]) -> dict[int, float]:
+        """Each document's score when the rankings are fused per document (each ranking counting
+        its best chunk of it) rather than per chunk; none under RRF."""
+        if settings.RAG_FUSION_METHOD == "rrf":
+            return {}
+        return dict(score_fusion(self.lists, weights=self.weights, group=document_of))
+
     def _top(self) -> float:
         """What being first in one ranking of weight 1 is worth."""
         return 1.0 / (settings.RAG_RRF_K + 1) if settings.RAG_FUSION_METHOD == "rrf" else 1.0
@@ -585,6 +592,9 @@ def retrieve(
         top_k,
         rankings.ideal(),
         rankings.centroid_votes,
+        # Dense or lexical alone are one kind of ranking (twice for a follow-up): no chunk leads
+        # another kind.
+        rankings.document_fusion if fusion == "hybrid" else None,
         check_similarity=fusion != "lexical",
         scope=scope,
         release_notes_last=settings.RAG_RELEASE_NOTES_LAST and not about_changes,
@@ -644,6 +654,7 @@ def _group_by_document(
     top_k: int,
     ideal: float,
     centroid_votes: Callable[[int], float],
+    document_fusion: Callable[[Mapping[int, int]], dict[int, float]] | None = None,
     *,
     check_similarity: bool,
     scope: RetrievalScope,
@@ -652,12 +663,17 @@ def _group_by_document(
     """Documents by their best chunk's fused score plus their centroid votes, with a relevance
     score in 0-1; with ``release_notes_last``, release notes and changelogs after the others.
 
+    A document whose chunks lead different rankings (one chunk first by meaning, another by its
+    words) gains ``RAG_DOCUMENT_FUSION`` of what its score fused per document (``document_fusion``)
+    adds to its best chunk's: a page both rankings chose passes a chunk that was second in both.
     A document is a candidate when one of its chunks is. ``score`` is its score as a share of the
     ideal one (first in every ranking), so results are ordered by the score they show (a release
     note placed after a page shows at most that page's score). A document whose best cosine
     similarity is under ``RAG_MIN_SCORE`` is not used: lexical overlap alone is not relevance.
     """
     rows = _chunk_rows([chunk_id for chunk_id, _ in fused], scope)
+    share = settings.RAG_DOCUMENT_FUSION
+    per_document = document_fusion({i: row.document_id for i, row in rows.items()}) if document_fusion and share else {}
     grouped: dict[int, list[_ChunkRow]] = {}
     best_score: dict[int, float] = {}
     for chunk_id, score in fused:
@@ -665,7 +681,8 @@ def _group_by_document(
         if row is not None:
             grouped.setdefault(row.document_id, []).append(row)
             if row.document_id not in best_score:
-                best_score[row.document_id] = score + centroid_votes(row.document_id)
+                spread = max(per_document.get(row.document_id, score) - score, 0.0)
+                best_score[row.document_id] = score + share * spread + centroid_votes(row.document_id)
     last = (
         {d for d, (head, *_) in grouped.items() if is_release_notes(head.title, head.source, head.category)}
         if release_notes_last

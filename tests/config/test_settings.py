@@ -60,6 +60,12 @@ def test_a_negative_document_weight_is_refused_at_startup():
     assert "RAG_DOCUMENT_WEIGHT must not be negative" in result.stderr
 
 
+def test_a_document_fusion_share_outside_zero_to_one_is_refused_at_startup():
+    result = run_manage("check", env=PRODUCTION_ENV | {"RAG_DOCUMENT_FUSION": "1.5"})
+    assert result.returncode != 0
+    assert "RAG_DOCUMENT_FUSION must be between 0 and 1" in result.stderr
+
+
 def test_an_unknown_fusion_method_is_refused_at_startup():
     result = run_manage("check", env=PRODUCTION_ENV | {"RAG_FUSION_METHOD": "borda"})
     assert result.returncode != 0

@@ -153,6 +153,15 @@ def test_score_fusion_weights_ties_and_degenerate_rankings():
     assert score_fusion([]) == [] and score_fusion([[]]) == []
 
 
+def test_score_fusion_by_group_counts_each_groups_best_item_once_per_ranking():
+    dense, bm25 = [(1, 0.9), (3, 0.72), (4, 0.5)], [(2, 10.0), (3, 7.0), (4, 4.0)]
+    document_of = {1: 10, 2: 10, 3: 30, 4: 10}  # 1, 2 and 4 are chunks of one document
+    assert [item for item, _ in score_fusion([dense, bm25])][:3] == [3, 1, 2]
+    grouped = dict(score_fusion([dense, bm25], group=document_of))
+    assert grouped == pytest.approx({10: 2.0, 30: 0.55 + 0.5})  # 4 is not counted again for 10
+    assert dict(score_fusion([dense, bm25], group={3: 30})) == pytest.approx({30: 1.05})  # ungrouped: left out
+
+
 def test_bm25s_logs_at_the_configured_level_after_its_import(monkeypatch):
     import logging
     import sys

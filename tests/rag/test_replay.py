@@ -63,8 +63,8 @@ def test_variants_parse_from_their_names():
     assert Variant.parse("default") == Variant()
     assert Variant.parse("second=0.1,lexical=1.5") == Variant(second=0.1, lexical=1.5)
     assert Variant.parse("separation") == Variant(separation=10)
-    assert Variant.parse("separation=5,document,zscore,floor=0") == Variant(
-        separation=5, document=True, zscore=True, floor=0.0
+    assert Variant.parse("separation=5,document=0.5,zscore,floor=0") == Variant(
+        separation=5, document=0.5, zscore=True, floor=0.0
     )
     with pytest.raises(ValueError, match="unknown variant"):
         Variant.parse("boost=2")

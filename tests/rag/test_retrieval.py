@@ -225,9 +225,10 @@ def test_follow_up_weights_for_a_leaning_a_long_and_a_new_topic_question(export_
     seen: list[list[float]] = []
     fuse = retrieval.score_fusion
 
-    def spy(lists, weights):
-        seen.append(list(weights))
-        return fuse(lists, weights=weights)
+    def spy(lists, weights, group=None):
+        if group is None:  # the chunks' fusion, not the documents' (RAG_DOCUMENT_FUSION)
+            seen.append(list(weights))
+        return fuse(lists, weights=weights, group=group)
 
     monkeypatch.setattr(retrieval, "score_fusion", spy)
     history = [Turn(role="user", content="How do I export a conversation?")]
@@ -360,6 +361,44 @@ def test_the_page_about_a_topic_outranks_a_changelog_that_mentions_it_in_passing
     settings.RAG_DOCUMENT_WEIGHT = 1.0
     assert sources(retrieve(query=question))[:2] == ["guide.md", "changes.md"]
     assert sources(retrieve(query=question, fusion="dense"))[:2] == ["changes.md", "guide.md"]  # chunks alone
+
+
+def test_a_page_whose_chunks_lead_different_rankings_passes_a_chunk_second_in_both(knowledge_base, settings):
+    """Per chunk, the page's best chunk (first by meaning) and the other page's chunk (second in both
+    rankings) are close; counting the page's other chunk, first by its words, settles it."""
+    from rag.services.ingestion import DocumentInput, document_ingest
+    from rag.services.retrieval import _group_by_document, _Rankings
+
+    words = " ".join(f"word{i}" for i in range(180))
+    page = document_ingest(
+        item=DocumentInput(title="Page", source="page.md", content=f"# Page\n\n## One\n\n{words}\n\n## Two\n\n{words}")
+    ).document
+    first, second = Chunk.objects.filter(document=page).order_by("index").values_list("id", flat=True)[:2]
+    other, filler, more = Chunk.objects.exclude(document=page).values_list("id", flat=True)[:3]
+    rankings = _Rankings()
+    rankings.lists = [[(first, 0.9), (other, 0.72), (filler, 0.5)], [(second, 10.0), (other, 7.0), (more, 4.0)]]
+    rankings.weights = [1.0, 1.0]
+
+    def ranked() -> list[int]:
+        found = _group_by_document(
+            rankings.fuse(),
+            dict.fromkeys([first, second, other, filler, more], 0.9),
+            3,
+            rankings.ideal(),
+            lambda document_id: 0.0,
+            rankings.document_fusion,
+            check_similarity=True,
+            scope=rankings.scope,
+        )
+        return [document.document_id for document in found]
+
+    other_page = Chunk.objects.get(id=other).document_id
+    settings.RAG_DOCUMENT_FUSION = 0.0  # the other page's chunk: 0.55 + 0.5 against 1 + 0
+    assert ranked()[:2] == [other_page, page.id]
+    settings.RAG_DOCUMENT_FUSION = 0.25  # the page: 1 + 0.25 x (2 - 1)
+    assert ranked()[:2] == [page.id, other_page]
+    settings.RAG_FUSION_METHOD = "rrf"  # RRF ranks documents by their best chunk alone
+    assert rankings.document_fusion({first: page.id}) == {}
 
 
 RELEASE = """# 2.1.1

@@ -24,7 +24,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--variant",
             action="append",
-            help="'default' (as recorded) or comma-separated name[=value]: second=X, separation[=N], document, "
+            help="'default' (as recorded) or comma-separated name[=value]: second=X, separation[=N], document=X, "
             "lexical=X, centroid=X, floor=X, zscore (rag/eval/replay.py). Repeatable; the first is the baseline "
             "(default: 'default').",
         )
