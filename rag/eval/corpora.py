@@ -588,6 +588,19 @@ CORPORA: tuple[Corpus, ...] = (
         exclude=("api/*", "api.rst", "api-hidden.rst", "gallery.rst", "gallery/*", "README.rst", "whats-new.rst"),
         history=("whats-new.rst",),
     ),
+    Corpus(
+        name="gunicorn",
+        package="gunicorn",
+        version="27.0.1",
+        sha256="b1514965361c8b7e8107a80aa2a92636878df1ccfac6dd204a676426e04d9e3e",
+        docs_dir="docs/content",
+        # The WSGI server: a MkDocs site in Markdown (running, configuring, deploying behind a
+        # proxy, the settings reference, signals, ASGI and HTTP/2, Docker, the design, a FAQ).
+        # Left out: the 404 page and the release notes (``news.md`` and one page a year, kept with
+        # ``--with-history``).
+        exclude=("404.md", "news.md", "*-news.md"),
+        history=("news.md", "*-news.md"),
+    ),
 )
 
 
