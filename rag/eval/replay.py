@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -284,16 +284,23 @@ def _normalised(ranking: Ranking, variant: Variant) -> dict[int, float]:
     return scores
 
 
-def _fused(corpus: Corpus, row: Recorded, variant: Variant, weights: list[float]) -> list[tuple[int, float]]:
+def _fused(
+    corpus: Corpus, row: Recorded, variant: Variant, weights: list[float], group: Mapping[int, int] | None = None
+) -> list[tuple[int, float]]:
+    """The chunks (or with ``group``, their groups, as ``score_fusion`` fuses them) by fused score."""
     if corpus.method == "rrf":
         ids = [[chunk_id for chunk_id, _ in ranking] for ranking in row.lists]
         return reciprocal_rank_fusion(ids, k=corpus.rrf_k, weights=weights)
     if not (variant.zscore or variant.floor is not None):
-        return score_fusion(row.lists, weights=weights)
+        return score_fusion(row.lists, weights=weights, group=group)
     scores: dict[int, float] = {}
     for ranking, weight in zip(row.lists, weights, strict=True):
+        seen: set[int] = set()
         for item, value in _normalised(ranking, variant).items():
-            scores[item] = scores.get(item, 0.0) + weight * value
+            key = item if group is None else group.get(item)
+            if key is not None and key not in seen:
+                seen.add(key)
+                scores[key] = scores.get(key, 0.0) + weight * value
     return sorted(scores.items(), key=lambda pair: -pair[1])
 
 
@@ -315,16 +322,8 @@ def replay(corpus: Corpus, row: Recorded, variant: Variant = Variant()) -> list[
     fusion_share = 0.0 if corpus.method == "rrf" else corpus.document_fusion
     if variant.document is not None:
         fusion_share = variant.document
-    per_document: dict[int, float] = {}
+    per_document = dict(_fused(corpus, row, variant, weights, group=corpus.chunk_documents)) if fusion_share else {}
     similarity: dict[int, float] = {}
-    if fusion_share:
-        for ranking, weight in zip(row.lists, weights, strict=True):
-            seen: set[int] = set()
-            for chunk_id, value in _normalised(ranking, variant).items():
-                document_id = corpus.chunk_documents[chunk_id]
-                if document_id not in seen:
-                    seen.add(document_id)
-                    per_document[document_id] = per_document.get(document_id, 0.0) + weight * value
     best: dict[int, float] = {}
     chunks_seen: dict[int, int] = {}
     for chunk_id, score in _fused(corpus, row, variant, weights):
