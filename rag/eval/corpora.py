@@ -601,6 +601,19 @@ CORPORA: tuple[Corpus, ...] = (
         exclude=("404.md", "news.md", "*-news.md"),
         history=("news.md", "*-news.md"),
     ),
+    Corpus(
+        name="djangocms",
+        package="django_cms",
+        version="5.1.3",
+        sha256="80c50fc44cffa2cae28f4b8d841b7f48bd5ded9c88e493096b6e2235ba94d3ca",
+        # A content management system built on Django, its docs in the Diataxis layout (tutorials,
+        # how-to guides, explanation, reference: settings, template tags, the CLI) with Django's
+        # own vocabulary throughout. Left out: the pip requirements of the docs build and the
+        # release notes (``upgrade/``, 90 pages titled "X.Y.Z release notes", kept with
+        # ``--with-history``).
+        exclude=("requirements.txt", "upgrade/*"),
+        history=("upgrade/*",),
+    ),
 )
 
 
