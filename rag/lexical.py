@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -273,18 +273,30 @@ def score_fusion(
     With ``group`` (id: group, such as a chunk's document) the groups are fused instead: each
     counts once per ranking, at its best id's normalised score (an id without a group is left out).
     """
+    normalised = (
+        [(item, min_max(score, ranking[0][1], ranking[-1][1])) for item, score in ranking] for ranking in rankings
+    )
+    return sum_normalised(normalised, _weights(len(rankings), weights), group=group)
+
+
+def sum_normalised(
+    rankings: Iterable[Iterable[tuple[int, float]]],
+    weights: Sequence[float],
+    *,
+    group: Mapping[int, int] | None = None,
+) -> list[tuple[int, float]]:
+    """The weighted sum of each id's (or with ``group``, each group's) normalised scores over
+    ``rankings`` (id, normalised score; best first), best first: ``score_fusion``'s sum, shared with
+    the replay's other normalisations (``rag/eval/replay.py``)."""
     scores: dict[int, float] = {}
-    for ranking, weight in zip(rankings, _weights(len(rankings), weights), strict=True):
-        if not ranking:
-            continue
-        best, last = ranking[0][1], ranking[-1][1]
+    for ranking, weight in zip(rankings, weights, strict=True):
         seen: set[int] = set()
         # A repeated id (or group) counts once, at its first (best) place.
-        for item, score in ranking:
+        for item, value in ranking:
             key = item if group is None else group.get(item)
             if key is not None and key not in seen:
                 seen.add(key)
-                scores[key] = scores.get(key, 0.0) + weight * min_max(score, best, last)
+                scores[key] = scores.get(key, 0.0) + weight * value
     return _best_first(scores)
 
 

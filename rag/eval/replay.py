@@ -36,7 +36,7 @@ from typing import Any
 from django.conf import settings
 
 from rag.evaluation import Question, hit_at, reciprocal_rank_at
-from rag.lexical import min_max, reciprocal_rank_fusion, score_fusion
+from rag.lexical import min_max, reciprocal_rank_fusion, score_fusion, sum_normalised
 from rag.types import Turn
 
 Ranking = list[tuple[int, float]]
@@ -293,15 +293,7 @@ def _fused(
         return reciprocal_rank_fusion(ids, k=corpus.rrf_k, weights=weights)
     if not (variant.zscore or variant.floor is not None):
         return score_fusion(row.lists, weights=weights, group=group)
-    scores: dict[int, float] = {}
-    for ranking, weight in zip(row.lists, weights, strict=True):
-        seen: set[int] = set()
-        for item, value in _normalised(ranking, variant).items():
-            key = item if group is None else group.get(item)
-            if key is not None and key not in seen:
-                seen.add(key)
-                scores[key] = scores.get(key, 0.0) + weight * value
-    return sorted(scores.items(), key=lambda pair: -pair[1])
+    return sum_normalised((_normalised(ranking, variant).items() for ranking in row.lists), weights, group=group)
 
 
 def replay(corpus: Corpus, row: Recorded, variant: Variant = Variant()) -> list[str]:
